@@ -1,0 +1,80 @@
+"""Quantised in-gamut a*b* bins, soft-encoding, class rebalancing and the annealed mean.
+
+As in Zhang, Isola and Efros, "Colorful Image Colorization" (ECCV 2016): the ab plane is cut into
+a grid of 10 units; a bin is kept when some lightness puts its centre inside the sRGB gamut.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vidcolor.color import lab_to_linear_rgb
+
+GRID = 10.0  # bin size in a*b* units
+AB_RANGE = 110.0  # bin centres lie in [-AB_RANGE, AB_RANGE]
+
+
+@lru_cache(maxsize=4)
+def in_gamut_bins(grid: float = GRID) -> np.ndarray:
+    """Centres (Q, 2) float32 of the bins that hold at least one sRGB colour at some lightness.
+
+    A bin counts as in gamut when, for some L in 1..99, some point of its square maps to linear
+    RGB inside [0, 1].
+    """
+    n = int(round(AB_RANGE / grid))
+    centres = np.arange(-n, n + 1, dtype=np.float32) * grid
+    a, b = np.meshgrid(centres, centres, indexing="ij")
+    ab = np.stack([a.ravel(), b.ravel()], axis=-1)
+    keep = np.zeros(len(ab), dtype=bool)
+    # Points spread over each bin, so a bin is kept when any part of it is in gamut.
+    offsets = np.stack(np.meshgrid(*[np.linspace(-0.5, 0.5, 5)] * 2), -1).reshape(-1, 2) * grid
+    for L in np.linspace(1.0, 99.0, 99, dtype=np.float32):
+        for off in offsets:
+            lab = np.concatenate([np.full((len(ab), 1), L, np.float32), ab + off], axis=1)
+            rgb = lab_to_linear_rgb(lab)
+            keep |= np.all((rgb >= 0.0) & (rgb <= 1.0), axis=1)
+    return ab[keep].astype(np.float32)
+
+
+def nearest_bin(ab: Tensor, centres: Tensor) -> Tensor:
+    """ab (B,2,H,W) -> index (B,H,W) int64 of the nearest bin centre (centres (Q,2))."""
+    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    idx = torch.cdist(flat, centres).argmin(dim=1)
+    return idx.view(ab.shape[0], ab.shape[2], ab.shape[3])
+
+
+def soft_encode(ab: Tensor, centres: Tensor, k: int = 5, sigma: float = 5.0) -> Tensor:
+    """ab (B,2,H,W) -> target distribution (B,Q,H,W): Gaussian weights on the k nearest bins."""
+    B, _, H, W = ab.shape
+    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    d = torch.cdist(flat, centres)  # (BHW, Q)
+    dk, ik = d.topk(k, dim=1, largest=False)
+    wk = torch.exp(-(dk**2) / (2 * sigma**2))
+    wk = wk / wk.sum(dim=1, keepdim=True)
+    out = torch.zeros_like(d).scatter_(1, ik, wk)
+    return out.view(B, H, W, -1).permute(0, 3, 1, 2)
+
+
+def rebalance_weights(prior: np.ndarray, centres: np.ndarray, lam: float = 0.5, sigma: float = 5.0) -> np.ndarray:
+    """Class-rebalancing weights (Q,) from the empirical bin prior (Q,), as in Zhang et al.
+
+    The prior is smoothed with a Gaussian of ``sigma`` ab units over the bin centres, mixed with
+    the uniform distribution by ``lam``, inverted and normalised so that E_prior[w] = 1.
+    """
+    d2 = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    kernel = np.exp(-d2 / (2 * sigma**2))
+    smooth = kernel @ prior
+    smooth = smooth / smooth.sum()
+    w = 1.0 / ((1.0 - lam) * smooth + lam / len(prior))
+    w = w / (smooth * w).sum()
+    return w.astype(np.float32)
+
+
+def annealed_mean(logits: Tensor, centres: Tensor, temperature: float) -> Tensor:
+    """logits (B,Q,H,W) -> ab (B,2,H,W): the mean of softmax(logits / T) over the bin centres."""
+    p = torch.softmax(logits.float() / temperature, dim=1)
+    return torch.einsum("bqhw,qc->bchw", p, centres.to(p.dtype))

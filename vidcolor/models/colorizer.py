@@ -1,0 +1,150 @@
+"""The shipped colorizer: frozen EfficientNet-Lite0 encoder, global fusion, U-Net decoder, two heads.
+
+Shapes for an input of (B, 1, h, w), h and w multiples of 32:
+
+    L (B,1,h,w) in [0,100] -> x = (L/100 - mean)/std, repeated to 3 channels
+    encoder: s2 (B,16,h/2,w/2)  s4 (B,24,h/4)  s8 (B,40,h/8)  s16 (B,112,h/16)  s32 (B,320,h/32)
+             head (B,1280) global average of the 1x1 head conv
+    fusion:  global (B,256) replicated over s32's grid, concatenated, mixed by a 1x1 conv -> 256
+    decoder: up x2 + skip at s16 -> 128, s8 -> 96, s4 -> 64, s2 -> 32
+    heads:   class logits (B,Q,h/4,w/4) from the s4 features (Q in-gamut ab bins)
+             regression ab (B,2,h/2,w/2) from the s2 features
+    output:  ab (B,2,h,w), bilinear from the chosen head ("class": annealed mean at temperature T,
+             "regression", or "blend": a convex mix of both)
+
+Optional hints (B,3,h,w) = [a, b, mask] (raw ab where mask is 1, zero elsewhere) enter the decoder
+at every scale from s8 down, so sparse user colours steer the result; zeros mean "no hints".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidcolor.models.ab_bins import annealed_mean, in_gamut_bins
+from vidcolor.models.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite0
+from vidcolor.models.info import ModelInfo
+
+Head = Literal["class", "regression", "blend"]
+AB_SCALE = 110.0  # regression head and hints work in ab / AB_SCALE
+
+
+@dataclass(frozen=True)
+class ColorizerConfig:
+    """Everything needed to rebuild the network; stored in every checkpoint."""
+
+    arch: str = "vidcolor-lite"
+    global_dim: int = 256
+    widths: tuple[int, int, int, int, int] = (256, 128, 96, 64, 32)  # fusion, s16, s8, s4, s2
+    head: Head = "blend"  # which head produces the output ab
+    temperature: float = 0.38  # annealed-mean temperature of the class head
+    blend: float = 0.5  # weight of the class head in "blend"
+    saturation: float = 1.0  # final chroma gain (calibrated after training)
+    render_size: int = 224
+    hints: bool = True
+
+
+def _conv_bn(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+def _sep_block(cin: int, cout: int) -> nn.Sequential:
+    """1x1 -> depthwise 3x3 -> 1x1: cheap enough for the high-resolution stages."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Colorizer(nn.Module):
+    """The model contract of DESIGN.md: raw L (B,1,h,w) in, raw ab (B,2,h,w) out."""
+
+    stride = 32
+
+    def __init__(self, config: ColorizerConfig | None = None, info: ModelInfo | None = None) -> None:
+        super().__init__()
+        self.config = config or ColorizerConfig()
+        c = self.config
+        self.info = info or ModelInfo(c.arch, "Apache-2.0", None, c.render_size, self.stride)
+        self.encoder = EfficientNetLite0()
+        centres = torch.from_numpy(in_gamut_bins())
+        self.register_buffer("centres", centres, persistent=False)
+        q = centres.shape[0]
+        hc = 3 if c.hints else 0
+        f, w16, w8, w4, w2 = c.widths
+        self.global_proj = nn.Sequential(nn.Linear(1280, c.global_dim), nn.ReLU(inplace=True))
+        self.fuse = _conv_bn(320 + c.global_dim, f, 1)
+        self.dec16 = nn.Sequential(_conv_bn(f + 112, w16), _conv_bn(w16, w16))
+        self.dec8 = nn.Sequential(_conv_bn(w16 + 40 + hc, w8), _conv_bn(w8, w8))
+        self.dec4 = nn.Sequential(_conv_bn(w8 + 24 + hc, w4), _conv_bn(w4, w4))
+        self.dec2 = _sep_block(w4 + 16 + hc, w2)
+        self.class_head = nn.Conv2d(w4, q, 1)
+        self.reg_head = nn.Conv2d(w2, 2, 3, padding=1)
+
+    # -- parts, so training can run the frozen encoder under no_grad --------------------------
+
+    def encode(self, L: Tensor) -> dict[int | str, Tensor]:
+        x = (L / 100.0 - INPUT_MEAN) / INPUT_STD
+        return self.encoder(x.expand(-1, 3, -1, -1))
+
+    def decode(self, feats: dict[int | str, Tensor], hints: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Encoder features -> (class logits (B,Q,h/4,w/4), regression ab/AB_SCALE (B,2,h/2,w/2))."""
+        s32 = feats[32]
+        g = self.global_proj(feats["head"])[:, :, None, None].expand(-1, -1, *s32.shape[2:])
+        h = self.fuse(torch.cat([s32, g], dim=1))
+        h = self.dec16(torch.cat([_up(h, feats[16]), feats[16]], dim=1))
+        h = self.dec8(torch.cat([_up(h, feats[8]), feats[8], *self._hints_at(hints, feats[8])], dim=1))
+        h4 = self.dec4(torch.cat([_up(h, feats[4]), feats[4], *self._hints_at(hints, feats[4])], dim=1))
+        h2 = self.dec2(torch.cat([_up(h4, feats[2]), feats[2], *self._hints_at(hints, feats[2])], dim=1))
+        return self.class_head(h4), torch.tanh(self.reg_head(h2))
+
+    def _hints_at(self, hints: Tensor | None, like: Tensor) -> list[Tensor]:
+        if not self.config.hints:
+            return []
+        size = like.shape[2:]
+        if hints is None:
+            return [like.new_zeros(like.shape[0], 3, *size)]
+        ab, mask = hints[:, :2] / AB_SCALE, hints[:, 2:3]
+        # Average of the hinted ab over each cell, and how much of the cell is hinted.
+        m = F.adaptive_avg_pool2d(mask, size)
+        abm = F.adaptive_avg_pool2d(ab * mask, size) / m.clamp(min=1e-6)
+        return [(abm * (m > 0)).to(like.dtype), m.to(like.dtype)]
+
+    def ab_from_heads(self, logits: Tensor, reg: Tensor, size: tuple[int, int]) -> Tensor:
+        """Read the output ab (B,2,*size) in raw units from the two heads, per ``config.head``."""
+        c = self.config
+        parts: list[Tensor] = []
+        if c.head in ("class", "blend"):
+            ab_c = annealed_mean(logits, self.centres, c.temperature)
+            parts.append(F.interpolate(ab_c, size=size, mode="bilinear", align_corners=False))
+        if c.head in ("regression", "blend"):
+            parts.append(F.interpolate(reg.float() * AB_SCALE, size=size, mode="bilinear", align_corners=False))
+        ab = parts[0] if len(parts) == 1 else c.blend * parts[0] + (1.0 - c.blend) * parts[1]
+        return ab * c.saturation
+
+    def forward(self, L: Tensor, hints: Tensor | None = None) -> Tensor:
+        """L: (B,1,h,w) float32, CIE L in [0,100]. Returns ab: (B,2,h,w) float32, raw a*b*."""
+        logits, reg = self.decode(self.encode(L), hints)
+        return self.ab_from_heads(logits, reg, (L.shape[2], L.shape[3])).float()
+
+    def config_dict(self) -> dict[str, object]:
+        d = asdict(self.config)
+        d["widths"] = list(self.config.widths)
+        return d
+
+
+def _up(x: Tensor, like: Tensor) -> Tensor:
+    return F.interpolate(x, size=like.shape[2:], mode="bilinear", align_corners=False)
