@@ -1,0 +1,161 @@
+"""The vidcolor command line: colorize, models, train, eval.
+
+Errors a user can fix are printed on one line with a non-zero exit and no traceback (``--debug``
+shows one). Ctrl-C and SIGTERM stop cleanly: the temporary output is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from vidcolor import __version__
+from vidcolor.errors import UsageError, VidcolorError
+from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+STILL_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def parse_time(value: str | None) -> float | None:
+    """'90', '90.5', '1:30' or '0:01:30.5' -> seconds."""
+    if value is None:
+        return None
+    try:
+        parts = [float(p) for p in value.split(":")]
+    except ValueError:
+        raise UsageError("a time in seconds or [HH:]MM:SS", repr(value), "write e.g. 90 or 1:30") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise UsageError("a time in seconds or [HH:]MM:SS", repr(value), "write e.g. 90 or 1:30")
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
+def _sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_command(fn: Callable[[], int | None], debug: bool) -> None:
+    """Run a command body with the CLI's error policy."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        code = fn() or 0
+    except VidcolorError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"vidcolor: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("vidcolor: interrupted; no output was written", err=True)
+        sys.exit(130)
+    sys.exit(code)
+
+
+def model_options(f: F) -> F:
+    f = click.option("--model", default=DEFAULT_MODEL, show_default=True,
+                     help="Registry name (see 'vidcolor models') or a checkpoint file.")(f)
+    f = click.option("--weights", type=click.Path(dir_okay=False), default=None,
+                     help="Weights file for the chosen architecture (e.g. upstream eccv16 weights).")(f)
+    f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
+    f = click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per model call.")(f)
+    f = click.option("--render-size", type=int, default=None,
+                     help="Short side, in pixels, the model sees (default: the model's own).")(f)
+    f = click.option("--threads", type=int, default=0, help="CPU threads for the model (0: all cores).")(f)
+    return f
+
+
+def colour_options(f: F) -> F:
+    f = click.option("--smoothing", type=float, default=DEFAULT_SMOOTHING, show_default=True,
+                     help="Temporal smoothing strength 0..1 (reset at scene cuts).")(f)
+    f = click.option("--no-smoothing", is_flag=True, help="Turn temporal smoothing off (same as --smoothing 0).")(f)
+    f = click.option("--codec", default=DEFAULT_CODEC, show_default=True,
+                     help="libx264, libx265, ffv1, prores, lossless, h264_nvenc, hevc_nvenc.")(f)
+    f = click.option("--crf", type=float, default=None, help="Quality for x264/x265 (lower is better).")(f)
+    f = click.option("--lossless", is_flag=True, help="Lossless video (ffv1 in mkv, else x264 qp 0).")(f)
+    f = click.option("--ten-bit/--eight-bit", "ten_bit", default=None,
+                     help="Output bit depth (default: the source's, where the codec allows).")(f)
+    f = click.option("--skip-corrupt", is_flag=True,
+                     help="Carry on past undecodable frames and count them, instead of stopping.")(f)
+    f = click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (bwdif).")(f)
+    f = click.option("--no-verify", is_flag=True, help="Skip the final check of frames, pts and luma.")(f)
+    f = click.option("--no-guide", is_flag=True, help="Plain bilinear colour upsampling (no luma guide).")(f)
+    return f
+
+
+def build_options(kw: dict[str, Any], **extra: Any) -> ColorizeOptions:
+    smoothing = 0.0 if kw.pop("no_smoothing", False) else kw.pop("smoothing", DEFAULT_SMOOTHING)
+    kw.pop("smoothing", None)
+    verify = not kw.pop("no_verify", False)
+    guide = not kw.pop("no_guide", False)
+    return ColorizeOptions(smoothing=smoothing, verify=verify, guide=guide, **kw, **extra)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidcolor")
+def main() -> None:
+    """Remaster black-and-white film into colour, keeping every frame, timestamp, sound and subtitle."""
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file (default: INPUT_colour with the same extension).")
+@model_options
+@colour_options
+@click.option("--start", default=None, help="Start of the section to colorize (seconds or [HH:]MM:SS).")
+@click.option("--duration", default=None, help="Length of the section (seconds or [HH:]MM:SS).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def colorize(input: Path, output: Path | None, quiet: bool, debug: bool, start: str | None,
+             duration: str | None, **kw: Any) -> None:
+    """Colorize a black-and-white film or still INPUT."""
+
+    def body() -> None:
+        from vidcolor.pipeline.image import colorize_image
+        from vidcolor.pipeline.run import colorize_video
+
+        dst = output or input.with_name(f"{input.stem}_colour{input.suffix}")
+        opts = build_options(kw, start=parse_time(start), duration=parse_time(duration))
+        if input.suffix.lower() in STILL_EXTS and input.is_file():
+            colorize_image(input, dst, opts)
+            if not quiet:
+                click.echo(f"{dst}: still colorized")
+            return
+        summary = colorize_video(input, dst, opts, progress=not quiet)
+        if not quiet:
+            for w in summary.warnings:
+                click.echo(f"vidcolor: warning: {w}", err=True)
+            for n in summary.notes:
+                click.echo(f"vidcolor: note: {n}", err=True)
+            click.echo(summary.line())
+
+    run_command(body, debug)
+
+
+@main.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models_cmd(as_json: bool) -> None:
+    """List the colorization models, their licences and whether their weights are here."""
+
+    def body() -> None:
+        from dataclasses import asdict
+
+        from vidcolor import models
+
+        infos = models.available()
+        if as_json:
+            click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        else:
+            click.echo(models.format_models_table(infos))
+
+    run_command(body, False)

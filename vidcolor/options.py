@@ -1,0 +1,48 @@
+"""Options of a colorization run, as one frozen value (the CLI, the API and batch mode share it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MODEL = "vidcolor-lite"
+DEFAULT_CODEC = "libx264"
+DEFAULT_SMOOTHING = 0.5
+
+
+@dataclass(frozen=True)
+class ColorizeOptions:
+    model: str = DEFAULT_MODEL  # registry name or checkpoint path
+    weights: str | None = None  # weights file for a registry architecture (upstream models)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    half: bool | None = None  # None: fp16 on CUDA, fp32 on CPU
+    batch_size: int = 8  # frames per model call
+    render_size: int | None = None  # short side seen by the model; None: the model's default
+    smoothing: float = DEFAULT_SMOOTHING  # temporal smoothing strength, 0 = off
+    codec: str = DEFAULT_CODEC
+    crf: float | None = None  # None: the codec's default quality
+    lossless: bool = False
+    ten_bit: bool | None = None  # None: keep the source's bit depth where the codec can
+    start: float | None = None  # seconds from the start of the film
+    duration: float | None = None  # seconds
+    overwrite: bool = False
+    skip_corrupt: bool = False
+    deinterlace: bool = False
+    verify: bool = True  # decode the result once more: frame count, pts, Y PSNR
+    guide: bool = True  # edge-aware upsampling of colour with the full-resolution luma
+    threads: int = 0  # torch CPU threads; 0: torch's default
+
+    def __post_init__(self) -> None:
+        from vidcolor.errors import UsageError
+
+        if self.batch_size < 1:
+            raise UsageError("--batch-size of 1 or more", str(self.batch_size), "pass a positive number")
+        if self.render_size is not None and self.render_size < 16:
+            raise UsageError("--render-size of 16 pixels or more", str(self.render_size), "pass e.g. 224")
+        if not 0.0 <= self.smoothing <= 1.0:
+            raise UsageError("a smoothing strength in 0..1", str(self.smoothing), "pass e.g. 0.5, or 0 for off")
+        if self.start is not None and self.start < 0:
+            raise UsageError("--start of 0 seconds or more", str(self.start), "pass a time inside the film")
+        if self.duration is not None and self.duration <= 0:
+            raise UsageError("a positive --duration", str(self.duration), "pass a length in seconds")
+        if self.crf is not None and self.lossless:
+            raise UsageError("either --crf or --lossless", "both", "drop one of them")

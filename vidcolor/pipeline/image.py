@@ -1,0 +1,71 @@
+"""Still images: the same stages as a film, for one frame and without threads."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidcolor.errors import InputError, UsageError
+from vidcolor.frames import Frame
+from vidcolor.media.atomic import atomic_output, same_file
+from vidcolor.media.image_io import read_image, write_image
+from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.batch_l import make_batch
+from vidcolor.pipeline.merge import merge_rgb
+from vidcolor.pipeline.model_step import ModelStep
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def _luma_of_array(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """(H,W) or (H,W,3) uint8/uint16 array -> (luma, bit depth). RGB becomes BT.601 luma."""
+    if image.dtype not in (np.uint8, np.uint16):
+        raise InputError("a uint8 or uint16 image array", f"dtype {image.dtype}", "convert it first")
+    bits = 8 if image.dtype == np.uint8 else 16
+    if image.ndim == 2:
+        return image, bits
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        rgb = image[..., :3].astype(np.float32)
+        y = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.clip(np.rint(y), 0, (1 << bits) - 1).astype(image.dtype), bits
+    raise InputError("an image array of shape (H,W) or (H,W,3)", f"shape {image.shape}", "pass a grey or RGB image")
+
+
+def colorize_image(
+    src: str | Path | np.ndarray,
+    dst: str | Path | None = None,
+    options: ColorizeOptions | None = None,
+    *,
+    model: torch.nn.Module | None = None,
+    **kw: object,
+) -> np.ndarray:
+    """Colorize a still: a path (png, jpg, tiff, ...; 8 or 16 bit; grey or RGB) or an array.
+
+    Returns the colour image as RGB (H, W, 3), uint8, or uint16 for a 16-bit source. With ``dst``
+    the image is also written there (atomically; 16-bit PNG/TIFF for 16-bit sources).
+    """
+    opts = options or ColorizeOptions(**kw)  # type: ignore[arg-type]
+    if isinstance(src, np.ndarray):
+        y, bits = _luma_of_array(src)
+    else:
+        src = Path(src)
+        y, bits = read_image(src)
+        if dst is not None and Path(dst).exists() and same_file(src, Path(dst)):
+            raise UsageError("an output path different from the input", f"both are {src}",
+                             "choose another output name")
+    if dst is not None and Path(dst).suffix.lower() not in IMAGE_EXTS:
+        raise UsageError("an image file name for a still (" + ", ".join(sorted(IMAGE_EXTS)) + ")",
+                         str(dst), "name the output e.g. out.png")
+    step = ModelStep.create(opts, model)
+    # A uint16 plane from a 16-bit file holds the full 0..65535 range, so its depth is 16.
+    batch = make_batch([Frame(0, 0, Fraction(1), y)], bits, True, opts.render_size or step.render_size, step.stride)
+    ab = step(batch)[0]
+    rgb = merge_rgb(y, ab, batch.content, bits)
+    if dst is not None:
+        dst = Path(dst)
+        with atomic_output(dst, opts.overwrite) as tmp:
+            write_image(tmp, rgb, bits)
+    return rgb

@@ -1,0 +1,50 @@
+"""Stage [3]: an LBatch through the colorizer on the chosen device, ab back on the host.
+
+On CUDA the batch goes through pinned host memory with a non-blocking copy, the model runs in half
+precision and channels_last; on the CPU it runs in float32 with torch's thread pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vidcolor.frames import LBatch
+from vidcolor.options import ColorizeOptions
+
+
+@dataclass
+class ModelStep:
+    model: torch.nn.Module
+    device: torch.device
+    dtype: torch.dtype
+    name: str
+    render_size: int
+    stride: int
+
+    @classmethod
+    def create(cls, opts: ColorizeOptions, model: torch.nn.Module | None = None) -> ModelStep:
+        from vidcolor import models
+
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        if model is None:
+            model = models.load(opts.model, device=opts.device, half=opts.half, weights=opts.weights)
+        p = next(model.parameters())
+        info = model.info  # type: ignore[attr-defined]
+        return cls(model, p.device, p.dtype, info.name, info.render_size, info.stride)
+
+    @torch.inference_mode()
+    def __call__(self, batch: LBatch, hints: np.ndarray | None = None) -> np.ndarray:
+        """LBatch -> ab float32 (N, 2, h, w) in raw a*b* units, on the host."""
+        L = torch.from_numpy(batch.L)
+        if self.device.type == "cuda":
+            L = L.pin_memory().to(self.device, non_blocking=True).to(memory_format=torch.channels_last)
+        L = L.to(self.dtype)
+        if hints is None:
+            ab = self.model(L)
+        else:
+            ab = self.model(L, hints=torch.from_numpy(hints).to(self.device, self.dtype))
+        return ab.float().cpu().numpy()

@@ -1,0 +1,226 @@
+"""The runner: probe -> [1] decode -> [2] to L -> [3] model -> [4] smooth -> [5] merge -> [6] encode.
+
+Decode+batching, model+smoothing and merge run in their own threads; encoding runs on the calling
+thread. Queues are a few batches deep, so memory holds a bounded number of frames whatever the
+length of the film. The output is written under a temporary name, checked (frame count, pts, Y
+PSNR) and renamed only when everything went well.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vidcolor.errors import UsageError
+from vidcolor.frames import Frame, LBatch, SourceInfo
+from vidcolor.media.atomic import atomic_output, same_file
+from vidcolor.media.decode import DecodeStats, decode_frames
+from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
+from vidcolor.media.probe import probe
+from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.batch_l import make_batch
+from vidcolor.pipeline.merge import merge_frame
+from vidcolor.pipeline.model_step import ModelStep
+from vidcolor.pipeline.smooth import TemporalSmoother
+from vidcolor.pipeline.stages import END, StageGroup
+from vidcolor.pipeline.verify import VerifyResult, verify_output
+
+QUEUE_BATCHES = 3  # depth of each queue, in batches: enough to keep every stage busy
+
+
+@dataclass
+class Summary:
+    """What a run did, for the one-line summary, batch manifests and the API."""
+
+    source: str
+    output: str
+    frames: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    model: str = ""
+    rebuilt_pts: int = 0
+    corrupt_skipped: int = 0
+    verify: VerifyResult | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        parts = [f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s, "
+                 f"{self.device}, {self.model})"]
+        if self.verify is not None:
+            psnr = "lossless" if math.isinf(self.verify.y_psnr) else f"{self.verify.y_psnr:.2f} dB"
+            parts.append(f"Y PSNR {psnr}, pts identical")
+        if self.rebuilt_pts:
+            parts.append(f"{self.rebuilt_pts} pts rebuilt")
+        if self.corrupt_skipped:
+            parts.append(f"{self.corrupt_skipped} corrupt frames skipped")
+        return "; ".join(parts)
+
+
+def _matrix(info: SourceInfo) -> str:
+    space = (info.video.color_space or "").lower()
+    if "2020" in space:
+        return "bt2020"
+    if space in ("bt709",):
+        return "bt709"
+    if space in ("bt470bg", "smpte170m", "bt601", "fcc"):
+        return "bt601"
+    # Untagged: HD is conventionally BT.709, SD BT.601 (what players assume).
+    return "bt709" if info.video.height >= 720 else "bt601"
+
+
+def _expected_frames(info: SourceInfo, opts: ColorizeOptions) -> int | None:
+    v = info.video
+    rate = v.average_rate or v.guessed_rate
+    total = v.frames or (int(round(info.duration * float(rate))) if info.duration and rate else None)
+    if opts.duration is not None and rate:
+        sec = int(math.ceil(opts.duration * float(rate)))
+        return min(sec, total) if total else sec
+    if opts.start is not None and total and rate:
+        return max(0, total - int(opts.start * float(rate)))
+    return total
+
+
+def _rescale(y: np.ndarray, shift: int, out_bits: int) -> np.ndarray:
+    """Luma to another bit depth (shift = source bits - output bits), rounding to nearest."""
+    dtype = np.uint8 if out_bits <= 8 else np.uint16
+    if shift > 0:
+        out = (y.astype(np.uint32) + (1 << (shift - 1))) >> shift
+        return np.minimum(out, (1 << out_bits) - 1).astype(dtype)
+    return (y.astype(np.uint32) << -shift).astype(dtype)
+
+
+def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+    """Group frames into batches of one frame size (a size change starts a new batch)."""
+    batch: list[Frame] = []
+    for f in frames:
+        if batch and (len(batch) == size or f.y.shape != batch[0].y.shape):
+            yield batch
+            batch = []
+        batch.append(f)
+    if batch:
+        yield batch
+
+
+def colorize_video(
+    src: str | Path,
+    dst: str | Path,
+    options: ColorizeOptions | None = None,
+    *,
+    model: torch.nn.Module | None = None,
+    progress: bool = False,
+    on_frame: Callable[[int], None] | None = None,
+    **kw: object,
+) -> Summary:
+    """Colorize the film at ``src`` into ``dst``; everything but the colour is kept.
+
+    ``options`` (or keyword arguments of :class:`ColorizeOptions`) choose the model, device,
+    codec and so on; ``model`` passes an already loaded colorizer (batch mode loads it once).
+    Raises a :class:`~vidcolor.errors.VidcolorError` on bad input or output; nothing is left at
+    ``dst`` then.
+    """
+    opts = options or ColorizeOptions(**kw)  # type: ignore[arg-type]
+    src, dst = Path(src), Path(dst)
+    info = probe(src)
+    if dst.exists() and same_file(src, dst):
+        raise UsageError("an output path different from the input", f"both are {src}",
+                         "choose another output name")
+    if info.is_still:
+        raise UsageError("a film for colorize_video", f"a still image ({src})", "use colorize_image")
+    plan = plan_output(info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit)
+    step = ModelStep.create(opts, model)
+    summary = Summary(str(src), str(dst), device=str(step.device), model=step.name,
+                      warnings=list(plan.warnings), notes=list(plan.notes))
+    stats = DecodeStats()
+    t0 = time.perf_counter()
+    with atomic_output(dst, opts.overwrite) as tmp:
+        _run_stages(src, tmp, info, plan, opts, step, stats, summary, progress, on_frame)
+        if opts.verify:
+            summary.verify = verify_output(src, tmp, info, plan, start=opts.start, duration=opts.duration,
+                                           expected_frames=summary.frames)
+    summary.seconds = time.perf_counter() - t0
+    summary.rebuilt_pts = stats.rebuilt_pts
+    summary.corrupt_skipped = stats.corrupt_skipped
+    return summary
+
+
+def _run_stages(
+    src: Path, tmp: Path, info: SourceInfo, plan: OutputPlan, opts: ColorizeOptions, step: ModelStep,
+    stats: DecodeStats, summary: Summary, progress: bool, on_frame: Callable[[int], None] | None,
+) -> None:
+    v = info.video
+    full_range = v.color_range == "pc"
+    matrix = _matrix(info)
+    render = opts.render_size or step.render_size
+    group = StageGroup()
+    to_model = group.pipe(QUEUE_BATCHES)
+    to_merge = group.pipe(QUEUE_BATCHES * opts.batch_size)
+    to_encode = group.pipe(QUEUE_BATCHES * opts.batch_size)
+
+    def read() -> None:
+        frames = decode_frames(src, info, start=opts.start, duration=opts.duration,
+                               skip_corrupt=opts.skip_corrupt, deinterlace=opts.deinterlace, stats=stats)
+        for batch in _batches(frames, opts.batch_size):
+            to_model.put((batch, make_batch(batch, v.bit_depth, full_range, render, step.stride)))
+        to_model.put(END)
+
+    def colour() -> None:
+        smoother = TemporalSmoother(opts.smoothing, field_aware=v.field_order not in ("progressive", "unknown")
+                                    and not opts.deinterlace)
+        pending: deque[tuple[Frame, tuple[int, int]]] = deque()
+
+        def send(ready: list[tuple[int, np.ndarray]]) -> None:
+            for index, ab in ready:
+                frame, content = pending.popleft()
+                assert frame.index == index, "smoother must keep frame order"
+                to_merge.put((frame, ab, content))
+
+        for batch, lb in to_model:
+            ab = step(lb)
+            for i, frame in enumerate(batch):
+                pending.append((frame, lb.content))
+                send(smoother.push(frame.index, ab[i], lb.L[i, 0]))
+        send(smoother.flush())
+        to_merge.put(END)
+
+    def merge() -> None:
+        shift = v.bit_depth - plan.bit_depth  # > 0 only where the plan states a downconversion
+        for frame, ab, content in to_merge:
+            y = frame.y if shift == 0 else _rescale(frame.y, shift, plan.bit_depth)
+            planes = merge_frame(y, ab, content, bit_depth=plan.bit_depth, full_range=full_range,
+                                 matrix=matrix, pix_fmt=plan.pix_fmt, guide=opts.guide)
+            to_encode.put((frame.index, frame.pts, planes))
+        to_encode.put(END)
+
+    group.start("decode", read)
+    group.start("model", colour)
+    group.start("merge", merge)
+    bar = tqdm(total=_expected_frames(info, opts), unit="frame", disable=not progress, desc=src.name,
+               dynamic_ncols=True, smoothing=0.1)
+    try:
+        with VideoWriter(tmp, info, plan) as writer:
+            for index, pts, planes in to_encode:
+                writer.write(index, pts, planes)
+                summary.frames += 1
+                bar.update(1)
+                if on_frame is not None:
+                    on_frame(summary.frames)
+            group.join()  # raise a stage's error before the writer is closed and flushed
+    except BaseException:
+        group.abort()
+        group.join()
+        raise
+    finally:
+        bar.close()
