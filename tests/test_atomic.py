@@ -1,0 +1,104 @@
+"""atomic_output(): the destination only ever holds a complete file."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from vidcolor.errors import EncodingError, UsageError
+from vidcolor.media.atomic import atomic_output, same_file
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_success_renames_onto_destination(tmp_path):
+    dst = tmp_path / "out.mp4"
+    with atomic_output(dst, overwrite=False) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".mp4" and tmp.name.startswith(".")
+        assert not dst.exists()
+        tmp.write_bytes(b"complete film")
+    assert dst.read_bytes() == b"complete film"
+    assert _leftovers(tmp_path) == ["out.mp4"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dst.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temporary file
+
+
+def test_temporary_names_are_unique(tmp_path):
+    dst = tmp_path / "out.mkv"
+    with atomic_output(dst, overwrite=False) as a, atomic_output(dst, overwrite=True) as b:
+        assert a != b
+        a.write_bytes(b"a")
+        b.write_bytes(b"b")
+    assert dst.read_bytes() == b"a"  # the outer block finished last
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("encoder died"), KeyboardInterrupt()])
+def test_exception_leaves_nothing(tmp_path, exc):
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(type(exc)):
+        with atomic_output(dst, overwrite=False) as tmp:
+            tmp.write_bytes(b"half a film")
+            raise exc
+    assert _leftovers(tmp_path) == []
+
+
+def test_failure_keeps_previous_destination(tmp_path):
+    dst = tmp_path / "out.mp4"
+    dst.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(dst, overwrite=True) as tmp:
+            tmp.write_bytes(b"new but broken")
+            raise RuntimeError("boom")
+    assert dst.read_bytes() == b"old" and _leftovers(tmp_path) == ["out.mp4"]
+
+
+def test_existing_destination_needs_overwrite(tmp_path):
+    dst = tmp_path / "out.mp4"
+    dst.write_bytes(b"old")
+    with pytest.raises(UsageError, match="--overwrite"):
+        with atomic_output(dst, overwrite=False):
+            pass
+    assert dst.read_bytes() == b"old" and _leftovers(tmp_path) == ["out.mp4"]
+    with atomic_output(dst, overwrite=True) as tmp:
+        tmp.write_bytes(b"new")
+    assert dst.read_bytes() == b"new"
+
+
+def test_missing_or_unwritable_folder(tmp_path):
+    with pytest.raises(EncodingError, match="folder"):
+        with atomic_output(tmp_path / "nope" / "out.mp4", overwrite=False):
+            pass
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # running as root: permissions are not enforced
+            pytest.skip("cannot make a read-only folder here")
+        with pytest.raises(EncodingError, match="writable"):
+            with atomic_output(ro / "out.mp4", overwrite=False):
+                pass
+    finally:
+        ro.chmod(0o700)
+
+
+def test_nothing_written_is_an_error(tmp_path):
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(EncodingError):
+        with atomic_output(dst, overwrite=False):
+            pass
+    assert _leftovers(tmp_path) == []
+
+
+def test_same_file(tmp_path):
+    a = tmp_path / "a.mp4"
+    a.write_bytes(b"x")
+    (tmp_path / "link.mp4").symlink_to(a)
+    os.link(a, tmp_path / "hard.mp4")
+    assert same_file(a, tmp_path / "link.mp4")
+    assert same_file(a, tmp_path / "hard.mp4")
+    assert same_file(a, tmp_path / "sub" / ".." / "a.mp4")
+    assert not same_file(a, tmp_path / "b.mp4")

@@ -1,0 +1,389 @@
+"""Stage [1], decode: the luma plane of every frame, in presentation order, with the source's pts.
+
+``decode_frames`` yields :class:`vidcolor.frames.Frame` objects: ``index`` dense from 0, ``pts``
+exactly the source stream's (in ``time_base`` units), ``y`` the luma plane as decoded at full
+resolution: uint8 (H, W) for 8-bit sources, uint16 (H, W) holding the native range for deeper
+ones (0..1023 for 10-bit, 0..65535 for 16-bit). For RGB sources (PNG, TIFF, ...) ``y`` is the
+full-range BT.601 luma of the RGB: round(0.299 R + 0.587 G + 0.114 B), same dtype rule.
+
+Damage is never passed over quietly. A frame is *damaged* when the decoder flags it
+(``frame.is_corrupt``: decode_error_flags or AV_FRAME_FLAG_CORRUPT; this is how the bit-flipped
+H.264 of the edge set shows up) and *missing* when its packet never becomes a picture and there
+is evidence of damage: the demuxer flagged the packet corrupt (a short read at a truncated end)
+or the decoder raised InvalidDataError (see ``_Damage`` for how errors are matched to pictures
+under frame threading, where they surface late). Without ``skip_corrupt`` the first damaged or
+missing frame raises CorruptInputError naming its index (the frames before it have been
+yielded). With it, damaged frames are kept with ``Frame.corrupt=True`` (the frame count holds)
+and missing ones are counted in DecodeStats.corrupt_skipped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from vidcolor.errors import CorruptInputError, InputError
+from vidcolor.frames import Frame, SourceInfo
+
+#: How far before ``start`` to seek (seconds), so that a demuxer that seeks by dts (MPEG-TS) still
+#: lands on a keyframe whose GOP holds the first wanted picture.
+_SEEK_MARGIN_S = 1.0
+#: Frame rate used to rebuild missing pts when the stream states none (frames/s).
+_FALLBACK_RATE = Fraction(25)
+#: BT.601 luma weights for RGB sources.
+_BT601 = (0.299, 0.587, 0.114)
+#: Packed formats whose luma sits in plane 0 with other components: (offset, step) in samples.
+_PACKED_LUMA: dict[str, tuple[int, int]] = {
+    "yuyv422": (0, 2),
+    "yvyu422": (0, 2),
+    "uyvy422": (1, 2),
+    "ya8": (0, 2),
+    "ya16le": (0, 2),
+    "ya16be": (0, 2),
+}
+#: Formats that keep their samples in the high bits of 16-bit words: right shift to native range.
+_MSB_ALIGNED: dict[str, int] = {"p010le": 6, "p010be": 6, "p012le": 4, "p012be": 4, "p210le": 6, "p410le": 6}
+
+
+@dataclass
+class DecodeStats:
+    """What decode_frames met on its way; filled in while it runs.
+
+    frames: frames yielded. rebuilt_pts: frames that had no pts and got one from the frame rate.
+    corrupt_skipped: frames lost to damage (a damaged packet that gave no picture), only counted
+    under skip_corrupt. corrupt_kept: frames decoded with errors and kept with Frame.corrupt=True.
+    first_corrupt_index: index of the first damaged or missing frame. truncated: the demuxer
+    failed before the end of the file (the rest of it is lost).
+    """
+
+    frames: int = 0
+    rebuilt_pts: int = 0
+    corrupt_skipped: int = 0
+    corrupt_kept: int = 0
+    first_corrupt_index: int | None = None
+    truncated: bool = False
+
+
+def luma_of(frame: av.VideoFrame) -> np.ndarray:
+    """The luma plane of ``frame`` as a compact numpy array (line padding stripped).
+
+    uint8 (H, W) for formats of 8 bits or fewer, native-endian uint16 (H, W) with the native
+    value range otherwise. RGB-like formats give BT.601 luma of their RGB (full range).
+    """
+    fmt = frame.format
+    name = fmt.name
+    h, w = frame.height, frame.width
+    if fmt.is_rgb or name in ("pal8", "bgr8", "rgb8", "bgr4_byte", "rgb4_byte", "monow", "monob"):
+        return _rgb_luma(frame)
+    comps0 = [c for c in fmt.components if c.plane == 0]
+    bits = fmt.components[0].bits
+    wide = bits > 8
+    dtype = np.dtype(">u2" if fmt.is_big_endian else "<u2") if wide else np.dtype(np.uint8)
+    plane = frame.planes[0]
+    if name in _PACKED_LUMA:
+        offset, step = _PACKED_LUMA[name]
+    elif len(comps0) == 1:
+        offset, step = 0, 1
+    else:  # an unusual packed layout: let swscale pull the luma out
+        return luma_of(frame.reformat(format="gray16le" if wide else "gray"))
+    rows = np.frombuffer(memoryview(plane), dtype=dtype).reshape(-1, plane.line_size // dtype.itemsize)[:h]
+    y = rows[:, offset : offset + w * step : step]
+    # Always a compact copy in native byte order: the frame's buffer goes back to the decoder's pool.
+    out: np.ndarray = np.array(y, dtype=np.uint16 if wide else np.uint8, order="C", copy=True)
+    shift = _MSB_ALIGNED.get(name)
+    if shift:
+        out = out >> shift
+    return out
+
+
+def _rgb_luma(frame: av.VideoFrame) -> np.ndarray:
+    deep = max(c.bits for c in frame.format.components) > 8
+    rgb = frame.to_ndarray(format="rgb48le" if deep else "rgb24").astype(np.float32)
+    y = _BT601[0] * rgb[..., 0] + _BT601[1] * rgb[..., 1] + _BT601[2] * rgb[..., 2]
+    top = 65535 if deep else 255
+    return np.clip(np.rint(y), 0, top).astype(np.uint16 if deep else np.uint8)
+
+
+def decode_frames(
+    path: str | os.PathLike[str],
+    info: SourceInfo,
+    *,
+    start: float | None = None,
+    duration: float | None = None,
+    skip_corrupt: bool = False,
+    deinterlace: bool = False,
+    threads: int = 0,
+    stats: DecodeStats | None = None,
+) -> Iterator[Frame]:
+    """Yield the frames of ``info.video`` (see the module docstring for the guarantees).
+
+    start, duration: seconds, relative to the video stream's start; the section is
+    [start, start + duration). threads: decoder threads, 0 = FFmpeg picks (one per core).
+    deinterlace: run bwdif (one frame out per frame in, so pts are kept).
+    Raises InputError if the file cannot be opened, CorruptInputError at the first damaged frame
+    unless ``skip_corrupt``.
+    """
+    stats = stats if stats is not None else DecodeStats()
+    p = Path(path)
+    try:
+        container = av.open(str(p), mode="r")
+    except (av.error.FFmpegError, OSError) as exc:
+        raise InputError(
+            "a readable media file", f"{p.name} cannot be opened ({exc})", "run probe on it"
+        ) from None
+    try:
+        yield from _decode(container, p, info, start, duration, skip_corrupt, deinterlace, threads, stats)
+    finally:
+        container.close()
+
+
+class _Damage:
+    """Which packets never became pictures, and whether that was damage.
+
+    Every packet sent with a pts is remembered until its picture comes out. Pictures leave the
+    decoder in presentation order, so once a picture with pts P is out, a packet with a smaller
+    pts that has not come out never will: it is missing. A missing picture counts as damage only
+    with evidence: its packet was flagged corrupt by the demuxer, or the decoder raised an error
+    not yet accounted for. (Under frame threading the error surfaces a packet or two after the
+    one that caused it, which is why errors are matched to missing pts, not to the packet that
+    was being sent.) Without evidence a missing picture is a decoder's by-design drop, such as the
+    leading pictures of an open GOP after a seek, and is left alone.
+    """
+
+    #: Stop tracking when this many pts are pending and no picture brings a pts back.
+    MAX_PENDING = 4096
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []  # min-heap of pts sent to the decoder
+        self.pending: dict[int, int] = {}  # pts -> sent but not yet out
+        self.flagged: set[int] = set()  # pts of packets the demuxer flagged corrupt
+        self.errors = 0  # decoder errors not yet matched to a missing picture
+
+    def sent_packet(self, pts: int, corrupt: bool) -> None:
+        if len(self.sent) >= self.MAX_PENDING:
+            self.sent.clear()
+            self.pending.clear()
+        heapq.heappush(self.sent, pts)
+        self.pending[pts] = self.pending.get(pts, 0) + 1
+        if corrupt:
+            self.flagged.add(pts)
+
+    def arrived(self, pts: int) -> bool:
+        """A picture with ``pts`` came out; True if its packet was flagged corrupt."""
+        n = self.pending.get(pts, 0)
+        if n > 1:
+            self.pending[pts] = n - 1
+        elif n == 1:
+            del self.pending[pts]
+        if pts in self.flagged:
+            self.flagged.discard(pts)
+            return True
+        return False
+
+    def missing_before(self, pts: int | None) -> list[int]:
+        """Damaged pts before ``pts`` (all remaining when None) that will never be pictures."""
+        out = []
+        while self.sent and (pts is None or self.sent[0] < pts):
+            m = heapq.heappop(self.sent)
+            n = self.pending.get(m, 0)
+            if n == 0:
+                continue
+            if n > 1:
+                self.pending[m] = n - 1
+            else:
+                del self.pending[m]
+            if m in self.flagged:
+                self.flagged.discard(m)
+                out.append(m)
+            elif self.errors > 0:
+                self.errors -= 1
+                out.append(m)
+        return out
+
+
+def _decode(
+    container: av.container.InputContainer,
+    p: Path,
+    info: SourceInfo,
+    start: float | None,
+    duration: float | None,
+    skip_corrupt: bool,
+    deinterlace: bool,
+    threads: int,
+    stats: DecodeStats,
+) -> Iterator[Frame]:
+    stream = container.streams.video[info.video.index]
+    stream.thread_type = "AUTO"
+    stream.thread_count = threads
+    tb = stream.time_base or info.video.time_base
+    origin = stream.start_time or 0
+    lo = origin + round(Fraction(start) / tb) if start else None
+    hi = (lo if lo is not None else origin) + round(Fraction(duration) / tb) if duration is not None else None
+    if lo is not None and not info.is_still:
+        try:
+            container.seek(max(origin, lo - round(_SEEK_MARGIN_S / tb)), stream=stream, backward=True)
+        except av.error.FFmpegError:
+            pass  # unseekable input: decode from the start and drop what comes before ``lo``
+    rate = info.video.guessed_rate or info.video.average_rate or _FALLBACK_RATE
+    step = max(1, round(1 / (rate * tb)))
+
+    damage = _Damage()
+    corrupt_pts: set[int] = set()  # pts of pictures that came out damaged (survives the deinterlacer)
+    last_pts: int | None = None
+    lost_at_end = False
+    deint = _Deinterlacer() if deinterlace else None
+
+    def in_section(pts: int) -> bool:
+        return (lo is None or pts >= lo) and (hi is None or pts < hi)
+
+    def fail(what: str, pts: int | None) -> None:
+        """Note a damaged/missing frame at the current index; raise unless skip_corrupt."""
+        index = stats.frames
+        if stats.first_corrupt_index is None:
+            stats.first_corrupt_index = index
+        if not skip_corrupt:
+            when = f" (t={float(pts * tb):.3f}s)" if pts is not None else ""
+            raise CorruptInputError(
+                "an intact video stream",
+                f"{what} at frame {index}{when} of {p.name}",
+                "pass --skip-corrupt to keep the frames that decode, or repair the file",
+                frame_index=index,
+            )
+
+    def emit(frame: av.VideoFrame) -> Iterator[Frame]:
+        nonlocal last_pts
+        pts = frame.pts
+        if pts is None:
+            pts = 0 if info.is_still else (origin if last_pts is None else last_pts + step)
+            if not info.is_still:
+                stats.rebuilt_pts += 1
+        last_pts = pts
+        if not in_section(pts):
+            return
+        corrupt = pts in corrupt_pts
+        corrupt_pts.discard(pts)
+        if corrupt:
+            fail("a frame decoded with errors", pts)
+            stats.corrupt_kept += 1
+        yield Frame(index=stats.frames, pts=pts, time_base=tb, y=luma_of(frame), corrupt=corrupt)
+        stats.frames += 1
+
+    def arrived(frame: av.VideoFrame) -> Iterator[Frame]:
+        """A picture left the decoder: settle the damage before it, then pass it on."""
+        pts = frame.pts
+        if pts is not None:
+            for m in damage.missing_before(pts):
+                if in_section(m):
+                    fail("a frame that could not be decoded", m)
+                    stats.corrupt_skipped += 1
+            if damage.arrived(pts) or frame.is_corrupt:
+                corrupt_pts.add(pts)
+        elif frame.is_corrupt and last_pts is not None:
+            corrupt_pts.add(last_pts + step)
+        if deint is None:
+            yield from emit(frame)
+        else:
+            for out in deint.push(frame):
+                yield from emit(out)
+
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.FFmpegError:
+            # The demuxer broke before the end (truncated or unreadable): what is left is lost.
+            stats.truncated = True
+            lost_at_end = True
+            break
+        if packet.size and packet.pts is not None:
+            damage.sent_packet(packet.pts, packet.is_corrupt)
+        try:
+            frames = stream.decode(packet)
+        except av.error.EOFError:
+            frames = []
+        except av.error.FFmpegError:
+            damage.errors += 1
+            frames = []
+        for frame in frames:
+            yield from arrived(frame)
+        if hi is not None and last_pts is not None and last_pts >= hi:
+            break  # presentation order: nothing later can fall inside the section
+    if lost_at_end:
+        try:
+            for frame in stream.decode(None):
+                yield from arrived(frame)
+        except av.error.FFmpegError:
+            pass
+    for m in damage.missing_before(None):
+        if in_section(m) and (hi is None or m < hi):
+            fail("a frame that could not be decoded", m)
+            stats.corrupt_skipped += 1
+    if lost_at_end and (hi is None or (last_pts is not None and last_pts < hi)):
+        fail("the end of readable data (the file is truncated)", None)
+    if deint is not None:
+        for out in deint.flush():
+            yield from emit(out)
+
+
+class _Deinterlacer:
+    """bwdif in send_frame mode: one progressive frame per input frame, in the same order.
+
+    Built on the first frame so it matches the decoder's real output (format, size, time base).
+    bwdif looks one frame ahead, so output lags input by one frame until ``flush``. It also
+    halves its output time base (it could emit field rate), so the input pts are handed back to
+    the output frames from a queue instead of trusting the filter's rescaled ones.
+    """
+
+    def __init__(self) -> None:
+        self.graph: av.filter.Graph | None = None
+        self.pts: deque[int | None] = deque()
+
+    def _build(self, frame: av.VideoFrame) -> av.filter.Graph:
+        graph = av.filter.Graph()
+        src = graph.add_buffer(
+            width=frame.width,
+            height=frame.height,
+            format=frame.format,
+            time_base=frame.time_base or Fraction(1, 1000),
+        )
+        bwdif = graph.add("bwdif", "mode=send_frame:parity=auto:deint=all")
+        sink = graph.add("buffersink")
+        src.link_to(bwdif)
+        bwdif.link_to(sink)
+        graph.configure()
+        return graph
+
+    def push(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        if self.graph is None:
+            self.graph = self._build(frame)
+        self.pts.append(frame.pts)
+        self.graph.vpush(frame)
+        return self._drain()
+
+    def flush(self) -> list[av.VideoFrame]:
+        if self.graph is None:
+            return []
+        self.graph.vpush(None)
+        return self._drain()
+
+    def _drain(self) -> list[av.VideoFrame]:
+        assert self.graph is not None
+        out: list[av.VideoFrame] = []
+        while True:
+            try:
+                frame = self.graph.vpull()
+            except (BlockingIOError, av.error.EOFError):
+                return out
+            frame.pts = self.pts.popleft()
+            out.append(frame)
