@@ -159,3 +159,102 @@ def models_cmd(as_json: bool) -> None:
             click.echo(models.format_models_table(infos))
 
     run_command(body, False)
+
+
+@main.command()
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path), required=True,
+              help="Folder, tar shard or video of colour pictures (repeatable; more may follow).")
+@click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--steps", type=int, default=2500, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--crop", type=int, default=144, show_default=True, help="Training crop side, pixels.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-fraction", type=float, default=0.05, show_default=True)
+@click.option("--finetune-encoder", is_flag=True, help="Train the encoder too (about 10x slower on a CPU).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=int, default=0)
+@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--debug", is_flag=True)
+def train(data: tuple[Path, ...], more_data: tuple[Path, ...], out: Path, steps: int, batch: int, crop: int,
+          lr: float, seed: int, val_fraction: float, finetune_encoder: bool, device: str, threads: int,
+          resume: bool, quiet: bool, debug: bool) -> None:
+    """Train the colorizer on colour pictures (see shared/data/train for the corpus)."""
+
+    def body() -> None:
+        from dataclasses import replace
+
+        from vidcolor.train.augment import AugmentConfig
+        from vidcolor.train.loop import TrainConfig
+        from vidcolor.train.loop import train as run_train
+
+        cfg = TrainConfig(
+            data=tuple(str(p) for p in (*data, *more_data)), out=str(out), steps=steps, batch=batch, lr=lr,
+            seed=seed, val_fraction=val_fraction, freeze_encoder=not finetune_encoder, device=device,
+            threads=threads,
+        )
+        cfg = replace(cfg, augment=replace(AugmentConfig(), crop=crop))
+        last = run_train(cfg, resume=resume, progress=not quiet)
+        if not quiet:
+            click.echo(f"checkpoint: {last} (best by validation: {last.with_name('best.pt')})")
+
+    run_command(body, debug)
+
+
+@main.command("eval")
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path), required=True,
+              help="Folder or file of colour images/videos used as ground truth (repeatable).")
+@click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))
+@model_options
+@click.option("--heads", default=None,
+              help="Comma list of output heads to compare (class, regression, blend); default: the model's.")
+@click.option("--smoothing", "smoothings", default=str(DEFAULT_SMOOTHING), show_default=True,
+              help="Comma list of smoothing strengths to compare, e.g. 0,0.5.")
+@click.option("--out", "out_json", type=click.Path(path_type=Path), default=Path("eval.json"), show_default=True)
+@click.option("--sheet", type=click.Path(path_type=Path), default=None, help="Contact sheet PNG.")
+@click.option("--max-frames", type=int, default=None, help="Score at most this many frames per clip.")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--debug", is_flag=True)
+def eval_cmd(data: tuple[Path, ...], more_data: tuple[Path, ...], heads: str | None, smoothings: str,
+             out_json: Path, sheet: Path | None, max_frames: int | None, quiet: bool, debug: bool,
+             **kw: Any) -> None:
+    """Turn colour footage grey, colorize it and score it against the truth (JSON + contact sheet)."""
+
+    def body() -> None:
+        from vidcolor.evaluate.colorizers import model_variants
+        from vidcolor.evaluate.run import evaluate
+
+        try:
+            strengths = [float(s) for s in smoothings.split(",") if s.strip()]
+        except ValueError:
+            raise UsageError("a comma list of numbers for --smoothing", repr(smoothings), "write e.g. 0,0.5") from None
+        head_list = [h.strip() for h in heads.split(",")] if heads else None
+        opts = ColorizeOptions(**kw)
+        colorizers = model_variants(opts, head_list, strengths)
+        report = evaluate([*data, *more_data], colorizers, out_json=out_json, sheet=sheet,
+                          max_frames=max_frames, progress=None if quiet else (lambda m: click.echo(m, err=True)))
+        if not quiet:
+            click.echo(format_eval(report))
+            click.echo(f"report: {out_json}" + (f", sheet: {sheet}" if sheet else ""))
+
+    run_command(body, debug)
+
+
+def format_eval(report: dict[str, Any]) -> str:
+    """A small table of the aggregate ratios per colorizer and kind."""
+    lines = [f"{'kind':7} {'colorizer':34} {'CIEDE2000':>9} {'vs grey':>8} {'colourf. vs truth':>18} {'CDC vs truth':>13}"]
+    for kind, agg in (report.get("aggregate") or {}).items():
+        if not agg:
+            continue
+        for name, r in agg.get("colorizers", agg).items():
+            if not isinstance(r, dict):
+                continue
+
+            def f(x: Any, fmt: str) -> str:
+                return format(x, fmt) if isinstance(x, (int, float)) else "-"
+
+            lines.append(f"{kind:7} {name:34} {f(r.get('ciede2000'), '9.2f')} {f(r.get('ciede2000_vs_grey'), '8.3f')} "
+                         f"{f(r.get('colourfulness_vs_truth'), '18.3f')} {f(r.get('cdc_vs_truth'), '13.3f')}")
+    return "\n".join(lines)

@@ -9,7 +9,6 @@ sha, the data fingerprint and the optimizer, so ``--resume`` continues where a r
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -20,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vidcolor import __version__
 from vidcolor.models.ab_bins import nearest_bin, rebalance_weights, soft_encode
+from vidcolor.models.checkpoint import save_checkpoint
 from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig
 from vidcolor.train.augment import AugmentConfig, make_example
 from vidcolor.train.data import Sample, corpus_id, load_corpus, split
@@ -125,23 +124,16 @@ def validate(model: Colorizer, val: list[tuple[torch.Tensor, ...]], weights: tor
 
 def save(path: Path, model: Colorizer, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig,
          data_id: str, weights: torch.Tensor, metrics: dict[str, float]) -> None:
-    """Write a self-describing checkpoint atomically (temp file + rename)."""
-    ckpt = {
-        "format": "vidcolor-checkpoint/1",
-        "arch": model.config.arch,
-        "config": model.config_dict(),
-        "state_dict": model.state_dict(),
-        "vidcolor_version": __version__,
-        "data": data_id,
-        "recipe": RECIPE + " " + json.dumps(_jsonable(asdict(cfg)), sort_keys=True),
-        "metrics": metrics,
-        "git_sha": git_sha(),
-        "step": step,
-        "extra": {"optimizer": opt.state_dict(), "rebalance_weights": weights},
-    }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    """A resumable checkpoint: model, optimizer, rebalancing weights, resolved config."""
+    save_checkpoint(
+        path, model, data=data_id, recipe=recipe_of(cfg), metrics=metrics, step=step, git_sha=git_sha(),
+        optimizer=opt.state_dict(), extra={"rebalance_weights": weights.cpu()},
+    )
+
+
+def recipe_of(cfg: TrainConfig) -> str:
+    """The recipe id and the resolved training config, as recorded in checkpoints."""
+    return RECIPE + " " + json.dumps(_jsonable(asdict(cfg)), sort_keys=True)
 
 
 def _jsonable(d: object) -> object:
@@ -181,7 +173,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if resume and last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["extra"]["optimizer"])
+        opt.load_state_dict(ckpt["optimizer"] if "optimizer" in ckpt else ckpt["extra"]["optimizer"])
         weights = ckpt["extra"]["rebalance_weights"].to(device)
         step = int(ckpt["step"])
         rng = np.random.default_rng([cfg.seed, step])

@@ -1,0 +1,57 @@
+"""Colorize a stream of grey frames held in memory: stages [2]-[5] without files or threads.
+
+Used where frames come from somewhere other than a media file: evaluation (grey frames made from a
+colour truth), previews, notebooks. The arithmetic is the film pipeline's own (same batching, model
+step, smoother and merge), only the output is RGB instead of encoder planes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+
+import numpy as np
+
+from vidcolor.frames import Frame
+from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.batch_l import make_batch
+from vidcolor.pipeline.merge import merge_rgb
+from vidcolor.pipeline.model_step import ModelStep
+from vidcolor.pipeline.smooth import TemporalSmoother
+
+
+def colorize_frames(
+    frames: Iterable[np.ndarray], step: ModelStep, opts: ColorizeOptions, bit_depth: int = 8
+) -> Iterator[np.ndarray]:
+    """Grey frames (H, W) uint8 (or uint16 of ``bit_depth``), full range -> RGB (H, W, 3) of the same dtype.
+
+    One frame out per frame in, in order; at most a batch plus the smoother's latency is held.
+    """
+    render = opts.render_size or step.render_size
+    smoother = TemporalSmoother(opts.smoothing)
+    pending: deque[tuple[np.ndarray, tuple[int, int]]] = deque()
+
+    def ready(out: list[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
+        for _index, ab in out:
+            y, content = pending.popleft()
+            yield merge_rgb(y, ab, content, bit_depth)
+
+    batch: list[Frame] = []
+
+    def run(batch: list[Frame]) -> Iterator[np.ndarray]:
+        lb = make_batch(batch, bit_depth, True, render, step.stride)
+        ab = step(lb)
+        for i, f in enumerate(batch):
+            pending.append((f.y, lb.content))
+            yield from ready(smoother.push(f.index, ab[i], lb.L[i, 0]))
+
+    for i, y in enumerate(frames):
+        f = Frame(i, i, Fraction(1), y)
+        if batch and (len(batch) == opts.batch_size or y.shape != batch[0].y.shape):
+            yield from run(batch)
+            batch = []
+        batch.append(f)
+    if batch:
+        yield from run(batch)
+    yield from ready(smoother.flush())
