@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,5 +208,28 @@ def test_contact_sheet_size_and_content(tmp_path: Path) -> None:
     y0, x0 = sheet.HEADER_H + sheet.TITLE_H, sheet.GAP + 80 + sheet.GAP
     np.testing.assert_allclose(png[y0 : y0 + 40, x0 : x0 + 80].astype(int), sheet.thumbnail(wide, 40), atol=1)
     assert (png[: sheet.HEADER_H] != sheet.BACKGROUND).any()  # the labels are drawn
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary
     with pytest.raises(ValueError, match="images for 2 columns"):
         sheet.contact_sheet([("x", [wide])], ["grey", "truth"], path)
+
+
+# ------------------------------------------------------------------------------------ real data
+
+EVAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eval"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not EVAL_DATA.is_dir(), reason="../shared/data/eval is absent")
+def test_evaluate_on_shared_eval_data(tmp_path: Path) -> None:
+    clip = EVAL_DATA / "videos" / "bikes_scenecut.mp4"
+    image = EVAL_DATA / "images" / "04_animal_cat_chelsea.jpg"
+    rep = run.evaluate([clip, image], {}, out_json=tmp_path / "e.json", max_frames=6, render_size=128)
+    video, still = rep["items"]
+    assert (video["frames"], video["height"], still["frames"]) == (6, 128, 1)
+    for it in rep["items"]:
+        # Real colour photos: leaving them grey is clearly visible, and the truth has colour.
+        assert it["colorizers"]["grey"]["ciede2000"] > 2.3
+        assert it["truth"]["colourfulness"] > 10.0
+    assert video["truth"]["cdc"] > 0.0
