@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from vidcolor.errors import UsageError
-from vidcolor.frames import Frame, LBatch, SourceInfo
+from vidcolor.frames import Frame, SourceInfo
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.decode import DecodeStats, decode_frames
 from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
