@@ -124,7 +124,10 @@ def test_dilations_and_strides_follow_upstream() -> None:
             assert all(c.dilation == (2, 2) and c.padding == (2, 2) for c in m.get_submodule(name)[0:5:2])
     # ECCV16 downsamples with the last conv of blocks 1-3; SIGGRAPH17 by slicing, no strided conv.
     assert [eccv.get_submodule(f"model{i}")[-3].stride for i in (1, 2, 3, 4)] == [(2, 2)] * 3 + [(1, 1)]
-    assert all(getattr(c, "stride", (1, 1)) != (2, 2) or isinstance(c, torch.nn.ConvTranspose2d) for c in sig.modules())
+    assert all(
+        getattr(c, "stride", (1, 1)) != (2, 2) or isinstance(c, torch.nn.ConvTranspose2d)
+        for c in sig.modules()
+    )
 
 
 @pytest.mark.parametrize("name", ["eccv16", "siggraph17"])
@@ -200,7 +203,9 @@ def test_weights_of_the_other_architecture_are_refused(eccv_file: Path) -> None:
     with pytest.raises(WeightsError, match=re.escape(str(eccv_file))) as e:
         models.load("siggraph17", device="cpu", weights=eccv_file)
     msg = str(e.value)
-    assert "missing" in msg and "unexpected" in msg and "model1.0.weight (64, 1, 3, 3) vs (64, 4, 3, 3)" in msg
+    assert (
+        "missing" in msg and "unexpected" in msg and "model1.0.weight (64, 1, 3, 3) vs (64, 4, 3, 3)" in msg
+    )
 
 
 def test_truncated_upstream_file_names_file_and_hash_prefix(eccv_file: Path, tmp_path: Path) -> None:
@@ -230,7 +235,9 @@ def test_complete_file_with_the_wrong_hash_prefix_is_refused(siggraph_file: Path
     assert str(bad) in str(e.value)
 
 
-def test_file_with_matching_hub_prefix_loads(eccv_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_with_matching_hub_prefix_loads(
+    eccv_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The same check that refuses a wrong file accepts the right one: give the entry this file's prefix.
     from dataclasses import replace
 

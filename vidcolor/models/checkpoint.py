@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.models.zhang import build_eccv16, build_siggraph17
 
 FORMAT = "vidcolor-checkpoint/1"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch colours some of its error messages
 _HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
 # Batch-norm running statistics stay float32 in a half file: running_var can sit below float16's
 # normal range, and they are a negligible share of the size.
@@ -58,7 +60,9 @@ ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
 }
 
 
-def build_model(arch: str, config: Mapping[str, Any], source: os.PathLike[str] | str | None = None) -> nn.Module:
+def build_model(
+    arch: str, config: Mapping[str, Any], source: os.PathLike[str] | str | None = None
+) -> nn.Module:
     """A fresh (untrained) network of ``arch`` with ``config``; WeightsError if either is unknown.
 
     ``source`` is the file the description came from, named in the error.
@@ -69,7 +73,7 @@ def build_model(arch: str, config: Mapping[str, Any], source: os.PathLike[str] |
         raise WeightsError(
             f"an architecture among {', '.join(sorted(ARCHITECTURES))}",
             f"{arch!r}{where}",
-            "the file was written by another program or a newer vidcolor; upgrade vidcolor or use another file",
+            "the file comes from another program or a newer vidcolor: upgrade vidcolor or use another file",
         )
     try:
         return builder(dict(config))
@@ -101,10 +105,10 @@ def sha256_file(path: os.PathLike[str] | str) -> str:
 def _plain(obj: Any, where: str) -> Any:
     """``obj`` with numpy scalars turned into Python numbers, checked to hold only what
     ``torch.load(weights_only=True)`` reads back; TypeError naming the key otherwise."""
+    if isinstance(obj, np.generic):  # before float: np.float64 is a float subclass, but pickles as numpy
+        return obj.item()
     if obj is None or isinstance(obj, str | bool | int | float):
         return obj
-    if isinstance(obj, np.generic):
-        return obj.item()
     if isinstance(obj, Tensor):
         return obj.detach().cpu()
     if isinstance(obj, os.PathLike):
@@ -182,7 +186,7 @@ def save_checkpoint(
 
 
 def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
+    text = _ANSI.sub("", str(e)).strip().splitlines()
     msg = text[0] if text else type(e).__name__
     return msg if len(msg) <= 160 else msg[:157] + "..."
 
@@ -217,9 +221,12 @@ def open_weights(
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, text: torch raises many types
+        why = _one_line(e)
+        if "Weights only load failed" in why:
+            why = "it holds Python objects other than tensors and plain values, which are never unpickled"
         raise WeightsError(
             f"a PyTorch weights file at {p}{want}",
-            f"an unreadable file of {p.stat().st_size} bytes ({_one_line(e)})",
+            f"an unreadable file of {p.stat().st_size} bytes ({why})",
             todo,
         ) from e
     if not isinstance(obj, dict):
@@ -261,7 +268,9 @@ def read_checkpoint(path: os.PathLike[str] | str, *, sha256: str | None = None) 
     return validate_checkpoint(obj, path)
 
 
-def load_state_checked(model: nn.Module, state_dict: Mapping[str, Any], source: os.PathLike[str] | str) -> None:
+def load_state_checked(
+    model: nn.Module, state_dict: Mapping[str, Any], source: os.PathLike[str] | str
+) -> None:
     """Load ``state_dict`` into ``model`` strictly, with a WeightsError that lists what differs.
 
     A missing ``num_batches_tracked`` is filled in: files saved before PyTorch 0.4.1 lack it and it

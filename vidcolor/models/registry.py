@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -81,7 +81,9 @@ class WeightsEntry:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
-            raise WeightsError(f"a JSON record at {rec}", f"an unreadable file ({e})", "reinstall vidcolor") from e
+            raise WeightsError(
+                f"a JSON record at {rec}", f"an unreadable file ({e})", "reinstall vidcolor"
+            ) from e
         return data if isinstance(data, dict) else {}
 
     def expected_sha256(self) -> str | None:
@@ -130,7 +132,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             name="eccv16",
             arch="eccv16",
             licence="BSD-2-Clause",
-            description="Zhang, Isola, Efros, ECCV 2016: VGG trunk, 313 ab bins (upstream weights, downloaded)",
+            description="Zhang, Isola, Efros, ECCV 2016: VGG trunk, 313 ab bins (upstream, downloaded)",
             render_size=256,
             stride=8,
             url=f"{_ZHANG_S3}/colorization_release_v2-9b330a0b.pth",
@@ -139,7 +141,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             name="siggraph17",
             arch="siggraph17",
             licence="BSD-2-Clause",
-            description="Zhang, Zhu et al., SIGGRAPH 2017: U-Net, regression head (upstream weights, downloaded)",
+            description="Zhang, Zhu et al., SIGGRAPH 2017: U-Net, regression head (upstream, downloaded)",
             render_size=256,
             stride=8,
             url=f"{_ZHANG_S3}/siggraph17-df00044c.pth",
@@ -183,19 +185,23 @@ def _is_shipped(name: str) -> bool:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu; "cuda:N" is checked against the devices present."""
+    """The torch device for ``device``: auto (cuda when available, else cpu), cpu, cuda, cuda:N (checked)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise UsageError("a device: auto, cpu, cuda or cuda:N", repr(str(device)), "pass --device auto") from e
+        raise UsageError(
+            "a device: auto, cpu, cuda or cuda:N", repr(str(device)), "pass --device auto"
+        ) from e
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError("a CUDA device", f"{device!s} but no CUDA device is usable", "pass --device cpu")
         n = torch.cuda.device_count()
         if dev.index is not None and dev.index >= n:
-            raise UsageError(f"a CUDA device index below {n}", str(dev), f"pass --device cuda:0..cuda:{n - 1}")
+            raise UsageError(
+                f"a CUDA device index below {n}", str(dev), f"pass --device cuda:0..cuda:{n - 1}"
+            )
     elif dev.type == "mps":
         if not torch.backends.mps.is_available():
             raise UsageError("an MPS device", "none usable", "pass --device cpu")
@@ -243,7 +249,7 @@ def load(
                 "run `vidcolor models` to list the models",
             )
         model, digest = _load_file(path, arch=None, config={})
-        info = replace(model.info, name=path.stem, sha256=digest, weights_present=True)  # type: ignore[arg-type]
+        info = replace(_info_of(model), name=path.stem, sha256=digest, weights_present=True)
     else:
         path = _weights_file(entry, weights)
         model, digest = _load_file(
@@ -253,10 +259,17 @@ def load(
             sha256=_expected_for(entry, path),
             action=_bad_file_action(entry, path, weights is not None),
         )
-        own: ModelInfo = model.info  # type: ignore[assignment]
-        info = replace(entry.info(sha256=digest, present=True), render_size=own.render_size, stride=own.stride)
-    model.info = info
+        own = _info_of(model)
+        info = replace(
+            entry.info(sha256=digest, present=True), render_size=own.render_size, stride=own.stride
+        )
+    model.info = info  # type: ignore[assignment]  # nn.Module's attribute typing knows only tensors/modules
     return _place(model, dev, use_half)
+
+
+def _info_of(model: nn.Module) -> ModelInfo:
+    """The ModelInfo every architecture in ARCHITECTURES sets on itself when built."""
+    return cast(ModelInfo, model.info)
 
 
 def _weights_file(entry: WeightsEntry, weights: str | os.PathLike[str] | None) -> Path:
@@ -290,7 +303,7 @@ def _bad_file_action(entry: WeightsEntry, path: Path, user_file: bool) -> str:
         return f"pass the right file for {entry.name}" + (f" (from {entry.url})" if entry.url else "")
     if entry.shipped:
         return "reinstall vidcolor: its shipped weights are damaged"
-    return f"delete {path} so that it is downloaded again, or download {entry.url} by hand and pass --weights FILE"
+    return f"delete {path} to download it again, or download {entry.url} by hand and pass --weights FILE"
 
 
 def _load_file(

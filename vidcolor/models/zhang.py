@@ -116,7 +116,7 @@ class ECCVGenerator(nn.Module):
     def logits(self, L: Tensor) -> Tensor:
         """L (B,1,h,w) in [0,100] -> bin logits (B,313,h/4,w/4) (for training and inspection)."""
         # Cast to the weights' dtype: the pipeline hands float32 L, a CUDA model runs float16.
-        h = (L.to(self.model1[0].weight.dtype) - L_CENT) / L_NORM
+        h = (L.to(next(self.parameters()).dtype) - L_CENT) / L_NORM
         for block in (self.model1, self.model2, self.model3, self.model4, self.model5, self.model6):
             h = block(h)
         return self.model8(self.model7(h))
@@ -170,7 +170,7 @@ class SIGGRAPHGenerator(nn.Module):
 
     def forward(self, L: Tensor, hints: Tensor | None = None) -> Tensor:
         """L: (B,1,h,w) float, CIE L in [0,100]. Returns ab: (B,2,h,w) float32, raw a*b*."""
-        L = L.to(self.model1[0].weight.dtype)  # a CUDA model runs float16; the pipeline may hand float32
+        L = L.to(next(self.parameters()).dtype)  # a CUDA model runs float16; the pipeline may hand float32
         if hints is None:
             hints = L.new_zeros(L.shape[0], 3, L.shape[2], L.shape[3])
         hints = hints.to(L.dtype)
