@@ -2,6 +2,16 @@
 
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.decode import DecodeStats, decode_frames
+from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
 from vidcolor.media.probe import probe
 
-__all__ = ["DecodeStats", "atomic_output", "decode_frames", "probe", "same_file"]
+__all__ = [
+    "DecodeStats",
+    "OutputPlan",
+    "VideoWriter",
+    "atomic_output",
+    "decode_frames",
+    "plan_output",
+    "probe",
+    "same_file",
+]
