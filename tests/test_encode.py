@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from clips import read_packets, read_video_luma, read_video_pts
+
 from vidcolor.errors import EncodingError
 from vidcolor.media.decode import decode_frames
 from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
