@@ -521,8 +521,7 @@ class VideoWriter:
         w, h = plan.width, plan.height
         enc_fmt = plan.encoder_pix_fmt or plan.pix_fmt
         frame = av.VideoFrame(w, h, enc_fmt)
-        if len(planes) != 3:
-            raise EncodingError(f"3 planes (Y, U, V) of {plan.pix_fmt}", f"{len(planes)}", "a pipeline bug")
+        _check_planes(plan, planes)
         if enc_fmt == plan.pix_fmt:
             _fill(frame, planes)
         elif enc_fmt == "p010le":  # NVENC: 10 bits in the high bits, U and V interleaved
@@ -600,3 +599,18 @@ def _fill(frame: av.VideoFrame, planes: tuple[np.ndarray, ...] | list[np.ndarray
                 "a pipeline bug (wrong plane size)",
             )
         dst[: data.shape[0], : data.shape[1]] = data
+
+
+def _check_planes(plan: OutputPlan, planes: tuple[np.ndarray, ...]) -> None:
+    """Planes must be exactly what plan.pix_fmt holds: a mismatch is a pipeline bug, not a picture."""
+    fmt = av.VideoFormat(plan.pix_fmt)
+    cw, ch = fmt.chroma_width(plan.width), fmt.chroma_height(plan.height)
+    want_shapes = [(plan.height, plan.width), (ch, cw), (ch, cw)]
+    want_dtype = np.dtype(np.uint8 if plan.bit_depth == 8 else np.uint16)
+    got = [(tuple(p.shape), p.dtype) for p in planes]
+    if len(planes) != 3 or any(g != (s, want_dtype) for g, s in zip(got, want_shapes, strict=False)):
+        raise EncodingError(
+            f"planes {want_shapes} of {want_dtype} for {plan.pix_fmt}",
+            str([(s, str(d)) for s, d in got]),
+            "a pipeline bug: the merge stage must produce the plan's planes",
+        )
