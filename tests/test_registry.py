@@ -113,6 +113,25 @@ def test_shipped_model_loads_by_name_with_its_recorded_hash(shipped_dir: Path) -
     assert str(path) in str(e.value) and "ab" * 32 in str(e.value) and "reinstall" in str(e.value)
 
 
+def test_weights_record_is_what_load_checks(shipped_dir: Path) -> None:
+    torch.manual_seed(0)
+    path = save_checkpoint(
+        shipped_dir / "vidcolor-lite.pt",
+        Colorizer(TINY),
+        data="d",
+        recipe="r",
+        metrics={},
+        step=1,
+        git_sha=None,
+    )
+    rec = registry.write_weights_record(path, licence="Apache-2.0", data="corpus/3")
+    assert rec == shipped_dir / "vidcolor-lite.json"
+    data = json.loads(rec.read_text())
+    assert data["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and data["data"] == "corpus/3"
+    assert models.load(device="cpu").info.sha256 == data["sha256"]
+    assert sorted(p.name for p in shipped_dir.iterdir()) == ["vidcolor-lite.json", "vidcolor-lite.pt"]
+
+
 def test_missing_shipped_weights(shipped_dir: Path) -> None:
     with pytest.raises(WeightsError, match=re.escape(str(shipped_dir / "vidcolor-lite.pt"))):
         models.load(device="cpu")

@@ -150,6 +150,29 @@ REGISTRY: dict[str, WeightsEntry] = {
 }
 
 
+def write_weights_record(path: os.PathLike[str] | str, *, licence: str, **fields: Any) -> Path:
+    """Write the ``<stem>.json`` record beside a shipped weights file and return its path.
+
+    The record holds the file's sha256 and size (which ``load`` checks), its ``licence`` and any
+    other ``fields`` (training data id, metrics, ...), all JSON-serialisable.
+    """
+    from vidcolor.models.checkpoint import sha256_file
+
+    pt = Path(path)
+    rec = pt.with_suffix(".json")
+    data = {
+        "file": pt.name,
+        "sha256": sha256_file(pt),
+        "bytes": pt.stat().st_size,
+        "licence": licence,
+        **fields,
+    }
+    tmp = rec.with_name(f".{rec.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, rec)
+    return rec
+
+
 def available() -> list[ModelInfo]:
     """Every registry entry, default first, with ``weights_present`` (shipped file / cached file).
 
