@@ -137,6 +137,7 @@ class Colorizer(nn.Module):
 
     def forward(self, L: Tensor, hints: Tensor | None = None) -> Tensor:
         """L: (B,1,h,w) float32, CIE L in [0,100]. Returns ab: (B,2,h,w) float32, raw a*b*."""
+        L = L.to(next(self.parameters()).dtype)  # fp16 weights on CUDA take fp16 input
         logits, reg = self.decode(self.encode(L), hints)
         return self.ab_from_heads(logits, reg, (L.shape[2], L.shape[3])).float()
 

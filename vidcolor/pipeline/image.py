@@ -39,7 +39,7 @@ def colorize_image(
     dst: str | Path | None = None,
     options: ColorizeOptions | None = None,
     *,
-    model: torch.nn.Module | None = None,
+    colorizer: torch.nn.Module | None = None,
     **kw: object,
 ) -> np.ndarray:
     """Colorize a still: a path (png, jpg, tiff, ...; 8 or 16 bit; grey or RGB) or an array.
@@ -59,7 +59,7 @@ def colorize_image(
     if dst is not None and Path(dst).suffix.lower() not in IMAGE_EXTS:
         raise UsageError("an image file name for a still (" + ", ".join(sorted(IMAGE_EXTS)) + ")",
                          str(dst), "name the output e.g. out.png")
-    step = ModelStep.create(opts, model)
+    step = ModelStep.create(opts, colorizer)
     # A uint16 plane from a 16-bit file holds the full 0..65535 range, so its depth is 16.
     batch = make_batch([Frame(0, 0, Fraction(1), y)], bits, True, opts.render_size or step.render_size, step.stride)
     ab = step(batch)[0]

@@ -12,7 +12,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,8 @@ class Summary:
         if self.verify is not None:
             psnr = "lossless" if math.isinf(self.verify.y_psnr) else f"{self.verify.y_psnr:.2f} dB"
             parts.append(f"Y PSNR {psnr}, pts identical")
+            if self.verify.shift_s:
+                parts.append(f"all streams shifted by {self.verify.shift_s * 1000:+.0f} ms by the container")
         if self.rebuilt_pts:
             parts.append(f"{self.rebuilt_pts} pts rebuilt")
         if self.corrupt_skipped:
@@ -69,16 +71,12 @@ class Summary:
         return "; ".join(parts)
 
 
-def _matrix(info: SourceInfo) -> str:
-    space = (info.video.color_space or "").lower()
+def _matrix(plan: OutputPlan) -> str:
+    """The Y'CbCr matrix the output is tagged with (the plan decides it for untagged sources too)."""
+    space = (plan.color_space or "").lower()
     if "2020" in space:
         return "bt2020"
-    if space in ("bt709",):
-        return "bt709"
-    if space in ("bt470bg", "smpte170m", "bt601", "fcc"):
-        return "bt601"
-    # Untagged: HD is conventionally BT.709, SD BT.601 (what players assume).
-    return "bt709" if info.video.height >= 720 else "bt601"
+    return "bt709" if space == "bt709" else "bt601"
 
 
 def _expected_frames(info: SourceInfo, opts: ColorizeOptions) -> int | None:
@@ -119,7 +117,7 @@ def colorize_video(
     dst: str | Path,
     options: ColorizeOptions | None = None,
     *,
-    model: torch.nn.Module | None = None,
+    colorizer: torch.nn.Module | None = None,
     progress: bool = False,
     on_frame: Callable[[int], None] | None = None,
     **kw: object,
@@ -127,7 +125,7 @@ def colorize_video(
     """Colorize the film at ``src`` into ``dst``; everything but the colour is kept.
 
     ``options`` (or keyword arguments of :class:`ColorizeOptions`) choose the model, device,
-    codec and so on; ``model`` passes an already loaded colorizer (batch mode loads it once).
+    codec and so on; ``colorizer`` passes an already loaded model (batch mode loads it once).
     Raises a :class:`~vidcolor.errors.VidcolorError` on bad input or output; nothing is left at
     ``dst`` then.
     """
@@ -139,8 +137,8 @@ def colorize_video(
                          "choose another output name")
     if info.is_still:
         raise UsageError("a film for colorize_video", f"a still image ({src})", "use colorize_image")
-    plan = plan_output(info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit)
-    step = ModelStep.create(opts, model)
+    plan = plan_output(info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace)
+    step = ModelStep.create(opts, colorizer)
     summary = Summary(str(src), str(dst), device=str(step.device), model=step.name,
                       warnings=list(plan.warnings), notes=list(plan.notes))
     stats = DecodeStats()
@@ -156,13 +154,63 @@ def colorize_video(
     return summary
 
 
+@dataclass(frozen=True)
+class FrameWindow:
+    """A part of the film by pts, for segmented runs (pipeline/segments.py).
+
+    Decoding starts at ``start_s`` (seconds from the video stream's start, as decode_frames takes
+    it). Frames with pts in [first, stop) are colorized and smoothed; of these, the ones in
+    [lo, hi) are merged and encoded, re-indexed from 0, and ``after`` frames from ``hi`` on are
+    read for the smoother's look-ahead (warm-up frames, not encoded). ``whole``: none of this,
+    the options' own section is decoded and encoded as colorize_video does.
+    """
+
+    start_s: float | None
+    first: int | None
+    lo: int | None
+    hi: int | None
+    stop: int | None
+    after: int = 0
+    whole: bool = False
+
+    def select(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        """The frames to colorize, in order (ends the decoding once the look-ahead is read)."""
+        ahead = 0
+        for f in frames:
+            if self.first is not None and f.pts < self.first:
+                continue
+            if self.stop is not None and f.pts >= self.stop:
+                return
+            if self.hi is not None and f.pts >= self.hi:
+                if ahead >= self.after:
+                    return
+                ahead += 1
+            yield f
+
+    def encodes(self, pts: int) -> bool:
+        return (self.lo is None or pts >= self.lo) and (self.hi is None or pts < self.hi)
+
+
+def run_window(
+    src: Path, tmp: Path, info: SourceInfo, plan: OutputPlan, opts: ColorizeOptions, step: ModelStep,
+    window: FrameWindow, *, stats: DecodeStats, on_frame: Callable[[int], None] | None = None,
+) -> int:
+    """Run the stages over ``window`` of ``src`` into ``tmp`` (no verify, no rename); return the
+    number of frames encoded. The segment job of pipeline/segments.py."""
+    summary = Summary(str(src), str(tmp))
+    _run_stages(src, tmp, info, plan, opts, step, stats, summary, False, on_frame,
+                window=None if window.whole else window)
+    return summary.frames
+
+
 def _run_stages(
     src: Path, tmp: Path, info: SourceInfo, plan: OutputPlan, opts: ColorizeOptions, step: ModelStep,
     stats: DecodeStats, summary: Summary, progress: bool, on_frame: Callable[[int], None] | None,
+    window: FrameWindow | None = None,
 ) -> None:
     v = info.video
     full_range = v.color_range == "pc"
-    matrix = _matrix(info)
+    matrix = _matrix(plan)
     render = opts.render_size or step.render_size
     group = StageGroup()
     to_model = group.pipe(QUEUE_BATCHES)
@@ -170,8 +218,12 @@ def _run_stages(
     to_encode = group.pipe(QUEUE_BATCHES * opts.batch_size)
 
     def read() -> None:
-        frames = decode_frames(src, info, start=opts.start, duration=opts.duration,
-                               skip_corrupt=opts.skip_corrupt, deinterlace=opts.deinterlace, stats=stats)
+        if window is None:
+            frames = decode_frames(src, info, start=opts.start, duration=opts.duration,
+                                   skip_corrupt=opts.skip_corrupt, deinterlace=opts.deinterlace, stats=stats)
+        else:
+            frames = window.select(decode_frames(src, info, start=window.start_s, skip_corrupt=opts.skip_corrupt,
+                                                 deinterlace=opts.deinterlace, stats=stats))
         for batch in _batches(frames, opts.batch_size):
             to_model.put((batch, make_batch(batch, v.bit_depth, full_range, render, step.stride)))
         to_model.put(END)
@@ -180,11 +232,18 @@ def _run_stages(
         smoother = TemporalSmoother(opts.smoothing, field_aware=v.field_order not in ("progressive", "unknown")
                                     and not opts.deinterlace)
         pending: deque[tuple[Frame, tuple[int, int]]] = deque()
+        encoded = 0
 
         def send(ready: list[tuple[int, np.ndarray]]) -> None:
+            nonlocal encoded
             for index, ab in ready:
                 frame, content = pending.popleft()
                 assert frame.index == index, "smoother must keep frame order"
+                if window is not None:  # warm-up frames stop here; the others are numbered from 0
+                    if not window.encodes(frame.pts):
+                        continue
+                    frame = replace(frame, index=encoded)
+                    encoded += 1
                 to_merge.put((frame, ab, content))
 
         for batch, lb in to_model:
@@ -210,7 +269,7 @@ def _run_stages(
     bar = tqdm(total=_expected_frames(info, opts), unit="frame", disable=not progress, desc=src.name,
                dynamic_ncols=True, smoothing=0.1)
     try:
-        with VideoWriter(tmp, info, plan) as writer:
+        with VideoWriter(tmp, info, plan, start=opts.start, duration=opts.duration) as writer:
             for index, pts, planes in to_encode:
                 writer.write(index, pts, planes)
                 summary.frames += 1
