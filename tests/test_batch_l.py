@@ -68,7 +68,7 @@ def test_y_to_l_limited_range_expands_and_clips() -> None:
     L = y_to_l(y, 8, False)
     assert L[0, 0] == pytest.approx(0.0, abs=1e-4)  # sub-black clips to black
     assert L[0, 1] == pytest.approx(0.0, abs=1e-4)
-    assert L[0, 2] == pytest.approx(float(grey_to_l(np.float32(110 / 219))), abs=1e-3)
+    assert L[0, 2] == pytest.approx(float(grey_to_l(np.array(110 / 219, np.float32))), abs=1e-3)
     assert L[0, 3] == pytest.approx(100.0, abs=1e-3)
     assert L[0, 4] == pytest.approx(100.0, abs=1e-3)  # super-white clips to white
 
@@ -88,7 +88,7 @@ def test_y_to_l_high_bit_depth(bit_depth: int) -> None:
 
 def test_y_to_l_8_and_10_bit_agree() -> None:
     y8 = np.arange(16, 236, dtype=np.uint8)[None]
-    y10 = (y8.astype(np.uint16) << 2)
+    y10 = y8.astype(np.uint16) << 2
     np.testing.assert_allclose(y_to_l(y8, 8, False), y_to_l(y10, 10, False), atol=1e-3)
 
 
@@ -142,6 +142,8 @@ def test_make_batch_fills_out() -> None:
 
 def test_make_batch_rejects_mixed_sizes_and_empty() -> None:
     with pytest.raises(ValueError, match="share a size"):
-        make_batch([_frame(0, np.zeros((4, 4), np.uint8)), _frame(1, np.zeros((4, 6), np.uint8))], 8, True, 224, 32)
+        make_batch(
+            [_frame(0, np.zeros((4, 4), np.uint8)), _frame(1, np.zeros((4, 6), np.uint8))], 8, True, 224, 32
+        )
     with pytest.raises(ValueError):
         make_batch([], 8, True, 224, 32)

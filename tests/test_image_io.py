@@ -39,6 +39,7 @@ def test_16bit_round_trip(tmp_path: Path, ext: str) -> None:
     path = tmp_path / f"a{ext}"
     write_image(path, rgb, 16)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert raw is not None
     assert raw.dtype == np.uint16 and np.array_equal(raw[..., ::-1], rgb)  # stored exactly
     y, bits = read_image(path)
     assert bits == 16 and y.dtype == np.uint16
@@ -59,10 +60,12 @@ def test_grey_files_read_as_they_are(tmp_path: Path) -> None:
 def test_ten_bit_values_are_scaled_to_sixteen(tmp_path: Path) -> None:
     rgb = np.array([[[0, 512, 1023]]], np.uint16)
     write_image(tmp_path / "t.png", rgb, 10)
-    raw = cv2.imread(str(tmp_path / "t.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
-    assert raw.tolist() == [[[0, round(512 * 65535 / 1023), 65535]]]
+    raw = cv2.imread(str(tmp_path / "t.png"), cv2.IMREAD_UNCHANGED)
+    assert raw is not None
+    assert raw[..., ::-1].tolist() == [[[0, round(512 * 65535 / 1023), 65535]]]
     write_image(tmp_path / "t.jpg", rgb, 10)  # JPEG holds 8 bits: rounded down to them
-    assert cv2.imread(str(tmp_path / "t.jpg"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+    jpg = cv2.imread(str(tmp_path / "t.jpg"), cv2.IMREAD_UNCHANGED)
+    assert jpg is not None and jpg.dtype == np.uint8
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".jpeg", ".webp"])

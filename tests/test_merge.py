@@ -24,7 +24,9 @@ def _ab(h: int, w: int, seed: int = 1, spread: float = 60.0) -> np.ndarray:
     return rng.uniform(-spread, spread, size=(2, h, w)).astype(np.float32)
 
 
-def _reference_cbcr(y: np.ndarray, ab: np.ndarray, bit_depth: int, full_range: bool, matrix: str) -> np.ndarray:
+def _reference_cbcr(
+    y: np.ndarray, ab: np.ndarray, bit_depth: int, full_range: bool, matrix: str
+) -> np.ndarray:
     """Cb, Cr codes by the plain float path of vidcolor.color, per pixel, unrounded."""
     L = y_to_l(y, bit_depth, full_range)
     rgb = color.lab_to_rgb(np.stack([L, ab[0], ab[1]], axis=-1))
@@ -38,8 +40,9 @@ def _reference_cbcr(y: np.ndarray, ab: np.ndarray, bit_depth: int, full_range: b
 @pytest.mark.parametrize("matrix", ["bt601", "bt709"])
 def test_yuv444_matches_the_reference_colour_path(full_range: bool, matrix: str) -> None:
     y, ab = _y(30, 40), _ab(30, 40)
-    Y, U, V = merge_frame(y, ab, (30, 40), bit_depth=8, full_range=full_range, matrix=matrix,
-                          pix_fmt="yuv444p", guide=False)
+    Y, U, V = merge_frame(
+        y, ab, (30, 40), bit_depth=8, full_range=full_range, matrix=matrix, pix_fmt="yuv444p", guide=False
+    )
     ref = np.clip(np.rint(_reference_cbcr(y, ab, 8, full_range, matrix)), 0, 255)
     assert Y is y
     assert U.dtype == np.uint8 and U.shape == (30, 40)
@@ -53,8 +56,9 @@ def test_grey_in_grey_out_and_luma_is_the_source(pix_fmt: str, full_range: bool)
     bits = parse_pix_fmt(pix_fmt).bits
     y = _y(23, 37, bits)
     ab = np.zeros((2, 32, 64), np.float32)  # the model said "no colour"; padded render size
-    Y, U, V = merge_frame(y, ab, (23, 37), bit_depth=bits, full_range=full_range, matrix="bt709",
-                          pix_fmt=pix_fmt)
+    Y, U, V = merge_frame(
+        y, ab, (23, 37), bit_depth=bits, full_range=full_range, matrix="bt709", pix_fmt=pix_fmt
+    )
     # turned back to grey (chroma dropped), the output is the input, bit for bit
     assert Y is y
     neutral = 1 << (bits - 1)
@@ -68,8 +72,9 @@ def test_chroma_size_and_2x2_average(pix_fmt: str, size: tuple[int, int]) -> Non
     h, w = size
     y, ab = _y(h, w, seed=3), _ab(h, w, seed=4)
     fmt = parse_pix_fmt(pix_fmt)
-    _, U, V = merge_frame(y, ab, (h, w), bit_depth=8, full_range=False, matrix="bt601", pix_fmt=pix_fmt,
-                          guide=False)
+    _, U, V = merge_frame(
+        y, ab, (h, w), bit_depth=8, full_range=False, matrix="bt601", pix_fmt=pix_fmt, guide=False
+    )
     ch, cw = -(-h // fmt.sub_y), -(-w // fmt.sub_x)
     assert U.shape == V.shape == (ch, cw)
     # the subsampled chroma is the block average of the full-resolution chroma (odd edges: the
@@ -86,10 +91,12 @@ def test_padding_of_the_render_size_is_ignored() -> None:
     padded = np.full((2, 32, 64), 1e6, np.float32)  # garbage where the picture is not
     padded[:, :24, :32] = ab
     for guide in (False, True):
-        a = merge_frame(y, ab, (24, 32), bit_depth=8, full_range=True, matrix="bt709", pix_fmt="yuv420p",
-                        guide=guide)
-        b = merge_frame(y, padded, (24, 32), bit_depth=8, full_range=True, matrix="bt709",
-                        pix_fmt="yuv420p", guide=guide)
+        a = merge_frame(
+            y, ab, (24, 32), bit_depth=8, full_range=True, matrix="bt709", pix_fmt="yuv420p", guide=guide
+        )
+        b = merge_frame(
+            y, padded, (24, 32), bit_depth=8, full_range=True, matrix="bt709", pix_fmt="yuv420p", guide=guide
+        )
         for pa, pb in zip(a, b, strict=True):
             np.testing.assert_array_equal(pa, pb)
 
@@ -98,8 +105,9 @@ def test_padding_of_the_render_size_is_ignored() -> None:
 def test_flat_colour_stays_flat_when_upsampled(guide: bool) -> None:
     y = np.full((90, 120), 140, np.uint8)
     ab = np.stack([np.full((30, 40), 25.0), np.full((30, 40), -30.0)]).astype(np.float32)
-    _, U, V = merge_frame(y, ab, (30, 40), bit_depth=8, full_range=False, matrix="bt709", pix_fmt="yuv444p",
-                          guide=guide)
+    _, U, V = merge_frame(
+        y, ab, (30, 40), bit_depth=8, full_range=False, matrix="bt709", pix_fmt="yuv444p", guide=guide
+    )
     assert U.min() == U.max() and V.min() == V.max()
     assert U[0, 0] != 128 and V[0, 0] != 128
 
@@ -112,32 +120,46 @@ def test_guided_upsampling_snaps_colour_edges_to_luma_edges() -> None:
     y = np.clip(np.where(disc, 170, 80) + rng.normal(0, 3, (h, w)), 0, 255).astype(np.uint8)
     sharp = np.stack([np.where(disc, 40.0, 0.0), np.where(disc, 40.0, -20.0)]).astype(np.float32)
     # what a model at a quarter of the size gives: blurred, and a pixel off
-    low = np.stack([cv2.GaussianBlur(np.roll(cv2.resize(c, (80, 60), interpolation=cv2.INTER_AREA), 1, axis=1),
-                                     (0, 0), 1.5) for c in sharp])
-    ideal = merge_frame(y, sharp, (h, w), bit_depth=8, full_range=True, matrix="bt709", pix_fmt="yuv444p",
-                        guide=False)
-    ring = cv2.dilate(disc.astype(np.uint8), np.ones((25, 25))) != cv2.erode(disc.astype(np.uint8), np.ones((25, 25)))
+    low = np.stack(
+        [
+            cv2.GaussianBlur(
+                np.roll(cv2.resize(c, (80, 60), interpolation=cv2.INTER_AREA), 1, axis=1), (0, 0), 1.5
+            )
+            for c in sharp
+        ]
+    )
+    ideal = merge_frame(
+        y, sharp, (h, w), bit_depth=8, full_range=True, matrix="bt709", pix_fmt="yuv444p", guide=False
+    )
+    ring = cv2.dilate(disc.astype(np.uint8), np.ones((25, 25))) != cv2.erode(
+        disc.astype(np.uint8), np.ones((25, 25))
+    )
     errors = {}
     for guide in (False, True):
-        out = merge_frame(y, low, (60, 80), bit_depth=8, full_range=True, matrix="bt709", pix_fmt="yuv444p",
-                          guide=guide)
-        errors[guide] = sum(float(np.abs(o.astype(int) - i.astype(int))[ring].mean())
-                            for o, i in zip(out[1:], ideal[1:], strict=True))
+        out = merge_frame(
+            y, low, (60, 80), bit_depth=8, full_range=True, matrix="bt709", pix_fmt="yuv444p", guide=guide
+        )
+        errors[guide] = sum(
+            float(np.abs(o.astype(int) - i.astype(int))[ring].mean())
+            for o, i in zip(out[1:], ideal[1:], strict=True)
+        )
     assert errors[True] < 0.85 * errors[False]  # measured: about 0.7x
 
 
 def test_bit_depths_and_deeper_pix_fmt() -> None:
     y10, ab = _y(20, 30, 10, seed=7), _ab(20, 30, seed=8)
-    Y, U, V = merge_frame(y10, ab, (20, 30), bit_depth=10, full_range=False, matrix="bt709",
-                          pix_fmt="yuv420p10le")
+    Y, U, V = merge_frame(
+        y10, ab, (20, 30), bit_depth=10, full_range=False, matrix="bt709", pix_fmt="yuv420p10le"
+    )
     assert Y is y10 and U.dtype == np.uint16 and U.max() <= 1023 and V.max() <= 1023
     # 8-bit colour and 10-bit colour of the same picture agree (to the 8-bit step)
     y8 = (y10 >> 2).astype(np.uint8)
     _, U8, _ = merge_frame(y8, ab, (20, 30), bit_depth=8, full_range=False, matrix="bt709", pix_fmt="yuv420p")
     assert np.abs(U.astype(int) - (U8.astype(int) << 2)).max() <= 12
     # an 8-bit source into a 10-bit pix_fmt: Y is shifted, exactly undone by >> 2
-    Y2, U2, _ = merge_frame(y8, ab, (20, 30), bit_depth=8, full_range=False, matrix="bt709",
-                            pix_fmt="yuv420p10le")
+    Y2, U2, _ = merge_frame(
+        y8, ab, (20, 30), bit_depth=8, full_range=False, matrix="bt709", pix_fmt="yuv420p10le"
+    )
     assert Y2.dtype == np.uint16 and np.array_equal(Y2 >> 2, y8)
     assert np.abs(U2.astype(int) - (U8.astype(int) << 2)).max() <= 3
     with pytest.raises(ValueError, match="fewer bits"):
@@ -156,11 +178,14 @@ def test_extreme_ab_stays_in_range() -> None:
 def test_bt2020_keeps_grey_and_differs_for_colour() -> None:
     y = np.full((8, 8), 120, np.uint16) << 2
     grey = np.zeros((2, 8, 8), np.float32)
-    _, U, V = merge_frame(y, grey, (8, 8), bit_depth=10, full_range=False, matrix="bt2020nc",
-                          pix_fmt="yuv444p10le")
+    _, U, V = merge_frame(
+        y, grey, (8, 8), bit_depth=10, full_range=False, matrix="bt2020nc", pix_fmt="yuv444p10le"
+    )
     assert np.all(U == 512) and np.all(V == 512)
     red = np.stack([np.full((8, 8), 50.0), np.full((8, 8), 30.0)]).astype(np.float32)
-    u20 = merge_frame(y, red, (8, 8), bit_depth=10, full_range=False, matrix="bt2020nc", pix_fmt="yuv444p10le")
+    u20 = merge_frame(
+        y, red, (8, 8), bit_depth=10, full_range=False, matrix="bt2020nc", pix_fmt="yuv444p10le"
+    )
     u709 = merge_frame(y, red, (8, 8), bit_depth=10, full_range=False, matrix="bt709", pix_fmt="yuv444p10le")
     assert int(u20[2][0, 0]) > 512 and int(u20[2][0, 0]) != int(u709[2][0, 0])
 
@@ -183,8 +208,9 @@ def test_rgb_outputs_keep_the_source_luma(pix_fmt: str) -> None:
     luma = (rgb[..., 0] * kr + rgb[..., 1] * (1 - kr - kb) + rgb[..., 2] * kb) / top
     assert np.abs(luma - y / ((1 << bits) - 1)).max() <= 1.0 / top + 1e-6
     # grey ab: R = G = B = the luma (to one code of float rounding at 16 bits)
-    grey = merge_frame(y, np.zeros_like(ab), (16, 24), bit_depth=bits, full_range=True, matrix="bt709",
-                       pix_fmt=pix_fmt)
+    grey = merge_frame(
+        y, np.zeros_like(ab), (16, 24), bit_depth=bits, full_range=True, matrix="bt709", pix_fmt=pix_fmt
+    )
     arr = (grey[0] if fmt.family == "rgb" else np.stack(grey, axis=-1)).astype(int)
     assert np.all(arr.max(axis=-1) - arr.min(axis=-1) <= (0 if fmt.bits == 8 else 1))
 

@@ -109,7 +109,9 @@ def test_small_luma_shrinks_to_width() -> None:
 # ------------------------------------------------------------------------------ smoother
 
 
-def run(smoother: TemporalSmoother, abs_: list[np.ndarray], Ls: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
+def run(
+    smoother: TemporalSmoother, abs_: list[np.ndarray], Ls: list[np.ndarray]
+) -> list[tuple[int, np.ndarray]]:
     out: list[tuple[int, np.ndarray]] = []
     for i, (ab, L) in enumerate(zip(abs_, Ls, strict=True)):
         out.extend(smoother.push(i, ab, L))
@@ -168,7 +170,9 @@ def test_flicker_on_static_scene_is_reduced(field_aware: bool) -> None:
     Ls = [scene + grain(rng) for _ in range(n)]
     base = np.stack([np.full((H, W), 20.0), np.full((H, W), 35.0)]).astype(np.float32)
     abs_ = [base + rng.normal(scale=5.0, size=base.shape).astype(np.float32) for _ in range(n)]
-    out = np.stack([a for _, a in run(TemporalSmoother(1.0, SceneCutDetector(), 9, field_aware=field_aware), abs_, Ls)])
+    out = np.stack(
+        [a for _, a in run(TemporalSmoother(1.0, SceneCutDetector(), 9, field_aware=field_aware), abs_, Ls)]
+    )
     inp = np.stack(abs_)
     mid = slice(4, n - 4)  # frames with a full window
     std_in = float(inp[mid].std(axis=0).mean())

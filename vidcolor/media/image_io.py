@@ -28,7 +28,8 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     (H, W) with bit_depth 16 (16-bit PNG/TIFF; float TIFFs in [0, 1] are scaled to 16 bits).
 
     Colour files are turned grey with the BT.601 luma weights (0.299 R' + 0.587 G' + 0.114 B' on
-    the stored, gamma-encoded values, rounded), alpha is dropped, and the EXIF orientation is applied. Raises :class:`InputError` for a missing or undecodable file.
+    the stored, gamma-encoded values, rounded), alpha is dropped, and the EXIF orientation is
+    applied. Raises :class:`InputError` for a missing or undecodable file.
     """
     name = os.fspath(path)
     try:
@@ -102,13 +103,17 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, bit_depth: int) -
     try:
         ok, buf = cv2.imencode(ext, img, params)
     except cv2.error as exc:
-        raise EncodingError(f"an image OpenCV can encode as {ext}", str(exc).strip().splitlines()[-1],
-                            "try .png") from exc
+        raise EncodingError(
+            f"an image OpenCV can encode as {ext}", str(exc).strip().splitlines()[-1], "try .png"
+        ) from exc
     if not ok:
         raise EncodingError(f"an image OpenCV can encode as {ext}", "the encoder failed", "try .png")
     try:
         with open(name, "wb") as fh:
             fh.write(buf.tobytes())
     except OSError as exc:
-        raise EncodingError("a writable destination", f"{name}: {exc.strerror or exc}",
-                            "check the folder exists and is writable") from exc
+        raise EncodingError(
+            "a writable destination",
+            f"{name}: {exc.strerror or exc}",
+            "check the folder exists and is writable",
+        ) from exc

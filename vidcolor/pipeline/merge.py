@@ -98,8 +98,14 @@ class PixFmt:
         return np.uint8 if self.bits == 8 else np.uint16
 
 
-_YUV = {"yuv420p": (2, 2), "yuv422p": (2, 1), "yuv444p": (1, 1), "yuvj420p": (2, 2),
-        "yuvj422p": (2, 1), "yuvj444p": (1, 1)}
+_YUV = {
+    "yuv420p": (2, 2),
+    "yuv422p": (2, 1),
+    "yuv444p": (1, 1),
+    "yuvj420p": (2, 2),
+    "yuvj422p": (2, 1),
+    "yuvj444p": (1, 1),
+}
 
 
 @lru_cache(maxsize=64)
@@ -239,8 +245,9 @@ def _ab_coefficients(
     ch, cw = content
     if ab.ndim != 3 or ab.shape[0] != 2 or ab.shape[1] < ch or ab.shape[2] < cw or min(ch, cw) < 1:
         raise ValueError(f"expected ab (2, h, w) holding the {ch}x{cw} content, got {ab.shape}")
-    p = cv2.merge([np.ascontiguousarray(ab[0, :ch, :cw], np.float32),
-                   np.ascontiguousarray(ab[1, :ch, :cw], np.float32)])
+    p = cv2.merge(
+        [np.ascontiguousarray(ab[0, :ch, :cw], np.float32), np.ascontiguousarray(ab[1, :ch, :cw], np.float32)]
+    )
     if not guide:
         return p
     g = _shrink(f_full, ch, cw)
@@ -264,18 +271,19 @@ def _ab_coefficients(
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
-    """(r, W, c) -> a single-channel (r, W*c) view. OpenCV applies a Python scalar to channel 0
-    only of a multi-channel array, so every operation with a scalar goes through this view."""
+    """(r, W, c) -> a single-channel (r, W*c) view, for element-wise work that must treat every
+    channel alike (OpenCV applies a Python scalar to channel 0 only of a multi-channel array)."""
     return x.reshape(x.shape[0], -1)
 
 
 def _linear_to_srgb_(c: np.ndarray) -> np.ndarray:
     """In place on a single-channel c >= 0: sRGB transfer, branch-free (the linear toe below the
     knee is added as a correction term; the two pieces meet at the knee)."""
-    toe = cv2.min(cv2.subtract(c, _SRGB_KNEE), 0.0)
-    cv2.max(c, _SRGB_KNEE, dst=c)
+    toe = c - np.float32(_SRGB_KNEE)
+    np.minimum(toe, np.float32(0.0), out=toe)
+    np.maximum(c, np.float32(_SRGB_KNEE), out=c)
     cv2.log(c, dst=c)
-    cv2.multiply(c, 1.0 / 2.4, dst=c)
+    c *= np.float32(1.0 / 2.4)
     cv2.exp(c, dst=c)
     cv2.addWeighted(c, 1.055, toe, 12.92, -0.055, dst=c)
     return c
@@ -289,15 +297,15 @@ def _strip_rgb(f: np.ndarray, A3: np.ndarray | None, B3: np.ndarray, f_to_rgb: n
     F += B3  # (f_x, f_y, f_z)
     # f^-1: t^3 above DELTA, the tangent line at DELTA below it (branch-free)
     flat = _flat(F)
-    toe = cv2.min(cv2.subtract(flat, _DELTA), 0.0)
-    cv2.max(flat, _DELTA, dst=flat)
+    toe = flat - np.float32(_DELTA)
+    np.minimum(toe, np.float32(0.0), out=toe)
+    np.maximum(flat, np.float32(_DELTA), out=flat)
     cube = cv2.multiply(flat, flat)
     cv2.multiply(cube, flat, dst=cube)
     cv2.scaleAdd(toe, 3.0 * _DELTA * _DELTA, cube, dst=cube)
     rgb = cv2.transform(cube.reshape(F.shape), f_to_rgb)
     flat = _flat(rgb)
-    cv2.max(flat, 0.0, dst=flat)
-    cv2.min(flat, 1.0, dst=flat)
+    np.clip(flat, np.float32(0.0), np.float32(1.0), out=flat)
     _linear_to_srgb_(flat)
     return rgb
 
@@ -387,7 +395,9 @@ def merge_frame(
             r1 = min(height, r0 + STRIP_ROWS)
             rgb = _strip_rgb(f_full[r0:r1], None if A is None else A[r0:r1], B[r0:r1], f_to_rgb)
             c0 = r0 // fmt.sub_y
-            cbcr[c0 : c0 + -(-(r1 - r0) // fmt.sub_y)] = _halve(cv2.transform(rgb, cbcr_m), fmt.sub_x, fmt.sub_y)
+            cbcr[c0 : c0 + -(-(r1 - r0) // fmt.sub_y)] = _halve(
+                cv2.transform(rgb, cbcr_m), fmt.sub_x, fmt.sub_y
+            )
         q = _quantise(cbcr, top, fmt.dtype)
         u, v = np.ascontiguousarray(q[..., 0]), np.ascontiguousarray(q[..., 1])
         if fmt.bits == bit_depth:

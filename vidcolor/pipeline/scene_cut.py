@@ -23,8 +23,8 @@ cross-dissolve cuts at most once, near its middle.
 A flash that brightens the picture without washing it out keeps its structure and is not a cut. A
 flash that clips much of the frame to white does cut (it shares little with the shot), but the
 return to the shot within ``FLASH_FRAMES`` frames, to a picture that matches the one before the
-flash, is not a second cut. False cuts are cheap for the smoother (a shot's smoothing restarts), missed cuts are not (colour
-would bleed between shots), so the thresholds lean towards cutting.
+flash, is not a second cut. False cuts are cheap for the smoother (a shot's smoothing restarts),
+missed cuts are not (colour would bleed between shots), so the thresholds lean towards cutting.
 """
 
 from __future__ import annotations
