@@ -1,0 +1,282 @@
+"""Segmented runs (pipeline/segments.py): cutting, warm-up across joins, the join, and resume
+after a kill (a real SIGKILL of the CLI in the middle of a film)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from clips import read_packets, read_video_pts
+
+from vidcolor.errors import UsageError
+from vidcolor.media.probe import probe
+from vidcolor.models import save_checkpoint
+from vidcolor.models.colorizer import Colorizer, ColorizerConfig
+from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline import segments
+from vidcolor.pipeline.run import colorize_video
+from vidcolor.pipeline.segments import DONE_FILE, colorize_film, plan_segments, segment_dir
+
+REPO = Path(__file__).resolve().parents[1]
+#: Small and fast: the tiny model sees 32-pixel pictures, one torch thread (so runs in different
+#: processes compute the same numbers).
+OPTS = ColorizeOptions(render_size=32, threads=1, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return Colorizer(ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16)).eval()
+
+
+def planes(path: Path) -> list[np.ndarray]:
+    """Every decoded frame as Y, U, V stacked at full size (yuv444p), for exact comparisons."""
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="yuv444p") for f in c.decode(video=0)]
+
+
+def test_plan_covers_every_frame_once(clip) -> None:
+    src = clip("a.mp4", frames=120, rate=24, size=(64, 48))
+    info = probe(src)
+    segs = plan_segments(info, OPTS, 1.0)
+    pts = read_video_pts(src)
+    assert len(segs) == 5
+    assert sum(s.frames for s in segs) == len(pts)
+    assert segs[0].lo == pts[0] and segs[-1].hi is None
+    for a, b in zip(segs, segs[1:], strict=False):
+        assert a.hi == b.lo  # contiguous, no overlap
+        assert b.first is not None and b.lo is not None
+        assert b.first < b.lo  # warm-up frames before every later segment
+        assert sum(p < b.lo and p >= b.first for p in pts) == segments.WARMUP_FRAMES
+    # cuts land on the source's keyframes (GOP of 24 frames here), about a second apart
+    assert [s.lo for s in segs] == [pts[i] for i in (0, 24, 48, 72, 96)]
+
+
+def test_plan_never_leaves_a_sliver(clip) -> None:
+    src = clip("a.mp4", frames=58, rate=24, size=(64, 48))  # 2.4 s at 1 s segments
+    segs = plan_segments(probe(src), OPTS, 1.0)
+    assert [s.frames for s in segs] == [24, 34]
+
+
+def test_short_film_is_not_cut(clip, tiny, tmp_path: Path) -> None:
+    src = clip("a.mp4", frames=30, rate=24, size=(64, 48))
+    summary = colorize_film(src, tmp_path / "out.mp4", OPTS, segment_seconds=1.0, colorizer=tiny)
+    assert summary.frames == 30
+    assert not summary.notes or all("segment" not in n for n in summary.notes)
+    assert not segment_dir(tmp_path / "out.mp4").exists()
+
+
+def test_joins_are_invisible_lossless(clip, tiny, tmp_path: Path) -> None:
+    """Warm-up frames make smoothing across a join what one long run gives: with a lossless
+    codec the segmented film is bit for bit the unsegmented one, audio packets included."""
+    src = clip("a.mkv", frames=96, rate=24, size=(64, 48), audio=[("aac", "eng")], bframes=2)
+    opts = ColorizeOptions(render_size=32, threads=1, batch_size=4, lossless=True, smoothing=1.0)
+    whole = colorize_video(src, tmp_path / "whole.mkv", opts, colorizer=tiny)
+    cut = colorize_film(src, tmp_path / "cut.mkv", opts, segment_seconds=1.0, colorizer=tiny)
+    assert cut.frames == whole.frames == 96
+    assert cut.verify is not None and cut.verify.y_identical
+    a, b = planes(tmp_path / "whole.mkv"), planes(tmp_path / "cut.mkv")
+    assert len(a) == len(b) == 96
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert read_video_pts(tmp_path / "cut.mkv") == read_video_pts(tmp_path / "whole.mkv")
+    assert read_packets(tmp_path / "cut.mkv", "audio") == read_packets(src, "audio")
+    assert not segment_dir(tmp_path / "cut.mkv").exists()
+
+
+def test_section_in_segments_matches_the_plain_section(clip, tiny, tmp_path: Path) -> None:
+    src = clip("a.mkv", frames=120, rate=24, size=(64, 48), audio=[("aac", None)])
+    opts = ColorizeOptions(render_size=32, threads=1, lossless=True, start=0.5, duration=3.25)
+    whole = colorize_video(src, tmp_path / "whole.mkv", opts, colorizer=tiny)
+    cut = colorize_film(src, tmp_path / "cut.mkv", opts, segment_seconds=1.0, colorizer=tiny)
+    assert cut.frames == whole.frames == 78
+    assert read_video_pts(tmp_path / "cut.mkv") == read_video_pts(tmp_path / "whole.mkv")
+    assert all(np.array_equal(x, y) for x, y in
+               zip(planes(tmp_path / "whole.mkv"), planes(tmp_path / "cut.mkv"), strict=True))
+    assert read_packets(tmp_path / "cut.mkv", "audio") == read_packets(tmp_path / "whole.mkv", "audio")
+
+
+def test_join_keeps_rotation_sar_pts_and_audio(clip, tiny, tmp_path: Path) -> None:
+    src = clip("a.mp4", frames=72, rate=24, size=(64, 48), bframes=2, audio=[("aac", "eng")],
+               rotation=-90, sar=Fraction(4, 3), stream_metadata={"title": "reel 1", "language": "fra"})
+    dst = tmp_path / "cut.mp4"
+    summary = colorize_film(src, dst, OPTS, segment_seconds=1.0, colorizer=tiny)
+    assert summary.frames == 72
+    out = probe(dst)
+    assert out.video.rotation == -90
+    assert out.video.sar == Fraction(4, 3)
+    assert (out.video.width, out.video.height) == (64, 48)
+    assert read_video_pts(dst) == read_video_pts(src)
+    assert read_packets(dst, "audio") == read_packets(src, "audio")
+    with av.open(str(dst)) as c:
+        tags = c.streams.video[0].metadata
+        assert tags.get("language") == "fra"
+        # one independent encode per segment: a keyframe at every cut
+        keys = [p.pts for p in c.demux(video=0) if p.size and p.is_keyframe]
+    assert len(keys) >= 3
+
+
+def test_interrupted_run_resumes_only_the_rest(clip, tiny, tmp_path: Path, monkeypatch) -> None:
+    src = clip("a.mp4", frames=96, rate=24, size=(64, 48), audio=[("aac", "eng")])
+    ref = colorize_film(src, tmp_path / "ref.mp4", OPTS, segment_seconds=1.0, colorizer=tiny)
+    dst = tmp_path / "out.mp4"
+    real = segments.encode_segment
+    calls: list[int] = []
+
+    def stop_at_third(src, seg, *a, **k):  # type: ignore[no-untyped-def]
+        calls.append(seg.number)
+        if seg.number == 2:
+            raise KeyboardInterrupt
+        return real(src, seg, *a, **k)
+
+    monkeypatch.setattr(segments, "encode_segment", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        colorize_film(src, dst, OPTS, segment_seconds=1.0, colorizer=tiny)
+    assert not dst.exists()
+    folder = segment_dir(dst)
+    assert len((folder / DONE_FILE).read_text().splitlines()) == 2
+
+    # Without --resume the leftover run is not thrown away silently.
+    with pytest.raises(UsageError, match="--resume"):
+        colorize_film(src, dst, OPTS, segment_seconds=1.0, colorizer=tiny)
+
+    calls.clear()
+    monkeypatch.setattr(segments, "encode_segment", lambda src, seg, *a, **k: calls.append(seg.number)
+                        or real(src, seg, *a, **k))
+    summary = colorize_film(src, dst, OPTS, segment_seconds=1.0, resume=True, colorizer=tiny)
+    assert calls == [2, 3]
+    assert any("2 of 4 segments were already done" in n for n in summary.notes)
+    assert summary.frames == 96
+    assert all(np.array_equal(x, y) for x, y in zip(planes(dst), planes(tmp_path / "ref.mp4"), strict=True))
+    assert read_video_pts(dst) == read_video_pts(tmp_path / "ref.mp4")
+    assert read_packets(dst, "audio") == read_packets(tmp_path / "ref.mp4", "audio")
+    assert not folder.exists()
+
+
+def test_damaged_journal_and_segments_are_redone(clip, tiny, tmp_path: Path, monkeypatch) -> None:
+    src = clip("a.mp4", frames=72, rate=24, size=(64, 48))
+    dst = tmp_path / "out.mp4"
+    real = segments.encode_segment
+
+    def stop_at_last(src, seg, *a, **k):  # type: ignore[no-untyped-def]
+        if seg.number == 2:
+            raise KeyboardInterrupt
+        return real(src, seg, *a, **k)
+
+    monkeypatch.setattr(segments, "encode_segment", stop_at_last)
+    with pytest.raises(KeyboardInterrupt):
+        colorize_film(src, dst, OPTS, segment_seconds=1.0, colorizer=tiny)
+    folder = segment_dir(dst)
+    # A torn journal line (a kill mid-write) and a segment file changed after it was recorded.
+    with (folder / DONE_FILE).open("a") as fh:
+        fh.write('{"number": 2, "file": "seg-0')
+    seg1 = next(folder.glob("seg-00001.*"))
+    seg1.write_bytes(seg1.read_bytes()[:-100])
+    calls: list[int] = []
+    monkeypatch.setattr(segments, "encode_segment", lambda src, seg, *a, **k: calls.append(seg.number)
+                        or real(src, seg, *a, **k))
+    summary = colorize_film(src, dst, OPTS, segment_seconds=1.0, resume=True, colorizer=tiny)
+    assert calls == [1, 2]
+    assert summary.frames == 72 and summary.verify is not None
+
+
+def test_other_options_start_afresh(clip, tiny, tmp_path: Path, monkeypatch) -> None:
+    src = clip("a.mp4", frames=72, rate=24, size=(64, 48))
+    dst = tmp_path / "out.mp4"
+    real = segments.encode_segment
+
+    def stop(src, seg, *a, **k):  # type: ignore[no-untyped-def]
+        if seg.number == 1:
+            raise KeyboardInterrupt
+        return real(src, seg, *a, **k)
+
+    monkeypatch.setattr(segments, "encode_segment", stop)
+    with pytest.raises(KeyboardInterrupt):
+        colorize_film(src, dst, OPTS, segment_seconds=1.0, colorizer=tiny)
+    monkeypatch.setattr(segments, "encode_segment", real)
+    other = ColorizeOptions(render_size=32, threads=1, batch_size=4, smoothing=0.0)
+    summary = colorize_film(src, dst, other, segment_seconds=1.0, resume=True, colorizer=tiny)
+    assert any("started afresh" in n for n in summary.notes)
+    assert summary.frames == 72
+
+
+# ------------------------------------------------------------------------- the CLI, killed
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, tiny, data="none", recipe="untrained test model", metrics={}, step=0, git_sha=None)
+    return path
+
+
+def _cli(args: list[str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, "-m", "vidcolor", "colorize", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def _wait_for_segments(proc: subprocess.Popen[bytes], journal: Path, n: int, limit_s: float = 120) -> None:
+    t_end = time.monotonic() + limit_s
+    while time.monotonic() < t_end:
+        if journal.exists() and len(journal.read_text().splitlines()) >= n:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before {n} segments were done: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail("no segment finished in time")
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(clip, tiny, tiny_checkpoint, tmp_path: Path) -> None:
+    src = clip("film.mp4", frames=240, rate=24, size=(64, 48), audio=[("aac", "eng"), ("libopus", "fra")],
+               bframes=2)
+    dst = tmp_path / "film_colour.mp4"
+    args = [str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--render-size", "32", "--threads", "1",
+            "--batch-size", "4", "--segment-seconds", "1", "-q"]
+    proc = _cli(args)
+    _wait_for_segments(proc, segment_dir(dst) / DONE_FILE, 1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not dst.exists()
+    done_before = len((segment_dir(dst) / DONE_FILE).read_text().splitlines())
+    assert 1 <= done_before < 10
+
+    resumed = _cli([*args, "--resume"])
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()
+    assert dst.exists() and not segment_dir(dst).exists()
+
+    ref = colorize_film(src, tmp_path / "ref.mp4", OPTS, segment_seconds=1.0, colorizer=tiny)
+    assert ref.frames == 240
+    a, b = planes(dst), planes(tmp_path / "ref.mp4")
+    assert len(a) == len(b) == 240
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert read_video_pts(dst) == read_video_pts(tmp_path / "ref.mp4") == read_video_pts(src)
+    assert read_packets(dst, "audio") == read_packets(tmp_path / "ref.mp4", "audio") == read_packets(src, "audio")
+
+
+def test_ctrl_c_says_how_to_resume(clip, tiny_checkpoint, tmp_path: Path) -> None:
+    src = clip("film.mp4", frames=240, rate=24, size=(64, 48))
+    dst = tmp_path / "out.mp4"
+    proc = _cli([str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--render-size", "32", "--threads", "1",
+                 "--segment-seconds", "1", "-q"])
+    _wait_for_segments(proc, segment_dir(dst) / DONE_FILE, 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    text = err.decode()
+    assert "--resume" in text and "Traceback" not in text
+    assert not dst.exists()
+    assert not list(segment_dir(dst).glob(".*partial*"))  # the unfinished segment was cleaned up
+    assert json.loads((segment_dir(dst) / "plan.json").read_text())["segments"]

@@ -1,0 +1,474 @@
+"""Batch mode: many films and stills, a mirrored output tree, a manifest, and jobs side by side.
+
+``collect_jobs`` turns folders, globs and files into jobs whose outputs mirror the input tree
+under ``out_dir``. ``run_batch`` runs them (in this process, or in ``jobs`` worker processes that
+each load the model once and share the CPU cores between them), goes on past a file that fails,
+and keeps a JSON-lines manifest in ``out_dir``: one record per file and attempt (the last record
+of a file wins), written by the parent process alone, each with a single append and an fsync, so a
+kill mid-write can at worst tear the last line, which readers skip. A file is skipped only when
+its last record says it finished and its output still has the recorded sha256. Long films go
+through :func:`vidcolor.pipeline.segments.colorize_film`, so a killed batch also resumes inside
+the film it was working on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import glob
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from vidcolor import __version__
+from vidcolor.errors import UsageError, VidcolorError
+from vidcolor.options import ColorizeOptions
+
+MANIFEST_NAME = "vidcolor-manifest.jsonl"
+#: Extensions taken from folders and globs (an explicit file argument is always taken).
+VIDEO_EXTS = {
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".nut", ".mpg", ".mpeg",
+    ".m2v", ".vob", ".mxf", ".dv", ".flv", ".wmv", ".ogv", ".3gp", ".y4m",
+}  # fmt: skip
+STILL_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+#: Container for outputs whose source container cannot hold the chosen codec (or is not
+#: writable at all, like .mpg): Matroska holds every codec and stream kind vidcolor writes.
+FALLBACK_EXT = ".mkv"
+#: Exit status of a batch in which at least one file failed.
+EXIT_FAILED = 1
+
+DONE, FAILED, SKIPPED, STARTED = "done", "failed", "skipped", "started"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its output goes. ``rel``: the output path relative to out_dir."""
+
+    source: Path
+    output: Path
+    rel: str
+    still: bool
+
+
+@dataclass
+class JobResult:
+    """What became of one job (also the body of its manifest record)."""
+
+    source: str
+    output: str
+    status: str  # done | failed | skipped
+    frames: int | None = None
+    seconds: float | None = None
+    fps: float | None = None
+    sha256: str | None = None
+    error: str | None = None
+    exit_code: int = 0
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchReport:
+    results: list[JobResult]
+    manifest: Path
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing failed, EXIT_FAILED otherwise."""
+        return EXIT_FAILED if self.count(FAILED) else 0
+
+    def table(self) -> str:
+        """One line per file and a line of totals, for the end of a batch."""
+        lines = [f"{'status':8} {'frames':>7} {'frames/s':>9} {'seconds':>8}  file"]
+        for r in self.results:
+            def num(x: float | None, fmt: str) -> str:
+                return "-" if x is None else format(x, fmt)
+
+            tail = f"{r.output}: {r.error}" if r.error else r.output
+            lines.append(f"{r.status:8} {num(r.frames, '7d')} {num(r.fps, '9.1f')} {num(r.seconds, '8.1f')}  {tail}")
+        n = len(self.results)
+        lines.append(f"{n} file{'s' if n != 1 else ''}: {self.count(DONE)} succeeded, {self.count(FAILED)} failed, "
+                     f"{self.count(SKIPPED)} skipped")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ collecting
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard (``reels/**/*.mp4`` -> ``reels``)."""
+    parts = Path(pattern).parts
+    fixed: list[str] = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def output_name(rel: Path, codec: str) -> Path:
+    """The output path (relative) for a source path ``rel``: the same name, and the same
+    extension where that container can hold ``codec``, else FALLBACK_EXT. Stills keep theirs."""
+    ext = rel.suffix.lower()
+    if ext in STILL_EXTS:
+        return rel
+    from vidcolor.media.encode import CODEC_ALIASES, CONTAINERS, container_codecs
+
+    fmt = CONTAINERS.get(ext)
+    enc = CODEC_ALIASES.get(codec.lower(), "libx264" if codec.lower() == "lossless" else codec.lower())
+    if fmt is not None:
+        try:
+            import av
+
+            if av.Codec(enc, "w").canonical_name in container_codecs(fmt):
+                return rel
+        except Exception:  # noqa: BLE001 - an unknown codec fails later with its own clear message
+            return rel
+    return rel.with_suffix(FALLBACK_EXT)
+
+
+def collect_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
+                 codec: str = "libx264") -> list[Job]:
+    """Jobs for ``inputs`` (folders, walked recursively; globs, ``**`` allowed; files), in a
+    stable order. Outputs mirror the tree below the inputs' common folder inside ``out_dir``.
+
+    Folders and globs contribute media files by extension (VIDEO_EXTS, STILL_EXTS) and skip
+    hidden files and folders and anything inside ``out_dir``; an explicit file is always taken.
+    Raises UsageError for an input that matches nothing, when no file is found at all, and when
+    two inputs would be written to the same output.
+    """
+    out = Path(out_dir)
+    found: list[tuple[Path, Path]] = []  # (file, root it was found under)
+    media = VIDEO_EXTS | STILL_EXTS
+    for item in inputs:
+        text = os.fspath(item)
+        p = Path(text)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in media and not _is_hidden(f, p) and not _inside(f, out):
+                    found.append((f, p))
+        elif p.is_file():
+            found.append((p, p.parent))
+        elif glob.has_magic(text):
+            root = _glob_root(text)
+            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
+            files = [m for m in matches if m.is_file() and m.suffix.lower() in media
+                     and not _is_hidden(m, root) and not _inside(m, out)]  # fmt: skip
+            if not files:
+                raise UsageError("a glob that matches media files", f"nothing for {text!r}", "check the pattern")
+            found.extend((f, root) for f in files)
+        else:
+            raise UsageError("an existing file, folder or glob", f"nothing at {text}", "check the path")
+    if not found:
+        raise UsageError("media files in the inputs", "none", "pass folders or files with video or stills")
+    roots = {str(r.resolve()) for _, r in found}
+    base = Path(os.path.commonpath(sorted(roots)))
+    jobs: list[Job] = []
+    seen_src: set[Path] = set()
+    by_out: dict[str, Path] = {}
+    for f, _root in found:
+        real = f.resolve()
+        if real in seen_src:
+            continue
+        seen_src.add(real)
+        rel = output_name(real.relative_to(base), codec)
+        key = rel.as_posix()
+        if key in by_out:
+            raise UsageError("one output per input", f"{by_out[key]} and {f} would both write {out / rel}",
+                             "colorize them in separate batches or rename one")
+        by_out[key] = f
+        jobs.append(Job(source=real, output=out / rel, rel=key, still=real.suffix.lower() in STILL_EXTS))
+    return jobs
+
+
+# -------------------------------------------------------------------------------- manifest
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line: one write() on an O_APPEND descriptor, then fsync.
+
+    A kill can only leave the last line torn (readers skip it); if it did, the next record starts
+    on a fresh line so that it stays whole.
+    """
+    data = json.dumps(record, sort_keys=True).encode() + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    data = b"\n" + data
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    """The last record of each source in the manifest at ``path`` (missing file: none); lines
+    that are not whole JSON objects (a torn last line) are skipped."""
+    last: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return last
+    with path.open("rb") as fh:
+        for raw in fh:
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("source"), str):
+                last[rec["source"]] = rec
+    return last
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _finished(job: Job, rec: dict[str, Any] | None) -> bool:
+    """Whether ``job`` can be skipped: its last record finished and its output is unchanged."""
+    if rec is None or rec.get("status") != DONE or rec.get("output") != job.rel or not rec.get("sha256"):
+        return False
+    try:
+        return job.output.is_file() and sha256_file(job.output) == rec["sha256"]
+    except OSError:
+        return False
+
+
+def _adopted(job: Job, rec: dict[str, Any] | None) -> JobResult | None:
+    """A job whose run was killed after its output was renamed into place but before its record
+    was written: its last record is ``started`` with no output before, and the output is there
+    now. Outputs only ever appear whole and verified (atomic rename), so it is the run's own."""
+    if rec is None or rec.get("status") != STARTED or rec.get("output") != job.rel or rec.get("output_existed"):
+        return None
+    if not job.output.is_file():
+        return None
+    return JobResult(str(job.source), job.rel, DONE, sha256=sha256_file(job.output),
+                     notes=["finished by an earlier run that stopped before recording it"])
+
+
+def _record(result: JobResult) -> dict[str, Any]:
+    rec = asdict(result)
+    rec["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rec["vidcolor"] = __version__
+    return rec
+
+
+# ----------------------------------------------------------------------------------- running
+
+
+def run_job(job: Job, options: ColorizeOptions, colorizer: Any, segment_seconds: float) -> JobResult:
+    """Colorize one file; a VidcolorError (or any other failure) becomes a failed result."""
+    from vidcolor.pipeline.image import colorize_image
+    from vidcolor.pipeline.segments import colorize_film
+
+    t0 = time.perf_counter()
+    try:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        if job.still:
+            colorize_image(job.source, job.output, options, colorizer=colorizer)
+            frames, warnings, notes = 1, [], []
+        else:
+            summary = colorize_film(job.source, job.output, options, segment_seconds=segment_seconds, resume=True,
+                                    colorizer=colorizer)
+            frames, warnings, notes = summary.frames, summary.warnings, summary.notes
+    except VidcolorError as exc:
+        return JobResult(str(job.source), job.rel, FAILED, error=str(exc), exit_code=exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the batch; it is recorded
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return JobResult(str(job.source), job.rel, FAILED, exit_code=1,
+                         error=f"internal error {type(exc).__name__}: {exc} ({Path(where.filename).name}:"
+                               f"{where.lineno}); please report it")  # fmt: skip
+    seconds = time.perf_counter() - t0
+    return JobResult(str(job.source), job.rel, DONE, frames=frames, seconds=round(seconds, 3),
+                     fps=round(frames / seconds, 2) if seconds > 0 else None, sha256=sha256_file(job.output),
+                     warnings=list(warnings), notes=list(notes))
+
+
+# A worker process's model and settings, set once by _init_worker.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(options: ColorizeOptions, colorizer: Any, segment_seconds: float) -> None:
+    import signal
+
+    import torch
+
+    from vidcolor import models
+
+    # The parent handles Ctrl-C and stops the pool; a worker that got SIGINT as well would die
+    # mid-file with a traceback. The parent ends workers with SIGTERM, raised here as
+    # KeyboardInterrupt so the file in hand is cleaned up as on Ctrl-C (temporary output removed,
+    # finished segments kept for the next run).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _terminated)
+    torch.set_num_threads(max(1, options.threads))
+    if colorizer is None:
+        colorizer = models.load(options.model, device=options.device, half=options.half, weights=options.weights)
+    _WORKER.update(options=options, colorizer=colorizer, segment_seconds=segment_seconds)
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _worker_job(job: Job) -> JobResult:
+    return run_job(job, _WORKER["options"], _WORKER["colorizer"], _WORKER["segment_seconds"])
+
+
+def run_batch(
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    options: ColorizeOptions | None = None,
+    *,
+    jobs: int = 1,
+    colorizer: Any = None,
+    segment_seconds: float | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+    on_result: Callable[[JobResult], None] | None = None,
+) -> BatchReport:
+    """Colorize every file of ``inputs`` into ``out_dir`` (see the module docstring).
+
+    ``jobs`` > 1 runs that many worker processes side by side; each loads the model once (or
+    receives ``colorizer``) and gets cores // jobs torch threads unless ``options.threads`` says.
+    ``on_result`` is called in this process as each file ends (skips included), in completion
+    order. Raises UsageError for bad inputs before any work; a file that fails is recorded and the
+    batch goes on. The report lists the files in input order.
+    """
+    from vidcolor.pipeline.segments import SEGMENT_SECONDS
+
+    opts = options or ColorizeOptions()
+    seg_s = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
+    if jobs < 1:
+        raise UsageError("--jobs of 1 or more", str(jobs), "pass e.g. --jobs 2")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError("an output folder", f"a file at {out}", "choose a folder name")
+    job_list = collect_jobs(inputs, out, opts.codec)
+    out.mkdir(parents=True, exist_ok=True)
+    man = Path(manifest) if manifest is not None else out / MANIFEST_NAME
+    records = read_manifest(man)
+
+    results: dict[int, JobResult] = {}
+    todo: list[tuple[int, Job]] = []
+
+    def finish(i: int, result: JobResult, write: bool = True) -> None:
+        results[i] = result
+        if write:
+            append_record(man, _record(result))
+        if on_result is not None:
+            on_result(result)
+
+    for i, job in enumerate(job_list):
+        rec = records.get(str(job.source))
+        if _finished(job, rec):
+            finish(i, JobResult(str(job.source), job.rel, SKIPPED, frames=rec.get("frames") if rec else None,
+                                sha256=rec.get("sha256") if rec else None), write=False)
+            continue
+        adopted = _adopted(job, rec)
+        if adopted is not None:
+            finish(i, adopted)
+            continue
+        todo.append((i, job))
+
+    def started(job: Job) -> None:
+        append_record(man, {"source": str(job.source), "output": job.rel, "status": STARTED,
+                            "output_existed": job.output.exists(),
+                            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+    if jobs == 1 or len(todo) <= 1:
+        if colorizer is None and todo:
+            from vidcolor import models
+
+            if opts.threads:
+                import torch
+
+                torch.set_num_threads(opts.threads)
+            colorizer = models.load(opts.model, device=opts.device, half=opts.half, weights=opts.weights)
+        for i, job in todo:
+            started(job)
+            finish(i, run_job(job, opts, colorizer, seg_s))
+    else:
+        _run_pool(todo, opts, jobs, colorizer, seg_s, started, finish)
+    return BatchReport([results[i] for i in sorted(results)], man)
+
+
+def _run_pool(
+    todo: list[tuple[int, Job]], opts: ColorizeOptions, jobs: int, colorizer: Any, seg_s: float,
+    started: Callable[[Job], None], finish: Callable[[int, JobResult], None],
+) -> None:
+    workers = min(jobs, len(todo))
+    if not opts.threads:
+        opts = replace(opts, threads=max(1, (os.cpu_count() or 1) // workers))
+    # spawn, not fork: a forked child of a process that has used torch's thread pools can hang.
+    ctx = multiprocessing.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                  initargs=(opts, colorizer, seg_s))
+    pending: dict[cf.Future[JobResult], int] = {}
+    queue = iter(todo)
+    by_index = dict(todo)
+
+    def submit_next() -> bool:
+        for i, job in queue:
+            started(job)
+            pending[pool.submit(_worker_job, job)] = i
+            return True
+        return False
+
+    try:
+        for _ in range(workers):  # keep exactly one file per worker in flight, so "started" is true
+            submit_next()
+        while pending:
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                i = pending.pop(fut)
+                try:
+                    result = fut.result()
+                except cf.process.BrokenProcessPool as exc:
+                    job = by_index[i]
+                    result = JobResult(str(job.source), job.rel, FAILED, exit_code=1,
+                                       error=f"the worker process died ({exc}); run again to retry")
+                finish(i, result)
+                submit_next()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _terminate(pool: cf.ProcessPoolExecutor) -> None:
+    """End the workers of ``pool`` (by their own ids) after Ctrl-C."""
+    procs: Iterable[Any] = (getattr(pool, "_processes", None) or {}).values()
+    for p in list(procs):
+        if p.is_alive():
+            p.terminate()
+    for p in list(procs):
+        p.join(timeout=10)

@@ -1,0 +1,60 @@
+"""The ``vidcolor batch`` command: many files into a mirrored output folder, with a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vidcolor.cli import build_options, colour_options, model_options, run_command
+
+
+@click.command("batch")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder; the input folders' tree is mirrored inside it.")
+@model_options
+@colour_options
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Files colorized side by side (worker processes sharing the CPU cores).")
+@click.option("--segment-seconds", type=float, default=None,
+              help="Cut films longer than 1.5x this into segments that resume after a kill (default 60; 0: never).")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Manifest file (default: OUT_DIR/vidcolor-manifest.jsonl).")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist but are not recorded as finished.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the final table.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def batch_command(inputs: tuple[str, ...], out_dir: Path, jobs: int, segment_seconds: float | None,
+                  manifest: Path | None, quiet: bool, debug: bool, **kw: Any) -> None:
+    """Colorize every film and still in INPUTS (folders, globs such as 'reels/**/*.mp4', files).
+
+    A file whose manifest record says it finished, and whose output still has the recorded
+    sha256, is skipped; run the same command again after a failure or a kill to do the rest.
+    Exit status: 0 when every file succeeded or was skipped, 1 when any failed.
+    """
+
+    def body() -> int:
+        from vidcolor.batch import run_batch
+
+        opts = build_options(kw)
+
+        def each(result: Any) -> None:
+            if quiet:
+                return
+            tail = f": {result.error}" if result.error else ""
+            click.echo(f"{result.status:8} {result.output}{tail}", err=True)
+            for w in result.warnings:
+                click.echo(f"vidcolor: warning: {result.output}: {w}", err=True)
+
+        try:
+            report = run_batch(inputs, out_dir, opts, jobs=jobs, segment_seconds=segment_seconds,
+                               manifest=manifest, on_result=each)
+        except KeyboardInterrupt:
+            click.echo("vidcolor: interrupted; run the same command again to continue "
+                       "(finished files are skipped, a long film resumes at its last finished segment)", err=True)
+            return 130
+        click.echo(report.table())
+        return report.exit_code
+
+    run_command(body, debug)
