@@ -1,0 +1,183 @@
+"""Batch mode (vidcolor/batch.py, the ``batch`` command): inputs to jobs, the manifest, skipping
+what is done, failures that do not stop the batch, worker processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from clips import make_clip, read_video_pts
+
+from vidcolor.batch import (
+    DONE,
+    FAILED,
+    MANIFEST_NAME,
+    SKIPPED,
+    append_record,
+    collect_jobs,
+    read_manifest,
+    run_batch,
+    sha256_file,
+)
+from vidcolor.cli import main
+from vidcolor.errors import UsageError
+from vidcolor.models import save_checkpoint
+from vidcolor.models.colorizer import Colorizer, ColorizerConfig
+from vidcolor.options import ColorizeOptions
+
+OPTS = ColorizeOptions(render_size=32, threads=1)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return Colorizer(ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16)).eval()
+
+
+def _still(path: Path) -> Path:
+    import cv2
+
+    yy, xx = np.mgrid[0:40, 0:56]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), ((xx * 4 + yy * 2) % 256).astype(np.uint8))
+    return path
+
+
+@pytest.fixture
+def reels(tmp_path: Path) -> Path:
+    """reels/a.mp4, reels/day2/b.mkv, reels/day2/c.png, reels/bad.mp4 (text), reels/.hidden/x.mp4."""
+    root = tmp_path / "reels"
+    (root / "day2").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    make_clip(root / "a.mp4", frames=12, size=(64, 48), audio=[("aac", "eng")])
+    make_clip(root / "day2" / "b.mkv", frames=10, size=(48, 32))
+    _still(root / "day2" / "c.png")
+    (root / "bad.mp4").write_text("not a film\n")
+    make_clip(root / ".hidden" / "x.mp4", frames=4)
+    (root / "notes.txt").write_text("skip me")
+    return root
+
+
+def test_collect_mirrors_the_tree(reels: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    jobs = collect_jobs([reels], out)
+    assert [j.rel for j in jobs] == ["a.mp4", "bad.mp4", "day2/b.mkv", "day2/c.png"]
+    assert jobs[0].output == out / "a.mp4" and not jobs[0].still and jobs[3].still
+    # Globs: the folder before the first wildcard is the root; ** goes down.
+    assert [j.rel for j in collect_jobs([str(reels / "**" / "*.mkv")], out)] == ["day2/b.mkv"]
+    # Two folders: mirrored below their common parent, in the order given.
+    assert [j.rel for j in collect_jobs([reels / "day2", reels / ".hidden"], out)] == [
+        "day2/b.mkv", "day2/c.png", ".hidden/x.mp4"]  # fmt: skip
+    # An explicit file is always taken; a source container that cannot be written becomes .mkv.
+    mpg = reels / "old.mpg"
+    mpg.write_bytes(b"\0")
+    assert [j.rel for j in collect_jobs([mpg], out)] == ["old.mkv"]
+
+
+def test_collect_skips_the_output_folder_and_refuses_clashes(reels: Path) -> None:
+    inside = reels / "colour"
+    inside.mkdir()
+    make_clip(inside / "a.mp4", frames=4)
+    assert all(not j.rel.startswith("colour/") for j in collect_jobs([reels], inside))
+    (reels / "a.mpg").write_bytes(b"\0")  # -> a.mkv
+    (reels / "a.mkv").write_bytes(b"\0")
+    with pytest.raises(UsageError, match="would both write"):
+        collect_jobs([reels / "a.mpg", reels / "a.mkv"], reels / "out")
+    with pytest.raises(UsageError, match="nothing at"):
+        collect_jobs([reels / "missing.mp4"], reels / "out")
+    with pytest.raises(UsageError, match="nothing for"):
+        collect_jobs([str(reels / "*.avi")], reels / "out")
+
+
+def test_manifest_survives_a_torn_line(tmp_path: Path) -> None:
+    man = tmp_path / "m.jsonl"
+    append_record(man, {"source": "a", "status": "done"})
+    with man.open("ab") as fh:  # what a power cut in the middle of a write can leave
+        fh.write(b'{"source": "b", "stat')
+    append_record(man, {"source": "c", "status": "failed"})
+    recs = read_manifest(man)
+    assert set(recs) == {"a", "c"}
+    lines = man.read_bytes().splitlines()
+    assert json.loads(lines[-1]) == {"source": "c", "status": "failed"}
+
+
+def test_batch_goes_on_past_failures_and_skips_what_is_done(reels: Path, tmp_path: Path, tiny) -> None:
+    out = tmp_path / "out"
+    seen: list[str] = []
+    report = run_batch([reels], out, OPTS, colorizer=tiny, on_result=lambda r: seen.append(r.output))
+    by = {r.output: r for r in report.results}
+    assert [r.output for r in report.results] == ["a.mp4", "bad.mp4", "day2/b.mkv", "day2/c.png"]
+    assert sorted(seen) == sorted(by)
+    assert by["bad.mp4"].status == FAILED and "not readable media" in (by["bad.mp4"].error or "")
+    assert by["bad.mp4"].exit_code == 2
+    for name in ("a.mp4", "day2/b.mkv", "day2/c.png"):
+        r = by[name]
+        assert r.status == DONE and r.sha256 == sha256_file(out / name)
+    assert by["a.mp4"].frames == 12 and by["a.mp4"].fps and by["a.mp4"].seconds
+    assert read_video_pts(out / "a.mp4") == read_video_pts(reels / "a.mp4")
+    assert (report.count(DONE), report.count(FAILED), report.count(SKIPPED)) == (3, 1, 0)
+    assert report.exit_code == 1
+    assert "4 files: 3 succeeded, 1 failed, 0 skipped" in report.table()
+    manifest = read_manifest(out / MANIFEST_NAME)
+    assert manifest[str(reels / "a.mp4")]["status"] == DONE
+    assert manifest[str(reels / "bad.mp4")]["error"]
+
+    # Again: finished files are skipped, the failed one is tried again.
+    again = run_batch([reels], out, OPTS, colorizer=tiny)
+    assert [r.status for r in again.results] == [SKIPPED, FAILED, SKIPPED, SKIPPED]
+
+    # An output that no longer matches its recorded hash is not skipped.
+    (out / "a.mp4").write_bytes((out / "a.mp4").read_bytes() + b"\0")
+    third = run_batch([reels / "a.mp4"], out, OPTS, colorizer=tiny)
+    assert third.results[0].status == FAILED and "--overwrite" in (third.results[0].error or "")
+    fourth = run_batch([reels / "a.mp4"], out, ColorizeOptions(render_size=32, threads=1, overwrite=True),
+                       colorizer=tiny)
+    assert fourth.results[0].status == DONE and fourth.exit_code == 0
+
+
+def test_output_of_a_run_killed_before_its_record_is_adopted(reels: Path, tmp_path: Path, tiny) -> None:
+    out = tmp_path / "out"
+    run_batch([reels / "a.mp4"], out, OPTS, colorizer=tiny)
+    man = out / MANIFEST_NAME
+    # As if the run had died between renaming the output into place and writing its record.
+    lines = man.read_text().splitlines()
+    assert json.loads(lines[0])["status"] == "started" and json.loads(lines[1])["status"] == DONE
+    man.write_text(lines[0] + "\n")
+    report = run_batch([reels / "a.mp4"], out, OPTS, colorizer=tiny)
+    r = report.results[0]
+    assert r.status == DONE and r.sha256 == sha256_file(out / "a.mp4") and r.notes
+    assert run_batch([reels / "a.mp4"], out, OPTS, colorizer=tiny).results[0].status == SKIPPED
+
+
+def test_jobs_in_worker_processes(tmp_path: Path, tiny) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(3):
+        make_clip(src / f"c{k}.mp4", frames=8 + k, size=(48, 32))
+    out = tmp_path / "out"
+    report = run_batch([src], out, ColorizeOptions(render_size=32), jobs=2, colorizer=tiny)
+    assert [r.status for r in report.results] == [DONE, DONE, DONE]
+    assert [r.frames for r in report.results] == [8, 9, 10]
+    for k in range(3):
+        assert read_video_pts(out / f"c{k}.mp4") == read_video_pts(src / f"c{k}.mp4")
+    recs = read_manifest(out / MANIFEST_NAME)
+    assert all(rec["status"] == DONE for rec in recs.values()) and len(recs) == 3
+
+
+def test_cli_batch(reels: Path, tmp_path: Path, tiny) -> None:
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, tiny, data="none", recipe="untrained test model", metrics={}, step=0, git_sha=None)
+    out = tmp_path / "out"
+    args = ["batch", str(reels), "-o", str(out), "--model", str(ckpt), "--render-size", "32", "--threads", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "3 succeeded, 1 failed, 0 skipped" in result.output
+    assert (out / "day2" / "c.png").exists() and (out / "day2" / "b.mkv").exists()
+    (reels / "bad.mp4").unlink()
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "3 files: 0 succeeded, 0 failed, 3 skipped" in result.output
