@@ -95,8 +95,15 @@ def test_augmentation_degrades_only_the_input() -> None:
 
 def _tiny(tmp_path: Path, corpus: Path, steps: int) -> TrainConfig:
     return TrainConfig(
-        data=(str(corpus),), out=str(tmp_path / "run"), steps=steps, batch=2, val_every=2, val_fraction=0.3,
-        ckpt_minutes=0.0, threads=1, augment=AugmentConfig(crop=64),
+        data=(str(corpus),),
+        out=str(tmp_path / "run"),
+        steps=steps,
+        batch=2,
+        val_every=2,
+        val_fraction=0.3,
+        ckpt_minutes=0.0,
+        threads=1,
+        augment=AugmentConfig(crop=64),
         model=ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16),
     )
 
@@ -121,6 +128,8 @@ def test_train_writes_self_describing_checkpoints_and_resumes(tmp_path: Path, co
 
 
 def test_train_cli_rejects_a_missing_folder(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "-q"])
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "-q"]
+    )
     assert r.exit_code != 0
     assert "nothing there" in r.output and "Traceback" not in r.output

@@ -61,30 +61,60 @@ def run_command(fn: Callable[[], int | None], debug: bool) -> None:
 
 
 def model_options(f: F) -> F:
-    f = click.option("--model", default=DEFAULT_MODEL, show_default=True,
-                     help="Registry name (see 'vidcolor models') or a checkpoint file.")(f)
-    f = click.option("--weights", type=click.Path(dir_okay=False), default=None,
-                     help="Weights file for the chosen architecture (e.g. upstream eccv16 weights).")(f)
+    f = click.option(
+        "--model",
+        default=DEFAULT_MODEL,
+        show_default=True,
+        help="Registry name (see 'vidcolor models') or a checkpoint file.",
+    )(f)
+    f = click.option(
+        "--weights",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Weights file for the chosen architecture (e.g. upstream eccv16 weights).",
+    )(f)
     f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
     f = click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per model call.")(f)
-    f = click.option("--render-size", type=int, default=None,
-                     help="Short side, in pixels, the model sees (default: the model's own).")(f)
+    f = click.option(
+        "--render-size",
+        type=int,
+        default=None,
+        help="Short side, in pixels, the model sees (default: the model's own).",
+    )(f)
     f = click.option("--threads", type=int, default=0, help="CPU threads for the model (0: all cores).")(f)
     return f
 
 
 def colour_options(f: F) -> F:
-    f = click.option("--smoothing", type=float, default=DEFAULT_SMOOTHING, show_default=True,
-                     help="Temporal smoothing strength 0..1 (reset at scene cuts).")(f)
-    f = click.option("--no-smoothing", is_flag=True, help="Turn temporal smoothing off (same as --smoothing 0).")(f)
-    f = click.option("--codec", default=DEFAULT_CODEC, show_default=True,
-                     help="libx264, libx265, ffv1, prores, lossless, h264_nvenc, hevc_nvenc.")(f)
+    f = click.option(
+        "--smoothing",
+        type=float,
+        default=DEFAULT_SMOOTHING,
+        show_default=True,
+        help="Temporal smoothing strength 0..1 (reset at scene cuts).",
+    )(f)
+    f = click.option(
+        "--no-smoothing", is_flag=True, help="Turn temporal smoothing off (same as --smoothing 0)."
+    )(f)
+    f = click.option(
+        "--codec",
+        default=DEFAULT_CODEC,
+        show_default=True,
+        help="libx264, libx265, ffv1, prores, lossless, h264_nvenc, hevc_nvenc.",
+    )(f)
     f = click.option("--crf", type=float, default=None, help="Quality for x264/x265 (lower is better).")(f)
     f = click.option("--lossless", is_flag=True, help="Lossless video (ffv1 in mkv, else x264 qp 0).")(f)
-    f = click.option("--ten-bit/--eight-bit", "ten_bit", default=None,
-                     help="Output bit depth (default: the source's, where the codec allows).")(f)
-    f = click.option("--skip-corrupt", is_flag=True,
-                     help="Carry on past undecodable frames and count them, instead of stopping.")(f)
+    f = click.option(
+        "--ten-bit/--eight-bit",
+        "ten_bit",
+        default=None,
+        help="Output bit depth (default: the source's, where the codec allows).",
+    )(f)
+    f = click.option(
+        "--skip-corrupt",
+        is_flag=True,
+        help="Carry on past undecodable frames and count them, instead of stopping.",
+    )(f)
     f = click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (bwdif).")(f)
     f = click.option("--no-verify", is_flag=True, help="Skip the final check of frames, pts and luma.")(f)
     f = click.option("--no-guide", is_flag=True, help="Plain bilinear colour upsampling (no luma guide).")(f)
@@ -107,20 +137,41 @@ def main() -> None:
 
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output file (default: INPUT_colour with the same extension).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output file (default: INPUT_colour with the same extension).",
+)
 @model_options
 @colour_options
 @click.option("--start", default=None, help="Start of the section to colorize (seconds or [HH:]MM:SS).")
 @click.option("--duration", default=None, help="Length of the section (seconds or [HH:]MM:SS).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@click.option("--segment-seconds", type=float, default=60.0, show_default=True,
-              help="Cut films longer than 1.5x this into segments, so a killed run can resume (0: never).")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run: redo only its unfinished segments.")
+@click.option(
+    "--segment-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Cut films longer than 1.5x this into segments, so a killed run can resume (0: never).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run: redo only its unfinished segments."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
-def colorize(input: Path, output: Path | None, quiet: bool, debug: bool, start: str | None,
-             duration: str | None, segment_seconds: float, resume: bool, **kw: Any) -> None:
+def colorize(
+    input: Path,
+    output: Path | None,
+    quiet: bool,
+    debug: bool,
+    start: str | None,
+    duration: str | None,
+    segment_seconds: float,
+    resume: bool,
+    **kw: Any,
+) -> None:
     """Colorize a black-and-white film or still INPUT."""
 
     def body() -> None:
@@ -135,12 +186,16 @@ def colorize(input: Path, output: Path | None, quiet: bool, debug: bool, start: 
                 click.echo(f"{dst}: still colorized")
             return
         try:
-            summary = colorize_film(input, dst, opts, segment_seconds=segment_seconds, resume=resume,
-                                    progress=not quiet)
+            summary = colorize_film(
+                input, dst, opts, segment_seconds=segment_seconds, resume=resume, progress=not quiet
+            )
         except KeyboardInterrupt:
             if segment_dir(dst).is_dir():
-                click.echo(f"vidcolor: finished segments are kept in {segment_dir(dst)}; "
-                           "run the same command with --resume to continue", err=True)
+                click.echo(
+                    f"vidcolor: finished segments are kept in {segment_dir(dst)}; "
+                    "run the same command with --resume to continue",
+                    err=True,
+                )
             raise
         if not quiet:
             for w in summary.warnings:
@@ -172,8 +227,14 @@ def models_cmd(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path), required=True,
-              help="Folder, tar shard or video of colour pictures (repeatable; more may follow).")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder, tar shard or video of colour pictures (repeatable; more may follow).",
+)
 @click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--steps", type=int, default=1800, show_default=True)
@@ -188,9 +249,23 @@ def models_cmd(as_json: bool) -> None:
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--debug", is_flag=True)
-def train(data: tuple[Path, ...], more_data: tuple[Path, ...], out: Path, steps: int, batch: int, crop: int,
-          lr: float, seed: int, val_fraction: float, finetune_encoder: bool, device: str, threads: int,
-          resume: bool, quiet: bool, debug: bool) -> None:
+def train(
+    data: tuple[Path, ...],
+    more_data: tuple[Path, ...],
+    out: Path,
+    steps: int,
+    batch: int,
+    crop: int,
+    lr: float,
+    seed: int,
+    val_fraction: float,
+    finetune_encoder: bool,
+    device: str,
+    threads: int,
+    resume: bool,
+    quiet: bool,
+    debug: bool,
+) -> None:
     """Train the colorizer on colour pictures (see shared/data/train for the corpus)."""
 
     def body() -> None:
@@ -201,8 +276,15 @@ def train(data: tuple[Path, ...], more_data: tuple[Path, ...], out: Path, steps:
         from vidcolor.train.loop import train as run_train
 
         cfg = TrainConfig(
-            data=tuple(str(p) for p in (*data, *more_data)), out=str(out), steps=steps, batch=batch, lr=lr,
-            seed=seed, val_fraction=val_fraction, freeze_encoder=not finetune_encoder, device=device,
+            data=tuple(str(p) for p in (*data, *more_data)),
+            out=str(out),
+            steps=steps,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            val_fraction=val_fraction,
+            freeze_encoder=not finetune_encoder,
+            device=device,
             threads=threads,
         )
         cfg = replace(cfg, augment=replace(AugmentConfig(), crop=crop))
@@ -214,22 +296,47 @@ def train(data: tuple[Path, ...], more_data: tuple[Path, ...], out: Path, steps:
 
 
 @main.command("eval")
-@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path), required=True,
-              help="Folder or file of colour images/videos used as ground truth (repeatable).")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder or file of colour images/videos used as ground truth (repeatable).",
+)
 @click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))
 @model_options
-@click.option("--heads", default=None,
-              help="Comma list of output heads to compare (class, regression, blend); default: the model's.")
-@click.option("--smoothing", "smoothings", default=str(DEFAULT_SMOOTHING), show_default=True,
-              help="Comma list of smoothing strengths to compare, e.g. 0,0.5.")
-@click.option("--out", "out_json", type=click.Path(path_type=Path), default=Path("eval.json"), show_default=True)
+@click.option(
+    "--heads",
+    default=None,
+    help="Comma list of output heads to compare (class, regression, blend); default: the model's.",
+)
+@click.option(
+    "--smoothing",
+    "smoothings",
+    default=str(DEFAULT_SMOOTHING),
+    show_default=True,
+    help="Comma list of smoothing strengths to compare, e.g. 0,0.5.",
+)
+@click.option(
+    "--out", "out_json", type=click.Path(path_type=Path), default=Path("eval.json"), show_default=True
+)
 @click.option("--sheet", type=click.Path(path_type=Path), default=None, help="Contact sheet PNG.")
 @click.option("--max-frames", type=int, default=None, help="Score at most this many frames per clip.")
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--debug", is_flag=True)
-def eval_cmd(data: tuple[Path, ...], more_data: tuple[Path, ...], heads: str | None, smoothings: str,
-             out_json: Path, sheet: Path | None, max_frames: int | None, quiet: bool, debug: bool,
-             **kw: Any) -> None:
+def eval_cmd(
+    data: tuple[Path, ...],
+    more_data: tuple[Path, ...],
+    heads: str | None,
+    smoothings: str,
+    out_json: Path,
+    sheet: Path | None,
+    max_frames: int | None,
+    quiet: bool,
+    debug: bool,
+    **kw: Any,
+) -> None:
     """Turn colour footage grey, colorize it and score it against the truth (JSON + contact sheet)."""
 
     def body() -> None:
@@ -239,12 +346,20 @@ def eval_cmd(data: tuple[Path, ...], more_data: tuple[Path, ...], heads: str | N
         try:
             strengths = [float(s) for s in smoothings.split(",") if s.strip()]
         except ValueError:
-            raise UsageError("a comma list of numbers for --smoothing", repr(smoothings), "write e.g. 0,0.5") from None
+            raise UsageError(
+                "a comma list of numbers for --smoothing", repr(smoothings), "write e.g. 0,0.5"
+            ) from None
         head_list = [h.strip() for h in heads.split(",")] if heads else None
         opts = ColorizeOptions(**kw)
         colorizers = model_variants(opts, head_list, strengths)
-        report = evaluate([*data, *more_data], colorizers, out_json=out_json, sheet=sheet,
-                          max_frames=max_frames, progress=None if quiet else (lambda m: click.echo(m, err=True)))
+        report = evaluate(
+            [*data, *more_data],
+            colorizers,
+            out_json=out_json,
+            sheet=sheet,
+            max_frames=max_frames,
+            progress=None if quiet else (lambda m: click.echo(m, err=True)),
+        )
         if not quiet:
             click.echo(format_eval(report))
             click.echo(f"report: {out_json}" + (f", sheet: {sheet}" if sheet else ""))
@@ -254,7 +369,10 @@ def eval_cmd(data: tuple[Path, ...], more_data: tuple[Path, ...], heads: str | N
 
 def format_eval(report: dict[str, Any]) -> str:
     """A small table of the aggregate ratios per colorizer and kind."""
-    lines = [f"{'kind':7} {'colorizer':34} {'CIEDE2000':>9} {'vs grey':>8} {'colourf. vs truth':>18} {'CDC vs truth':>13}"]
+    lines = [
+        f"{'kind':7} {'colorizer':34} {'CIEDE2000':>9} {'vs grey':>8} "
+        f"{'colourf. vs truth':>18} {'CDC vs truth':>13}"
+    ]
     for kind, agg in (report.get("aggregate") or {}).items():
         if not agg:
             continue
@@ -265,11 +383,18 @@ def format_eval(report: dict[str, Any]) -> str:
             def f(x: Any, fmt: str) -> str:
                 return format(x, fmt) if isinstance(x, (int, float)) else "-"
 
-            lines.append(f"{kind:7} {name:34} {f(r.get('ciede2000'), '9.2f')} {f(r.get('ciede2000_vs_grey'), '8.3f')} "
-                         f"{f(r.get('colourfulness_vs_truth'), '18.3f')} {f(r.get('cdc_vs_truth'), '13.3f')}")
+            lines.append(
+                f"{kind:7} {name:34} {f(r.get('ciede2000'), '9.2f')} {f(r.get('ciede2000_vs_grey'), '8.3f')} "
+                f"{f(r.get('colourfulness_vs_truth'), '18.3f')} {f(r.get('cdc_vs_truth'), '13.3f')}"
+            )
     return "\n".join(lines)
 
 
 from vidcolor.batch_cli import batch_command  # noqa: E402 - batch_cli builds on the helpers above
 
 main.add_command(batch_command)
+
+
+from vidcolor.benchmark.cli import bench_command  # noqa: E402 - registered last: it imports run_command lazily
+
+main.add_command(bench_command)

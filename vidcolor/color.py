@@ -49,9 +49,7 @@ def srgb_to_linear(c: np.ndarray) -> np.ndarray:
 
 def linear_to_srgb(c: np.ndarray) -> np.ndarray:
     c = np.asarray(c, dtype=np.float32)
-    return np.where(
-        c <= 0.0031308, c * 12.92, 1.055 * np.maximum(c, 0.0031308) ** (1.0 / 2.4) - 0.055
-    )
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.maximum(c, 0.0031308) ** (1.0 / 2.4) - 0.055)
 
 
 def _f(t: np.ndarray) -> np.ndarray:
@@ -80,9 +78,7 @@ def lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
     fy = (lab[..., 0] + 16.0) / 116.0
     fx = fy + lab[..., 1] / 500.0
     fz = fy - lab[..., 2] / 200.0
-    xyz = np.stack(
-        [_finv(fx) * WHITE_D65[0], _finv(fy) * WHITE_D65[1], _finv(fz) * WHITE_D65[2]], axis=-1
-    )
+    xyz = np.stack([_finv(fx) * WHITE_D65[0], _finv(fy) * WHITE_D65[1], _finv(fz) * WHITE_D65[2]], axis=-1)
     return (xyz @ _XYZ_TO_RGB.T.astype(np.float32)).astype(np.float32)
 
 

@@ -39,7 +39,9 @@ class ColorizeOptions:
         if self.render_size is not None and self.render_size < 16:
             raise UsageError("--render-size of 16 pixels or more", str(self.render_size), "pass e.g. 224")
         if not 0.0 <= self.smoothing <= 1.0:
-            raise UsageError("a smoothing strength in 0..1", str(self.smoothing), "pass e.g. 0.5, or 0 for off")
+            raise UsageError(
+                "a smoothing strength in 0..1", str(self.smoothing), "pass e.g. 0.5, or 0 for off"
+            )
         if self.start is not None and self.start < 0:
             raise UsageError("--start of 0 seconds or more", str(self.start), "pass a time inside the film")
         if self.duration is not None and self.duration <= 0:

@@ -9,6 +9,7 @@ import numpy as np
 
 from vidcolor.errors import UsageError
 from vidcolor.evaluate.run import ColorizeFn
+from vidcolor.models.colorizer import Colorizer
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.stream import colorize_frames
@@ -20,9 +21,10 @@ def pipeline_colorizer(step: ModelStep, opts: ColorizeOptions, head: str | None 
     """A ColorizeFn running the model of ``step`` with ``opts`` (and, for our model, ``head``)."""
 
     def colorize(frames: Iterator[np.ndarray]) -> Iterable[np.ndarray]:
-        model = step.model
         if head is not None:
-            model.config = replace(model.config, head=head)  # type: ignore[union-attr]
+            model = step.model
+            assert isinstance(model, Colorizer)
+            model.config = replace(model.config, head=head)  # type: ignore[arg-type]
         return colorize_frames(frames, step, opts)
 
     return colorize
@@ -37,10 +39,11 @@ def model_variants(
         bad = [h for h in heads if h not in HEADS]
         if bad:
             raise UsageError(f"heads among {', '.join(HEADS)}", ", ".join(bad), "fix --heads")
-        if not hasattr(step.model, "config"):
+        if not isinstance(step.model, Colorizer):
             raise UsageError("a vidcolor model for --heads", step.name, "drop --heads for this model")
     out: dict[str, ColorizeFn] = {}
-    for h in heads or [None]:
+    head_list: Sequence[str | None] = list(heads) if heads else [None]
+    for h in head_list:
         for s in smoothings:
             name = step.name + (f"/{h}" if h else "") + f"/smooth{s:g}"
             out[name] = pipeline_colorizer(step, replace(opts, smoothing=s), h)

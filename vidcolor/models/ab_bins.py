@@ -59,7 +59,9 @@ def soft_encode(ab: Tensor, centres: Tensor, k: int = 5, sigma: float = 5.0) -> 
     return out.view(B, H, W, -1).permute(0, 3, 1, 2)
 
 
-def rebalance_weights(prior: np.ndarray, centres: np.ndarray, lam: float = 0.5, sigma: float = 5.0) -> np.ndarray:
+def rebalance_weights(
+    prior: np.ndarray, centres: np.ndarray, lam: float = 0.5, sigma: float = 5.0
+) -> np.ndarray:
     """Class-rebalancing weights (Q,) from the empirical bin prior (Q,), as in Zhang et al.
 
     The prior is smoothed with a Gaussian of ``sigma`` ab units over the bin centres, mixed with

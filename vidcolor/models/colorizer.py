@@ -73,6 +73,7 @@ class Colorizer(nn.Module):
     """The model contract of DESIGN.md: raw L (B,1,h,w) in, raw ab (B,2,h,w) out."""
 
     stride = 32
+    centres: Tensor  # (Q, 2) ab bin centres, a non-persistent buffer
 
     def __init__(self, config: ColorizerConfig | None = None, info: ModelInfo | None = None) -> None:
         super().__init__()
@@ -114,7 +115,7 @@ class Colorizer(nn.Module):
     def _hints_at(self, hints: Tensor | None, like: Tensor) -> list[Tensor]:
         if not self.config.hints:
             return []
-        size = like.shape[2:]
+        size = (like.shape[2], like.shape[3])
         if hints is None:
             return [like.new_zeros(like.shape[0], 3, *size)]
         ab, mask = hints[:, :2] / AB_SCALE, hints[:, 2:3]
@@ -131,7 +132,9 @@ class Colorizer(nn.Module):
             ab_c = annealed_mean(logits, self.centres, c.temperature)
             parts.append(F.interpolate(ab_c, size=size, mode="bilinear", align_corners=False))
         if c.head in ("regression", "blend"):
-            parts.append(F.interpolate(reg.float() * AB_SCALE, size=size, mode="bilinear", align_corners=False))
+            parts.append(
+                F.interpolate(reg.float() * AB_SCALE, size=size, mode="bilinear", align_corners=False)
+            )
         ab = parts[0] if len(parts) == 1 else c.blend * parts[0] + (1.0 - c.blend) * parts[1]
         return ab * c.saturation
 

@@ -31,7 +31,9 @@ def _luma_of_array(image: np.ndarray) -> tuple[np.ndarray, int]:
         rgb = image[..., :3].astype(np.float32)
         y = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
         return np.clip(np.rint(y), 0, (1 << bits) - 1).astype(image.dtype), bits
-    raise InputError("an image array of shape (H,W) or (H,W,3)", f"shape {image.shape}", "pass a grey or RGB image")
+    raise InputError(
+        "an image array of shape (H,W) or (H,W,3)", f"shape {image.shape}", "pass a grey or RGB image"
+    )
 
 
 def colorize_image(
@@ -54,14 +56,20 @@ def colorize_image(
         src = Path(src)
         y, bits = read_image(src)
         if dst is not None and Path(dst).exists() and same_file(src, Path(dst)):
-            raise UsageError("an output path different from the input", f"both are {src}",
-                             "choose another output name")
+            raise UsageError(
+                "an output path different from the input", f"both are {src}", "choose another output name"
+            )
     if dst is not None and Path(dst).suffix.lower() not in IMAGE_EXTS:
-        raise UsageError("an image file name for a still (" + ", ".join(sorted(IMAGE_EXTS)) + ")",
-                         str(dst), "name the output e.g. out.png")
+        raise UsageError(
+            "an image file name for a still (" + ", ".join(sorted(IMAGE_EXTS)) + ")",
+            str(dst),
+            "name the output e.g. out.png",
+        )
     step = ModelStep.create(opts, colorizer)
     # A uint16 plane from a 16-bit file holds the full 0..65535 range, so its depth is 16.
-    batch = make_batch([Frame(0, 0, Fraction(1), y)], bits, True, opts.render_size or step.render_size, step.stride)
+    batch = make_batch(
+        [Frame(0, 0, Fraction(1), y)], bits, True, opts.render_size or step.render_size, step.stride
+    )
     ab = step(batch)[0]
     rgb = merge_rgb(y, ab, batch.content, bits)
     if dst is not None:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from vidcolor.frames import LBatch
+from vidcolor.models.info import ModelInfo
 from vidcolor.options import ColorizeOptions
 
 
@@ -33,7 +34,7 @@ class ModelStep:
         if model is None:
             model = models.load(opts.model, device=opts.device, half=opts.half, weights=opts.weights)
         p = next(model.parameters())
-        info = model.info  # type: ignore[attr-defined]
+        info: ModelInfo = model.info  # every model of the registry carries one
         return cls(model, p.device, p.dtype, info.name, info.render_size, info.stride)
 
     @torch.inference_mode()

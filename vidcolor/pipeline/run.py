@@ -57,8 +57,10 @@ class Summary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        parts = [f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s, "
-                 f"{self.device}, {self.model})"]
+        parts = [
+            f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s, "
+            f"{self.device}, {self.model})"
+        ]
         if self.verify is not None:
             psnr = "lossless" if math.isinf(self.verify.y_psnr) else f"{self.verify.y_psnr:.2f} dB"
             parts.append(f"Y PSNR {psnr}, pts identical")
@@ -133,21 +135,31 @@ def colorize_video(
     src, dst = Path(src), Path(dst)
     info = probe(src)
     if dst.exists() and same_file(src, dst):
-        raise UsageError("an output path different from the input", f"both are {src}",
-                         "choose another output name")
+        raise UsageError(
+            "an output path different from the input", f"both are {src}", "choose another output name"
+        )
     if info.is_still:
         raise UsageError("a film for colorize_video", f"a still image ({src})", "use colorize_image")
-    plan = plan_output(info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace)
+    plan = plan_output(
+        info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace
+    )
     step = ModelStep.create(opts, colorizer)
-    summary = Summary(str(src), str(dst), device=str(step.device), model=step.name,
-                      warnings=list(plan.warnings), notes=list(plan.notes))
+    summary = Summary(
+        str(src),
+        str(dst),
+        device=str(step.device),
+        model=step.name,
+        warnings=list(plan.warnings),
+        notes=list(plan.notes),
+    )
     stats = DecodeStats()
     t0 = time.perf_counter()
     with atomic_output(dst, opts.overwrite) as tmp:
         _run_stages(src, tmp, info, plan, opts, step, stats, summary, progress, on_frame)
         if opts.verify:
-            summary.verify = verify_output(src, tmp, info, plan, start=opts.start, duration=opts.duration,
-                                           expected_frames=summary.frames)
+            summary.verify = verify_output(
+                src, tmp, info, plan, start=opts.start, duration=opts.duration, expected_frames=summary.frames
+            )
     summary.seconds = time.perf_counter() - t0
     summary.rebuilt_pts = stats.rebuilt_pts
     summary.corrupt_skipped = stats.corrupt_skipped
@@ -192,20 +204,47 @@ class FrameWindow:
 
 
 def run_window(
-    src: Path, tmp: Path, info: SourceInfo, plan: OutputPlan, opts: ColorizeOptions, step: ModelStep,
-    window: FrameWindow, *, stats: DecodeStats, on_frame: Callable[[int], None] | None = None,
+    src: Path,
+    tmp: Path,
+    info: SourceInfo,
+    plan: OutputPlan,
+    opts: ColorizeOptions,
+    step: ModelStep,
+    window: FrameWindow,
+    *,
+    stats: DecodeStats,
+    on_frame: Callable[[int], None] | None = None,
 ) -> int:
     """Run the stages over ``window`` of ``src`` into ``tmp`` (no verify, no rename); return the
     number of frames encoded. The segment job of pipeline/segments.py."""
     summary = Summary(str(src), str(tmp))
-    _run_stages(src, tmp, info, plan, opts, step, stats, summary, False, on_frame,
-                window=None if window.whole else window)
+    _run_stages(
+        src,
+        tmp,
+        info,
+        plan,
+        opts,
+        step,
+        stats,
+        summary,
+        False,
+        on_frame,
+        window=None if window.whole else window,
+    )
     return summary.frames
 
 
 def _run_stages(
-    src: Path, tmp: Path, info: SourceInfo, plan: OutputPlan, opts: ColorizeOptions, step: ModelStep,
-    stats: DecodeStats, summary: Summary, progress: bool, on_frame: Callable[[int], None] | None,
+    src: Path,
+    tmp: Path,
+    info: SourceInfo,
+    plan: OutputPlan,
+    opts: ColorizeOptions,
+    step: ModelStep,
+    stats: DecodeStats,
+    summary: Summary,
+    progress: bool,
+    on_frame: Callable[[int], None] | None,
     window: FrameWindow | None = None,
 ) -> None:
     v = info.video
@@ -219,18 +258,35 @@ def _run_stages(
 
     def read() -> None:
         if window is None:
-            frames = decode_frames(src, info, start=opts.start, duration=opts.duration,
-                                   skip_corrupt=opts.skip_corrupt, deinterlace=opts.deinterlace, stats=stats)
+            frames = decode_frames(
+                src,
+                info,
+                start=opts.start,
+                duration=opts.duration,
+                skip_corrupt=opts.skip_corrupt,
+                deinterlace=opts.deinterlace,
+                stats=stats,
+            )
         else:
-            frames = window.select(decode_frames(src, info, start=window.start_s, skip_corrupt=opts.skip_corrupt,
-                                                 deinterlace=opts.deinterlace, stats=stats))
+            frames = window.select(
+                decode_frames(
+                    src,
+                    info,
+                    start=window.start_s,
+                    skip_corrupt=opts.skip_corrupt,
+                    deinterlace=opts.deinterlace,
+                    stats=stats,
+                )
+            )
         for batch in _batches(frames, opts.batch_size):
             to_model.put((batch, make_batch(batch, v.bit_depth, full_range, render, step.stride)))
         to_model.put(END)
 
     def colour() -> None:
-        smoother = TemporalSmoother(opts.smoothing, field_aware=v.field_order not in ("progressive", "unknown")
-                                    and not opts.deinterlace)
+        smoother = TemporalSmoother(
+            opts.smoothing,
+            field_aware=v.field_order not in ("progressive", "unknown") and not opts.deinterlace,
+        )
         pending: deque[tuple[Frame, tuple[int, int]]] = deque()
         encoded = 0
 
@@ -258,16 +314,30 @@ def _run_stages(
         shift = v.bit_depth - plan.bit_depth  # > 0 only where the plan states a downconversion
         for frame, ab, content in to_merge:
             y = frame.y if shift == 0 else _rescale(frame.y, shift, plan.bit_depth)
-            planes = merge_frame(y, ab, content, bit_depth=plan.bit_depth, full_range=full_range,
-                                 matrix=matrix, pix_fmt=plan.pix_fmt, guide=opts.guide)
+            planes = merge_frame(
+                y,
+                ab,
+                content,
+                bit_depth=plan.bit_depth,
+                full_range=full_range,
+                matrix=matrix,
+                pix_fmt=plan.pix_fmt,
+                guide=opts.guide,
+            )
             to_encode.put((frame.index, frame.pts, planes))
         to_encode.put(END)
 
     group.start("decode", read)
     group.start("model", colour)
     group.start("merge", merge)
-    bar = tqdm(total=_expected_frames(info, opts), unit="frame", disable=not progress, desc=src.name,
-               dynamic_ncols=True, smoothing=0.1)
+    bar = tqdm(
+        total=_expected_frames(info, opts),
+        unit="frame",
+        disable=not progress,
+        desc=src.name,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
     try:
         with VideoWriter(tmp, info, plan, start=opts.start, duration=opts.duration) as writer:
             for index, pts, planes in to_encode:

@@ -38,7 +38,13 @@ def _same_time(pa: int, ta: Fraction, pb: int, tb: Fraction, shift: Fraction) ->
 
 
 def verify_output(
-    src: Path, out: Path, info: SourceInfo, plan: OutputPlan, *, start: float | None, duration: float | None,
+    src: Path,
+    out: Path,
+    info: SourceInfo,
+    plan: OutputPlan,
+    *,
+    start: float | None,
+    duration: float | None,
     expected_frames: int,
 ) -> VerifyResult:
     out_info = probe(out)
@@ -52,8 +58,11 @@ def verify_output(
         if fa is None or fb is None:
             rest = 1 + sum(1 for _ in (b if fa is None else a))
             src_n, out_n = (n, n + rest) if fa is None else (n + rest, n)
-            raise EncodingError(f"{src_n} frames in the output, as in the source", str(out_n),
-                                "report this as a bug; the output was not kept")
+            raise EncodingError(
+                f"{src_n} frames in the output, as in the source",
+                str(out_n),
+                "report this as a bug; the output was not kept",
+            )
         if n == 0:
             # A container that cannot store negative times (Matroska, with an AAC priming packet
             # before 0) shifts every stream by the same amount: sync holds, and the shift is reported.
@@ -61,9 +70,11 @@ def verify_output(
             if abs(shift_s) <= fb.time_base / 2:
                 shift_s = Fraction(0)
         if not _same_time(fa.pts, fa.time_base, fb.pts, fb.time_base, shift_s):
-            raise EncodingError(f"frame {n} of the output at {float(fa.pts * fa.time_base):.6f} s (pts {fa.pts})",
-                                f"{float(fb.pts * fb.time_base):.6f} s (pts {fb.pts})",
-                                "report this as a bug; the output was not kept")
+            raise EncodingError(
+                f"frame {n} of the output at {float(fa.pts * fa.time_base):.6f} s (pts {fa.pts})",
+                f"{float(fb.pts * fb.time_base):.6f} s (pts {fb.pts})",
+                "report this as a bug; the output was not kept",
+            )
         ya = fa.y.astype(np.int64)
         yb = fb.y.astype(np.int64)
         yb = yb << depth_shift if depth_shift > 0 else yb >> -depth_shift
@@ -71,8 +82,9 @@ def verify_output(
         n_px += ya.size
         n += 1
     if n != expected_frames:
-        raise EncodingError(f"{expected_frames} frames in the output", str(n),
-                            "report this as a bug; the output was not kept")
+        raise EncodingError(
+            f"{expected_frames} frames in the output", str(n), "report this as a bug; the output was not kept"
+        )
     mse = se / max(n_px, 1)
     psnr = math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
     return VerifyResult(n, psnr, mse == 0, float(shift_s))

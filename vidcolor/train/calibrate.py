@@ -14,7 +14,6 @@ cached logits, and picks the lowest mean CIEDE2000 among readouts whose colourfu
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -48,8 +47,9 @@ def readouts() -> list[dict[str, Any]]:
 
 
 @torch.inference_mode()
-def score_readouts(model: Colorizer, data: list[Path], render_size: int, max_frames: int = 1,
-                   max_side: int = 320) -> list[dict[str, Any]]:
+def score_readouts(
+    model: Colorizer, data: list[Path], render_size: int, max_frames: int = 1, max_side: int = 320
+) -> list[dict[str, Any]]:
     """Mean CIEDE2000 and colourfulness (and the truth's) of every readout over the pictures."""
     grid = readouts()
     sums = np.zeros((len(grid), 2))
@@ -78,8 +78,14 @@ def score_readouts(model: Colorizer, data: list[Path], render_size: int, max_fra
             n += 1
     results = []
     for r, (c, f) in zip(grid, sums / max(n, 1), strict=True):
-        results.append({**r, "ciede2000": c, "ciede2000_vs_grey": c / (grey_ciede / n),
-                        "colourfulness_vs_truth": f / (truth_colourfulness / n)})
+        results.append(
+            {
+                **r,
+                "ciede2000": c,
+                "ciede2000_vs_grey": c / (grey_ciede / n),
+                "colourfulness_vs_truth": f / (truth_colourfulness / n),
+            }
+        )
     return results
 
 
@@ -115,12 +121,27 @@ def main(argv: list[str] | None = None) -> int:
         from vidcolor.models.checkpoint import read_checkpoint
 
         ckpt = read_checkpoint(args.checkpoint)
-        model.config = replace(model.config, **{k: best[k] for k in ("head", "temperature", "blend", "saturation")})
+        model.config = replace(
+            model.config, **{k: best[k] for k in ("head", "temperature", "blend", "saturation")}
+        )
         metrics_ = {**ckpt.get("metrics", {}), "calibration": {k: best[k] for k in best}}
-        save_checkpoint(args.export, model, data=ckpt["data"], recipe=ckpt["recipe"], metrics=metrics_,
-                        step=ckpt["step"], git_sha=ckpt.get("git_sha"), half=True)
-        write_weights_record(args.export, licence="Apache-2.0", data=ckpt["data"], step=ckpt["step"],
-                             calibration=metrics_["calibration"])
+        save_checkpoint(
+            args.export,
+            model,
+            data=ckpt["data"],
+            recipe=ckpt["recipe"],
+            metrics=metrics_,
+            step=ckpt["step"],
+            git_sha=ckpt.get("git_sha"),
+            half=True,
+        )
+        write_weights_record(
+            args.export,
+            licence="Apache-2.0",
+            data=ckpt["data"],
+            step=ckpt["step"],
+            calibration=metrics_["calibration"],
+        )
     return 0
 
 

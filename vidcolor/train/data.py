@@ -122,7 +122,8 @@ def load_corpus(
                         samples.append(Sample(f"{rel}#{i}", rel, _shrink(rgb, max_side)))
     if not samples:
         raise InputError(
-            "colour images, tar shards of images or videos", f"none in {', '.join(map(str, dirs))}",
+            "colour images, tar shards of images or videos",
+            f"none in {', '.join(map(str, dirs))}",
             "point --data at the training corpus (see shared/data/train/README.md)",
         )
     return samples
@@ -130,7 +131,8 @@ def load_corpus(
 
 def split(samples: Sequence[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Split by scene group, deterministically: a group's hash decides its side."""
-    train, val = [], []
+    train: list[Sample] = []
+    val: list[Sample] = []
     for s in samples:
         h = int(hashlib.sha256(f"{seed}:{s.group}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         (val if h < val_fraction else train).append(s)

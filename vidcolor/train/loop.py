@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from vidcolor.models.ab_bins import nearest_bin, rebalance_weights, soft_encode
 from vidcolor.models.checkpoint import save_checkpoint
-from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig
+from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig, Head
 from vidcolor.train.augment import AugmentConfig, make_example
 from vidcolor.train.data import Sample, corpus_id, load_corpus, split
 
@@ -60,7 +60,9 @@ def git_sha() -> str | None:
         return None
 
 
-def ab_prior(samples: list[Sample], centres: torch.Tensor, per_image: int = 4000, seed: int = 0) -> np.ndarray:
+def ab_prior(
+    samples: list[Sample], centres: torch.Tensor, per_image: int = 4000, seed: int = 0
+) -> np.ndarray:
     """Empirical distribution (Q,) of the nearest ab bin over random pixels of the corpus."""
     from vidcolor.color import rgb_to_lab
 
@@ -85,19 +87,23 @@ def make_batch(
 
 
 def losses(
-    model: Colorizer, L: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor, weights: torch.Tensor,
+    model: Colorizer,
+    L: torch.Tensor,
+    ab: torch.Tensor,
+    hints: torch.Tensor,
+    weights: torch.Tensor,
     cfg: TrainConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Rebalanced cross-entropy at 1/4 resolution plus rebalanced Huber at 1/2 resolution."""
     with torch.set_grad_enabled(not cfg.freeze_encoder and model.training):
         feats = model.encode(L)
     logits, reg = model.decode(feats, hints)
-    ab4 = F.adaptive_avg_pool2d(ab, logits.shape[2:])
+    ab4 = F.adaptive_avg_pool2d(ab, (logits.shape[2], logits.shape[3]))
     target = soft_encode(ab4, model.centres)
     w4 = weights[nearest_bin(ab4, model.centres)]  # (B,h/4,w/4)
     ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
     ce = (ce * w4).mean()
-    ab2 = F.adaptive_avg_pool2d(ab, reg.shape[2:])
+    ab2 = F.adaptive_avg_pool2d(ab, (reg.shape[2], reg.shape[3]))
     w2 = weights[nearest_bin(ab2, model.centres)]
     hub = F.huber_loss(reg.float(), ab2 / AB_SCALE, delta=cfg.huber_delta, reduction="none").sum(dim=1)
     hub = (hub * w2).mean() / cfg.huber_delta  # ~ L1 in units of delta, comparable to the CE
@@ -105,7 +111,9 @@ def losses(
 
 
 @torch.no_grad()
-def validate(model: Colorizer, val: list[tuple[torch.Tensor, ...]], weights: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
+def validate(
+    model: Colorizer, val: list[tuple[torch.Tensor, ...]], weights: torch.Tensor, cfg: TrainConfig
+) -> dict[str, float]:
     """Validation losses and the mean ab error of each head (raw units) on fixed crops."""
     model.eval()
     tot: dict[str, float] = {"ce": 0.0, "huber": 0.0, "ab_err_class": 0.0, "ab_err_reg": 0.0}
@@ -114,7 +122,8 @@ def validate(model: Colorizer, val: list[tuple[torch.Tensor, ...]], weights: tor
         tot["ce"] += parts["ce"]
         tot["huber"] += parts["huber"]
         logits, reg = model.decode(model.encode(L), None)
-        for head, key in (("class", "ab_err_class"), ("regression", "ab_err_reg")):
+        heads: tuple[tuple[Head, str], ...] = (("class", "ab_err_class"), ("regression", "ab_err_reg"))
+        for head, key in heads:
             model.config = replace(model.config, head=head, saturation=1.0)
             pred = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3]))
             tot[key] += float((pred - ab).norm(dim=1).mean())
@@ -122,12 +131,27 @@ def validate(model: Colorizer, val: list[tuple[torch.Tensor, ...]], weights: tor
     return {k: v / len(val) for k, v in tot.items()}
 
 
-def save(path: Path, model: Colorizer, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig,
-         data_id: str, weights: torch.Tensor, metrics: dict[str, float]) -> None:
+def save(
+    path: Path,
+    model: Colorizer,
+    opt: torch.optim.Optimizer,
+    step: int,
+    cfg: TrainConfig,
+    data_id: str,
+    weights: torch.Tensor,
+    metrics: dict[str, float],
+) -> None:
     """A resumable checkpoint: model, optimizer, rebalancing weights, resolved config."""
     save_checkpoint(
-        path, model, data=data_id, recipe=recipe_of(cfg), metrics=metrics, step=step, git_sha=git_sha(),
-        optimizer=opt.state_dict(), extra={"rebalance_weights": weights.cpu()},
+        path,
+        model,
+        data=data_id,
+        recipe=recipe_of(cfg),
+        metrics=metrics,
+        step=step,
+        git_sha=git_sha(),
+        optimizer=opt.state_dict(),
+        extra={"rebalance_weights": weights.cpu()},
     )
 
 
@@ -151,8 +175,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     (out / "config.json").write_text(json.dumps(_jsonable(asdict(cfg)), indent=2))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
+    device = torch.device(
+        "cuda"
+        if cfg.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if cfg.device == "auto" else cfg.device)
+    )
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
@@ -179,13 +206,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         rng = np.random.default_rng([cfg.seed, step])
     else:
         prior = ab_prior(train_s, model.centres.cpu(), seed=cfg.seed)
-        weights = torch.from_numpy(rebalance_weights(prior, model.centres.cpu().numpy(), cfg.rebalance_lambda)).to(device)
+        weights = torch.from_numpy(
+            rebalance_weights(prior, model.centres.cpu().numpy(), cfg.rebalance_lambda)
+        ).to(device)
 
     vrng = np.random.default_rng(12345)
-    val = [tuple(t.to(device) for t in make_batch(val_s or train_s, 16, cfg.augment, vrng, augment=False))
-           for _ in range(4)]
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05,
-                                                last_epoch=step - 1 if step else -1)
+    val = [
+        tuple(t.to(device) for t in make_batch(val_s or train_s, 16, cfg.augment, vrng, augment=False))
+        for _ in range(4)
+    ]
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05, last_epoch=step - 1 if step else -1
+    )
     best = float("inf")
     last_ckpt = time.monotonic()
     log = (out / "log.jsonl").open("a")
@@ -194,7 +226,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     while step < cfg.steps:
         model.train()
         model.encoder.eval()  # frozen BN statistics
-        L, ab, hints = (t.to(device, non_blocking=True) for t in make_batch(train_s, cfg.batch, cfg.augment, rng))
+        L, ab, hints = (
+            t.to(device, non_blocking=True) for t in make_batch(train_s, cfg.batch, cfg.augment, rng)
+        )
         loss, parts = losses(model, L, ab, hints, weights, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -203,7 +237,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         sched.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{parts['ce']:.3f}", hub=f"{parts['huber']:.3f}")
+        bar.set_postfix(
+            loss=f"{float(loss.detach()):.3f}", ce=f"{parts['ce']:.3f}", hub=f"{parts['huber']:.3f}"
+        )
         if step % cfg.val_every == 0 or step == cfg.steps:
             metrics = validate(model, val, weights, cfg)
             log.write(json.dumps({"step": step, "time": time.time(), "train": parts, "val": metrics}) + "\n")
