@@ -34,7 +34,8 @@ class ModelStep:
         if model is None:
             model = models.load(opts.model, device=opts.device, half=opts.half, weights=opts.weights)
         p = next(model.parameters())
-        info: ModelInfo = model.info  # every model of the registry carries one
+        info = getattr(model, "info")  # every model of the registry carries one
+        assert isinstance(info, ModelInfo)
         return cls(model, p.device, p.dtype, info.name, info.render_size, info.stride)
 
     @torch.inference_mode()
