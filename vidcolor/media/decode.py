@@ -39,6 +39,10 @@ from vidcolor.frames import Frame, SourceInfo
 _SEEK_MARGIN_S = 1.0
 #: Frame rate used to rebuild missing pts when the stream states none (frames/s).
 _FALLBACK_RATE = Fraction(25)
+#: A video that ends more than this many frame intervals (plus _END_SLACK_S) before the end its
+#: container declares was cut short (see _declared_end).
+_END_SLACK_FRAMES = 3
+_END_SLACK_S = 0.05
 #: BT.601 luma weights for RGB sources.
 _BT601 = (0.299, 0.587, 0.114)
 #: Packed formats whose luma sits in plane 0 with other components: (offset, step) in samples.
@@ -329,11 +333,37 @@ def _decode(
         if in_section(m) and (hi is None or m < hi):
             fail("a frame that could not be decoded", m)
             stats.corrupt_skipped += 1
+    declared = _declared_end(stream)
+    if (
+        not lost_at_end
+        and hi is None
+        and last_pts is not None
+        and declared is not None
+        and declared - float(last_pts * tb) > _END_SLACK_FRAMES * float(step * tb) + _END_SLACK_S
+    ):
+        # The demuxer reached the end of the data without an error, yet frames are missing.
+        stats.truncated = True
+        lost_at_end = True
     if lost_at_end and (hi is None or (last_pts is not None and last_pts < hi)):
         fail("the end of readable data (the file is truncated)", None)
     if deint is not None:
         for out in deint.flush():
             yield from emit(out)
+
+
+def _declared_end(stream: av.VideoStream) -> float | None:
+    """Where the container says the video stream ends, in seconds, when it says so apart from
+    the packets themselves: the Matroska per-track DURATION tag (written near the start of the
+    file), which a file cut short keeps while its demuxer just stops, without an error, where
+    the data ends. None where there is no such tag (MP4 fails loudly on a cut instead)."""
+    tag = stream.metadata.get("DURATION")
+    if not tag:
+        return None
+    try:
+        h, m, sec = tag.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 class _Deinterlacer:
