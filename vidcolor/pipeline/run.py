@@ -48,6 +48,7 @@ class Summary:
     model: str = ""
     rebuilt_pts: int = 0
     corrupt_skipped: int = 0
+    corrupt_kept: int = 0  # frames the decoder flagged damaged, kept as decoded (--skip-corrupt)
     verify: VerifyResult | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -70,6 +71,8 @@ class Summary:
             parts.append(f"{self.rebuilt_pts} pts rebuilt")
         if self.corrupt_skipped:
             parts.append(f"{self.corrupt_skipped} corrupt frames skipped")
+        if self.corrupt_kept:
+            parts.append(f"{self.corrupt_kept} damaged frames kept as decoded")
         return "; ".join(parts)
 
 
@@ -163,6 +166,13 @@ def colorize_video(
     summary.seconds = time.perf_counter() - t0
     summary.rebuilt_pts = stats.rebuilt_pts
     summary.corrupt_skipped = stats.corrupt_skipped
+    # Under --skip-corrupt damage does not stop the run, so it must at least be said.
+    summary.corrupt_kept = stats.corrupt_kept
+    if stats.truncated:
+        summary.warnings.append(
+            f"the input is truncated: its readable data ends after {stats.frames} frames, "
+            "the rest is not in the output"
+        )
     return summary
 
 
