@@ -1,0 +1,126 @@
+"""Smoke test of ``vidcolor bench`` on a tiny generated clip: the results have their schema, every
+figure is a positive number, the charts are PNGs. No timing is asserted (see benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+from vidcolor.benchmark.clip import FilmFrames, make_film_clip, size_of
+from vidcolor.benchmark.timing import Measure, time_repeats
+from vidcolor.cli import main
+
+
+def _positive(x: object) -> bool:
+    return isinstance(x, (int, float)) and x > 0
+
+
+def test_bench_command_writes_results_and_charts(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "tiny.json"
+    args = [
+        "bench",
+        "--sizes",
+        "64x48",
+        "--frames",
+        "12",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--model-frames",
+        "4",
+        "--encode-frames",
+        "6",
+        "--codecs",
+        "libx264,ffv1",
+        "--render-sizes",
+        "32",
+        "--batch-sizes",
+        "1,2",
+        "--batch-size",
+        "2",
+        "--knob",
+        "threads=1",
+        "--memory-frames",
+        "6",
+        "--memory-scale",
+        "2",
+        "--no-verify",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "-q",
+    ]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+
+    assert r["schema"] == "vidcolor.bench/1"
+    for key in ("vidcolor", "torch", "pyav", "ffmpeg", "cpu", "cpus_usable", "torch_threads"):
+        assert key in r["environment"]
+    assert r["model"]["parameters"] > 0 and r["model"]["stride"] == 32
+
+    (clip,) = r["clips"]
+    assert (clip["width"], clip["height"]) == (64, 48)
+    names = [m["stage"] for m in clip["stages"]]
+    assert names == ["decode", "to_l", "model", "smooth", "smooth+cuts", "merge", "encode", "encode"]
+    assert [m["params"]["codec"] for m in clip["stages"] if m["stage"] == "encode"] == ["libx264", "ffv1"]
+    measures = [*clip["stages"], clip["e2e"], *clip["knobs"], *r["model_sweep"]]
+    for m in measures:
+        assert m["repeats"] == 1 and len(m["seconds"]) == 1
+        assert all(_positive(m[k]) for k in ("frames", "fps", "fps_min", "fps_max", "ms_per_frame")), m
+    assert clip["stages"][0]["frames"] == 12  # every frame decoded
+    assert clip["e2e"]["frames"] == 12
+    assert clip["slowest_stage"]["fps"] == min(m["fps"] for m in clip["stages"] if m["params"]["pipeline"])
+    assert _positive(clip["e2e_vs_slowest"])
+    assert [(m["params"]["render_size"], m["params"]["batch_size"]) for m in r["model_sweep"]] == [
+        (32, 1),
+        (32, 2),
+    ]
+    assert clip["knobs"][0]["params"]["threads"] == 1
+
+    mem = r["memory"]
+    assert (mem["short"]["frames"], mem["long"]["frames"]) == (6, 12)
+    for run in (mem["short"], mem["long"]):
+        assert _positive(run["peak_rss_mib"]) and run["peak_rss_mib"] >= run["rss_after_model_load_mib"]
+        assert run["timeline"] and all(len(p) == 3 for p in run["timeline"])
+    assert _positive(mem["peak_rss_ratio"])
+
+    for png in (out.with_suffix(".png"), out.with_name("tiny-memory.png")):
+        img = cv2.imread(str(png))
+        assert img is not None and img.shape[1] == 1280
+
+
+def test_time_repeats_warms_up_then_times_each_repeat() -> None:
+    calls: list[str] = []
+    secs = time_repeats(lambda: calls.append("run"), repeats=3, warmup=2, setup=lambda: calls.append("setup"))
+    assert calls == ["setup", "run"] * 5
+    assert len(secs) == 3 and all(s >= 0 for s in secs)
+    m = Measure("x", 10, [0.5, 1.0, 2.0]).to_dict()
+    assert (m["fps"], m["fps_min"], m["fps_max"]) == (10.0, 5.0, 20.0)
+    assert m["spread_pct"] == 150.0
+    with pytest.raises(ValueError):
+        time_repeats(lambda: None, repeats=0, warmup=0)
+
+
+def test_film_clip_has_texture_motion_and_cuts(tmp_path: Path) -> None:
+    frames = FilmFrames(96, 64)
+    a, b = frames(0), frames(1)
+    assert a.dtype.name == "uint8" and a.shape == (64, 96)
+    assert 16 <= a.min() and a.max() <= 235  # limited range
+    assert a.std() > 10  # texture, not a flat field
+    assert 0 < abs(a.astype(int) - b.astype(int)).mean() < 20  # motion within a shot
+    path = make_film_clip(tmp_path / "c.mp4", 96, 64, 6, audio=True)
+    import av
+
+    with av.open(str(path)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert sum(1 for _ in c.decode(video=0)) == 6
+    assert size_of("480p") == (854, 480) and size_of("320x180") == (320, 180)
+    with pytest.raises(ValueError):
+        size_of("big")

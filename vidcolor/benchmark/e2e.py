@@ -1,0 +1,75 @@
+"""The whole run timed from outside: ``colorize_video`` on a file, as a user runs it.
+
+The clock covers everything the call does (probe, planning, the threaded stages, the final flush,
+the verification pass when on, the atomic rename); the model is loaded once before, as batch mode
+does, so loading weights is not counted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidcolor.models.info import ModelInfo
+from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.run import Summary, colorize_video
+
+from .stages import CODEC_EXT
+from .timing import Measure, time_repeats
+
+#: Options recorded with an end-to-end figure.
+E2E_FIELDS = ("render_size", "batch_size", "threads", "smoothing", "codec", "guide", "verify", "device")
+
+
+def _info(model: torch.nn.Module) -> ModelInfo:
+    info: ModelInfo = model.info  # every colorizer carries one
+    return info
+
+
+def run_with(src: Path, dst: Path, opts: ColorizeOptions, model: torch.nn.Module, **kw: Any) -> Summary:
+    """``colorize_video`` with an already loaded model; checks that the run really used it."""
+    # The keyword was renamed once (model -> colorizer); an unknown keyword would be ignored
+    # silently, so pick the one the runner takes and check the run used the model below.
+    key = "colorizer" if "colorizer" in inspect.signature(colorize_video).parameters else "model"
+    summary = colorize_video(src, dst, opts, **{key: model}, **kw)  # type: ignore[arg-type]
+    name = _info(model).name
+    if summary.model != name:
+        raise RuntimeError(f"the run used {summary.model!r}, not the model under test {name!r}")
+    return summary
+
+
+def bench_e2e(
+    src: Path,
+    opts: ColorizeOptions,
+    model: torch.nn.Module,
+    work_dir: Path,
+    *,
+    repeats: int,
+    warmup: int,
+    label: str = "e2e",
+) -> Measure:
+    """Time ``colorize_video(src, ...)`` ``repeats`` times after ``warmup`` runs."""
+    opts = replace(opts, overwrite=True)
+    dst = Path(work_dir) / f"e2e{CODEC_EXT.get(opts.codec, '.mp4')}"
+    last: list[Summary] = []
+    device = next(model.parameters()).device
+
+    def once() -> None:
+        last[:] = [run_with(src, dst, opts, model, on_frame=None)]
+
+    try:
+        secs = time_repeats(once, repeats=repeats, warmup=warmup, device=device)
+    finally:
+        dst.unlink(missing_ok=True)
+    s = last[0]
+    params: dict[str, Any] = {k: getattr(opts, k) for k in E2E_FIELDS}
+    params["render_size"] = opts.render_size or _info(model).render_size
+    params["threads"] = opts.threads or torch.get_num_threads()
+    notes = [*s.warnings]
+    if s.verify is not None:
+        notes.append(f"verified: {s.verify.frames} frames, Y identical: {s.verify.y_identical}")
+    return Measure(label, s.frames, secs, params, notes)

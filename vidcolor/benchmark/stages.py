@@ -1,0 +1,291 @@
+"""Each pipeline stage timed on its own, on one thread, exactly as the runner calls it.
+
+Stages (DESIGN.md): [1] demux + decode, [2] grey to L + batching, [3] the model (at the run's
+render size and batch, and over a grid of render sizes x batch sizes), [4] temporal smoothing,
+[5] merge back to full resolution, [6] encode + mux, per codec. Each is a pass over the clip's
+frames, repeated after a warm-up; inputs of a stage are made once, untimed, by the stage before.
+
+Two shortcuts keep a run short without changing what is timed: the model is timed on the first
+``model_frames`` frames (its cost per frame does not depend on the picture), and smoothing and
+merge take those frames' ab over and over (frame ``i`` gets the ab of frame ``i % model_frames``)
+with each frame's own L and luma; neither stage's cost depends on the values of ab.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidcolor.frames import Frame, LBatch, SourceInfo
+from vidcolor.media.decode import decode_frames
+from vidcolor.media.encode import VideoWriter, plan_output
+from vidcolor.media.probe import probe
+from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.batch_l import make_batch, render_shape
+from vidcolor.pipeline.merge import merge_frame, resolve_matrix
+from vidcolor.pipeline.model_step import ModelStep
+from vidcolor.pipeline.scene_cut import SceneCutDetector
+from vidcolor.pipeline.smooth import TemporalSmoother
+
+from .timing import Measure, time_repeats
+
+#: Output extension per codec (one whose container holds the codec and the clip's AAC track).
+CODEC_EXT = {"ffv1": ".mkv", "prores": ".mov", "prores_ks": ".mov", "vp9": ".webm", "libvpx-vp9": ".webm"}
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """How the stages are timed. ``opts`` are the run's options (render size, batch, codec, ...)."""
+
+    opts: ColorizeOptions
+    repeats: int = 3
+    warmup: int = 1
+    model_frames: int = 32  # frames per model pass
+    encode_frames: int = 48  # frames per encoder pass
+    codecs: tuple[str, ...] = ("libx264",)
+
+
+def _chunks(frames: Sequence[Frame], size: int) -> list[list[Frame]]:
+    return [list(frames[i : i + size]) for i in range(0, len(frames), size)]
+
+
+def _batches(frames: Sequence[Frame], info: SourceInfo, render: int, batch: int, stride: int) -> list[LBatch]:
+    v = info.video
+    return [make_batch(c, v.bit_depth, v.color_range == "pc", render, stride) for c in _chunks(frames, batch)]
+
+
+def _ext(codec: str) -> str:
+    return CODEC_EXT.get(codec, ".mp4")
+
+
+class ClipStages:
+    """The stages of one clip. ``run()`` times them all in pipeline order and returns the measures."""
+
+    def __init__(self, src: Path, step: ModelStep, settings: StageSettings, work_dir: Path) -> None:
+        self.src, self.step, self.s, self.work = Path(src), step, settings, Path(work_dir)
+        self.info = probe(self.src)
+        v = self.info.video
+        self.render = settings.opts.render_size or step.render_size
+        self.full_range = v.color_range == "pc"
+        self.matrix = resolve_matrix(v.color_space, v.height)
+        self.device = step.device
+        self.frames: list[Frame] = []
+        self.ab: list[np.ndarray] = []  # model output of the first model_frames frames, (2, h, w) each
+        self.content: tuple[int, int] = (0, 0)
+        self.planes: list[tuple[np.ndarray, ...]] = []
+        self.pix_fmt = ""
+
+    def _time(self, fn: Any, **kw: Any) -> list[float]:
+        return time_repeats(fn, repeats=self.s.repeats, warmup=self.s.warmup, device=self.device, **kw)
+
+    def run(self) -> list[Measure]:
+        return [
+            self.decode(),
+            self.to_l(),
+            self.model(),
+            self.smooth(),
+            self.smooth(scene_cuts=True),
+            self.merge(),
+            *[self.encode(c) for c in self.s.codecs],
+        ]
+
+    # [1] --------------------------------------------------------------------------------------
+    def decode(self) -> Measure:
+        """Demux + decode + copy of each Y plane out of the decoder's buffer (threaded FFmpeg)."""
+        out: list[Frame] = []
+
+        def once() -> None:
+            out.clear()
+            out.extend(decode_frames(self.src, self.info))
+
+        secs = self._time(once)
+        self.frames = list(out)
+        v = self.info.video
+        return Measure(
+            "decode",
+            len(self.frames),
+            secs,
+            {"codec": v.codec, "pix_fmt": v.pix_fmt, "threads": "auto", "pipeline": True},
+        )
+
+    # [2] --------------------------------------------------------------------------------------
+    def to_l(self, render: int | None = None, batch: int | None = None) -> Measure:
+        render = render or self.render
+        batch = batch or self.s.opts.batch_size
+        secs = self._time(lambda: _batches(self.frames, self.info, render, batch, self.step.stride))
+        v = self.info.video
+        ch, cw, ph, pw = render_shape(v.height, v.width, render, self.step.stride)
+        return Measure(
+            "to_l",
+            len(self.frames),
+            secs,
+            {
+                "render_size": render,
+                "batch_size": batch,
+                "content": [ch, cw],
+                "padded": [ph, pw],
+                "pipeline": True,
+            },
+        )
+
+    # [3] --------------------------------------------------------------------------------------
+    def model(self, render: int | None = None, batch: int | None = None, pipeline: bool = True) -> Measure:
+        """The model step on ``model_frames`` frames: host->device, forward, device->host."""
+        render = render or self.render
+        batch = batch or self.s.opts.batch_size
+        n = min(len(self.frames), self.s.model_frames)
+        batches = _batches(self.frames[:n], self.info, render, batch, self.step.stride)
+        outs: list[np.ndarray] = []
+
+        def once() -> None:
+            outs.clear()
+            outs.extend(self.step(lb) for lb in batches)
+
+        secs = self._time(once)
+        if pipeline:
+            self.ab = [a for o in outs for a in o]
+            self.content = batches[0].content
+        L = batches[0].L
+        return Measure(
+            "model",
+            n,
+            secs,
+            {
+                "render_size": render,
+                "batch_size": batch,
+                "input": [batch, *L.shape[1:]],
+                "dtype": str(self.step.dtype).replace("torch.", ""),
+                "device": str(self.device),
+                "pipeline": pipeline,
+            },
+        )
+
+    def model_sweep(self, renders: Sequence[int], batches: Sequence[int]) -> list[Measure]:
+        """The model at every render size x batch size (on this clip's aspect)."""
+        return [self.model(r, b, pipeline=False) for r in renders for b in batches]
+
+    def _ab(self, i: int) -> np.ndarray:
+        return self.ab[i % len(self.ab)]
+
+    # [4] --------------------------------------------------------------------------------------
+    def smooth(self, scene_cuts: bool = False) -> Measure:
+        """The temporal smoother over every frame. The runner builds it without a scene-cut
+        detector; ``scene_cuts`` times it with one (as DESIGN.md describes the stage)."""
+        strength = self.s.opts.smoothing
+        ls = _batches(self.frames, self.info, self.render, self.s.opts.batch_size, self.step.stride)
+        pairs = [(i, lb.L[k, 0]) for lb in ls for k, i in enumerate(lb.indices)]
+
+        def once() -> None:
+            sm = TemporalSmoother(strength, SceneCutDetector() if scene_cuts else None)
+            n = 0
+            for i, L in pairs:
+                n += len(sm.push(i, self._ab(i), L))
+            n += len(sm.flush())
+            assert n == len(pairs), "smoother lost frames"
+
+        secs = self._time(once)
+        name = "smooth+cuts" if scene_cuts else "smooth"
+        return Measure(
+            name,
+            len(pairs),
+            secs,
+            {"strength": strength, "scene_cut_detector": scene_cuts, "pipeline": not scene_cuts},
+        )
+
+    # [5] --------------------------------------------------------------------------------------
+    def _merge_all(self, pix_fmt: str, bit_depth: int) -> list[tuple[np.ndarray, ...]]:
+        return [
+            merge_frame(
+                f.y,
+                self._ab(f.index),
+                self.content,
+                bit_depth=bit_depth,
+                full_range=self.full_range,
+                matrix=self.matrix,
+                pix_fmt=pix_fmt,
+                guide=self.s.opts.guide,
+            )
+            for f in self.frames
+        ]
+
+    def merge(self) -> Measure:
+        o = self.s.opts
+        plan = plan_output(
+            self.info, self.work / f"plan{_ext(o.codec)}", o.codec, o.crf, o.lossless, o.ten_bit
+        )
+        out: list[tuple[np.ndarray, ...]] = []
+
+        def once() -> None:
+            out.clear()
+            out.extend(self._merge_all(plan.pix_fmt, plan.bit_depth))
+
+        secs = self._time(once)
+        self.planes, self.pix_fmt = list(out), plan.pix_fmt
+        return Measure(
+            "merge",
+            len(out),
+            secs,
+            {
+                "pix_fmt": plan.pix_fmt,
+                "guide": o.guide,
+                "size": [self.info.video.width, self.info.video.height],
+                "pipeline": True,
+            },
+        )
+
+    # [6] --------------------------------------------------------------------------------------
+    def encode(self, codec: str) -> Measure:
+        """Encode + mux of ``encode_frames`` frames (the clip's audio is copied too), writer open
+        and final flush included: that is what the output costs."""
+        o = self.s.opts
+        dst = self.work / f"encode-{codec}{_ext(codec)}"
+        plan = plan_output(self.info, dst, codec, o.crf if codec == o.codec else None, o.lossless, o.ten_bit)
+        planes = (
+            self.planes if plan.pix_fmt == self.pix_fmt else self._merge_all(plan.pix_fmt, plan.bit_depth)
+        )
+        n = min(len(self.frames), self.s.encode_frames)
+
+        def once() -> None:
+            with VideoWriter(dst, self.info, plan) as w:
+                for f, p in zip(self.frames[:n], planes[:n], strict=True):
+                    w.write(f.index, f.pts, p)
+
+        try:
+            secs = self._time(once, setup=lambda: dst.unlink(missing_ok=True))
+        finally:
+            dst.unlink(missing_ok=True)
+        return Measure(
+            "encode",
+            n,
+            secs,
+            {
+                "codec": plan.codec,
+                "pix_fmt": plan.pix_fmt,
+                "options": plan.options,
+                "pipeline": codec == o.codec,
+            },
+        )
+
+
+def bench_stages(
+    src: Path,
+    step: ModelStep,
+    settings: StageSettings,
+    work_dir: Path,
+    *,
+    sweep: tuple[Sequence[int], Sequence[int]] | None = None,
+) -> tuple[list[Measure], list[Measure]]:
+    """Time every stage on ``src``; returns (stages, model sweep over ``sweep = (renders, batches)``)."""
+    stages = ClipStages(src, step, settings, work_dir)
+    measures = stages.run()
+    grid = stages.model_sweep(*sweep) if sweep and sweep[0] and sweep[1] else []
+    return measures, grid
+
+
+def with_options(settings: StageSettings, **changes: Any) -> StageSettings:
+    """Settings with some run options changed (e.g. ``render_size=160``)."""
+    return replace(settings, opts=replace(settings.opts, **changes))

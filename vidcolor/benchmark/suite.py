@@ -1,0 +1,177 @@
+"""The benchmark suite: stages, end to end, knobs and memory on given files or generated clips,
+gathered into one JSON-ready dict (schema ``vidcolor.bench/1``, see benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidcolor.media.probe import probe
+from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.model_step import ModelStep
+
+from .clip import cached_film_clip
+from .e2e import bench_e2e
+from .env import environment, load_average
+from .memory import bench_memory
+from .model import build_model
+from .stages import StageSettings, bench_stages
+from .timing import Measure
+
+SCHEMA = "vidcolor.bench/1"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure. ``inputs`` empty: generated film-like clips of ``sizes``, ``frames`` long."""
+
+    opts: ColorizeOptions = field(default_factory=ColorizeOptions)
+    model: str | None = None  # registry name or checkpoint; None: default model or its random-weight twin
+    inputs: tuple[Path, ...] = ()
+    sizes: tuple[str, ...] = ("480p", "720p", "1080p")
+    frames: int = 96
+    repeats: int = 3
+    warmup: int = 1
+    model_frames: int = 32
+    encode_frames: int = 48
+    codecs: tuple[str, ...] = ("libx264", "libx265", "ffv1")
+    sweep_renders: tuple[int, ...] = (160, 224, 320)
+    sweep_batches: tuple[int, ...] = (1, 4, 8)
+    knobs: tuple[dict[str, Any], ...] = ()  # end-to-end variants on the first clip, e.g. {"threads": 1}
+    stages: bool = True
+    e2e: bool = True
+    memory: bool = True
+    memory_size: str = "480p"
+    memory_frames: int | None = None  # None: ``frames``
+    memory_scale: int = 10
+    work_dir: Path = Path("/tmp/vidcolor-bench")
+
+
+def slowest(stages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The slowest stage of the run's own configuration (entries with params.pipeline)."""
+    own = [s for s in stages if s["params"].get("pipeline")]
+    return min(own, key=lambda s: s["fps"]) if own else None
+
+
+def _clip_meta(path: Path, label: str, generated: bool) -> dict[str, Any]:
+    v = probe(path).video
+    return {
+        "label": label,
+        "path": str(path),
+        "generated": generated,
+        "width": v.width,
+        "height": v.height,
+        "codec": v.codec,
+        "pix_fmt": v.pix_fmt,
+        "frames": v.frames,
+        "rate": float(v.average_rate) if v.average_rate else None,
+    }
+
+
+def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run what ``cfg`` asks and return the results (nothing is written but scratch files in work_dir)."""
+    say = log or (lambda _m: None)
+    work = Path(cfg.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    base_threads = torch.get_num_threads()
+    if cfg.opts.threads:
+        torch.set_num_threads(cfg.opts.threads)
+    net, desc = build_model(cfg.model, cfg.opts.device, cfg.opts.half)
+    device = str(next(net.parameters()).device)
+    result: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "environment": environment(device),
+        "model": desc,
+        "settings": _settings(cfg),
+        "clips": [],
+        "model_sweep": [],
+    }
+    if cfg.inputs:
+        clips = [(p, p.stem, False) for p in cfg.inputs]
+    else:
+        clips = []
+        for size in cfg.sizes:
+            say(f"making the {size} clip ({cfg.frames} frames)")
+            clips.append((cached_film_clip(work, size, cfg.frames), size, True))
+    settings = StageSettings(
+        cfg.opts, cfg.repeats, cfg.warmup, cfg.model_frames, cfg.encode_frames, cfg.codecs
+    )
+    for k, (path, label, generated) in enumerate(clips):
+        clip = _clip_meta(path, label, generated)
+        clip["load_average_start"] = load_average()
+        if cfg.stages:
+            say(f"{label}: stages")
+            step = ModelStep.create(cfg.opts, net)
+            sweep = (cfg.sweep_renders, cfg.sweep_batches) if k == 0 else None
+            measures, grid = bench_stages(path, step, settings, work, sweep=sweep)
+            clip["stages"] = [m.to_dict() for m in measures]
+            if grid:
+                result["model_sweep"] = [dict(m.to_dict(), clip=label) for m in grid]
+            low = slowest(clip["stages"])
+            clip["slowest_stage"] = (
+                {"stage": low["stage"], "params": low["params"], "fps": low["fps"]} if low else None
+            )
+        if cfg.e2e:
+            say(f"{label}: end to end")
+            e2e = bench_e2e(path, cfg.opts, net, work, repeats=cfg.repeats, warmup=cfg.warmup)
+            clip["e2e"] = e2e.to_dict()
+            if clip.get("slowest_stage"):
+                clip["e2e_vs_slowest"] = round(e2e.fps / clip["slowest_stage"]["fps"], 4)
+            if k == 0 and cfg.knobs:
+                clip["knobs"] = [
+                    _knob(path, cfg, knob, net, work, say, base_threads).to_dict() for knob in cfg.knobs
+                ]
+        clip["load_average_end"] = load_average()
+        result["clips"].append(clip)
+    torch.set_num_threads(base_threads)
+    if cfg.memory:
+        # Always on generated clips: a given file has no 10x longer twin.
+        n = cfg.memory_frames or cfg.frames
+        short = cached_film_clip(work, cfg.memory_size, n)
+        say(f"memory: making the {n * cfg.memory_scale}-frame clip")
+        long = cached_film_clip(work, cfg.memory_size, n * cfg.memory_scale)
+        say(f"memory: {n} and {n * cfg.memory_scale} frames, each in a fresh process")
+        result["memory"] = dict(
+            bench_memory(short, long, cfg.opts, cfg.model, work, cfg.memory_scale), clip=cfg.memory_size
+        )
+    result["environment"]["load_average_end"] = load_average()
+    return result
+
+
+def _knob(
+    path: Path,
+    cfg: BenchConfig,
+    knob: dict[str, Any],
+    net: torch.nn.Module,
+    work: Path,
+    say: Callable[[str], None],
+    base_threads: int,
+) -> Measure:
+    say(f"  knob {knob}")
+    opts = replace(cfg.opts, **knob)
+    try:
+        return bench_e2e(
+            path,
+            opts,
+            net,
+            work,
+            repeats=cfg.repeats,
+            warmup=cfg.warmup,
+            label="e2e " + ", ".join(f"{k}={v}" for k, v in knob.items()),
+        )
+    finally:
+        torch.set_num_threads(cfg.opts.threads or base_threads)  # ModelStep.create sets it globally
+
+
+def _settings(cfg: BenchConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["inputs"] = [str(p) for p in cfg.inputs]
+    d["work_dir"] = str(cfg.work_dir)
+    d["opts"] = {k: v for k, v in asdict(cfg.opts).items() if k not in ("overwrite",)}
+    return d
