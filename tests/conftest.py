@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from clips import make_clip  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
+
+#: Render size (short side, pixels) of the tiny test model: small enough for fast tests.
+TINY_RENDER = 32
 
 #: Edge-case media for integration tests (../shared/data/edge relative to the repository).
 EDGE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "edge"
@@ -37,3 +44,33 @@ def edge() -> Callable[[str], Path]:
         return path
 
     return _get
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Iterator[torch.nn.Module]:
+    """An untrained, very small colorizer (seeded, eval mode) that renders at TINY_RENDER: for
+    end-to-end tests that need a model but not a good one. Its colours are random, not neutral.
+
+    While it is in use torch runs on one thread: the pipeline's own stage threads share the
+    cores, and torch's spinning worker threads made a 12-frame clip take seconds instead of a
+    fraction of one on a busy 2-core machine.
+    """
+    import torch
+
+    from vidcolor.models.colorizer import Colorizer, ColorizerConfig
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16, render_size=TINY_RENDER)
+    yield Colorizer(config).eval()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory, tiny_model: torch.nn.Module) -> Path:
+    """tiny_model saved once as a checkpoint file, for the CLI's ``--model PATH``."""
+    from vidcolor.models import save_checkpoint
+
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    return save_checkpoint(path, tiny_model, data="test", recipe="test", metrics={}, step=0, git_sha=None)
