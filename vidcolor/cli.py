@@ -398,3 +398,8 @@ main.add_command(batch_command)
 from vidcolor.benchmark.cli import bench_command  # noqa: E402 - registered last: it imports run_command lazily
 
 main.add_command(bench_command)
+
+
+from vidcolor.preview.cli import preview_command  # noqa: E402 - it imports run_command lazily
+
+main.add_command(preview_command)
