@@ -36,6 +36,8 @@ def check_destination(dst: Path, overwrite: bool) -> None:
             "pass --overwrite to replace it, or choose another name",
         )
     if not folder.is_dir():
+        if folder.exists():  # e.g. out.mp4/x.mp4: "create it first" would be wrong advice
+            raise EncodingError("an output folder", f"{folder} is a file", "choose a path inside a folder")
         raise EncodingError("an existing output folder", f"no folder {folder}", "create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise EncodingError(
