@@ -24,7 +24,9 @@ import pytest
 
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[test]'")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[test]'"
+)
 
 from clips import make_clip  # noqa: E402
 
@@ -134,7 +136,9 @@ def wait_picture(page: Any, selector: str, *, not_digest: str | None = None, t: 
 
 def set_value(page: Any, selector: str, value: str, event: str) -> None:
     page.eval_on_selector(
-        selector, "(el, [v, ev]) => { el.value = v; el.dispatchEvent(new Event(ev, {bubbles: true})); }", [value, event]
+        selector,
+        "(el, [v, ev]) => { el.value = v; el.dispatchEvent(new Event(ev, {bubbles: true})); }",
+        [value, event],
     )
 
 
@@ -176,7 +180,9 @@ def test_open_scrub_tune_render_download(browser: Any, served: Served, tmp_path:
     page.press("#render-size", "Tab")
     colour2 = wait_picture(page, "#colour", not_digest=colour1)
     assert colour2 != colour1 and digest(page, "#grey") == grey1
-    page.wait_for_function("() => document.getElementById('command').textContent.includes('--render-size 32')")
+    page.wait_for_function(
+        "() => document.getElementById('command').textContent.includes('--render-size 32')"
+    )
 
     # Place a colour hint on the picture, and export the hints file.
     page.click("#hint-tool")
@@ -202,7 +208,9 @@ def test_open_scrub_tune_render_download(browser: Any, served: Served, tmp_path:
     assert page.get_attribute("#progress-text", "data-percent") == "100"
     assert page.eval_on_selector("#progress", "e => e.value") == 100
     assert "12/12 frames" in page.inner_text("#progress-text")
-    page.wait_for_function("() => document.getElementById('result-video').readyState >= 1")  # the browser plays it
+    page.wait_for_function(
+        "() => document.getElementById('result-video').readyState >= 1"
+    )  # the browser plays it
     assert page.eval_on_selector("#result-video", "v => v.duration") > 0.4
     assert "--start 0.25 --duration 0.5" in page.inner_text("#command")
     with page.expect_download() as dl:
@@ -225,7 +233,9 @@ def test_the_page_refuses_a_visit_without_the_token(browser: Any, served: Served
     page.close()
 
 
-@pytest.mark.skipif(not os.environ.get("VIDCOLOR_SCREENSHOTS"), reason="set VIDCOLOR_SCREENSHOTS=DIR to take them")
+@pytest.mark.skipif(
+    not os.environ.get("VIDCOLOR_SCREENSHOTS"), reason="set VIDCOLOR_SCREENSHOTS=DIR to take them"
+)
 def test_screenshots_for_the_docs(browser: Any, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """The screenshots of docs/preview.md, on the bundled sample (VIDCOLOR_MODEL: the model to show)."""
     out = Path(os.environ["VIDCOLOR_SCREENSHOTS"])
@@ -244,13 +254,15 @@ def test_screenshots_for_the_docs(browser: Any, tiny_checkpoint: Path, tmp_path:
         set_value(page, "#time", "2.5", "input")
         wait_picture(page, "#grey", t=2.5)
         wait_picture(page, "#colour", t=2.5)
-        page.wait_for_function("() => document.getElementById('cuts-label').textContent.includes('scene cut')")
+        page.wait_for_function(
+            "() => document.getElementById('cuts-label').textContent.includes('scene cut')"
+        )
         page.screenshot(path=str(out / "preview-page.png"))
         page.fill("#start", "2")
         page.fill("#duration", "1")
         page.click("#render")
         page.wait_for_selector("#progress-text[data-state=done]")
-        page.wait_for_function("() => document.getElementById('result-video').readyState >= 1")
+        page.wait_for_function("() => document.getElementById('result-video').readyState >= 2")
         page.locator("#controls").screenshot(path=str(out / "preview-render.png"))
         page.close()
     finally:

@@ -97,7 +97,7 @@ def model_choices(root: Path, model: str | None) -> dict[str, ModelChoice]:
     if model is not None and model not in models.REGISTRY:
         path = Path(model)
         ref = str(path if path.is_absolute() else (root / path))
-        out[path.name] = ModelChoice(path.name, ref, model, f"{path.name} (checkpoint)", Path(ref).is_file())
+        out[path.name] = ModelChoice(path.name, ref, model, path.name, Path(ref).is_file())
     for info in models.available():
         present = bool(info.weights_present)
         label = info.name + ("" if present else " (weights not here)")

@@ -129,7 +129,7 @@ function loader(view) {
         const size = res.headers.get("X-Vidcolor-Render-Size");
         const model = res.headers.get("X-Vidcolor-Model");
         $("colour-meta").textContent = `· ${model}, ${size} px, ${secs.toFixed(2)} s`;
-        $("render-size").placeholder = `${size} (model's)`;
+        if (!$("render-size").value) $("render-size").placeholder = size;
         setStatus(`colour in ${secs.toFixed(2)} s`);
       }
     } catch (err) {
@@ -159,7 +159,9 @@ function refresh({ grey = true, colour = true } = {}) {
 
 function debounce(fn, ms) {
   let timer = null;
-  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  const wrapped = (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  wrapped.cancel = () => clearTimeout(timer);
+  return wrapped;
 }
 
 // ---------------------------------------------------------------------------------- files
@@ -445,14 +447,18 @@ async function saveHints() {
 
 // ---------------------------------------------------------------------------------- render
 
+// Answers to older command requests are dropped (a render's own command must not be replaced).
+let commandSeq = 0;
+
 const updateCommand = debounce(async () => {
   if (!state.source) return;
+  const seq = ++commandSeq;
   try {
     const json = { path: state.source.path, settings: settings(), hints: state.hints };
     const data = await (await api("/api/command", { method: "POST", json })).json();
-    $("command").textContent = data.command;
+    if (seq === commandSeq) $("command").textContent = data.command;
   } catch (err) {
-    $("command").textContent = `(${err.message})`;
+    if (seq === commandSeq) $("command").textContent = `(${err.message})`;
   }
 }, 200);
 
@@ -463,6 +469,8 @@ async function startRender() {
     const job = await (await api("/api/render", { method: "POST", json: { path: state.source.path, settings: settings(), hints: state.hints } })).json();
     state.job = job;
     $("result").hidden = true;
+    updateCommand.cancel();  // the box now shows what this render runs, until a setting changes
+    commandSeq++;
     $("command").textContent = job.command;
     $("cancel").disabled = false;
     showJob(job);
