@@ -9,7 +9,10 @@ item, in order: uint8 (H, W), the BT.601 luma Y' of the sRGB truth. It returns a
 iterable) of RGB uint8 (H, W, 3) frames of the same size: exactly one per input frame, in the same
 order. It may read ahead of what it has returned (for batching or temporal smoothing), but should keep
 that bounded so memory stays flat on long clips; it may consume the input from another thread. A
-colorizer that breaks the contract (wrong count, size or dtype) raises ValueError here.
+colorizer that breaks the contract (wrong count, size or dtype) raises ValueError here. A colorizer
+with the attribute ``wants_truth = True`` (the guided modes of ``--hints-from-truth`` and
+``--reference-from-truth``) is called with a keyword argument ``truth`` too: a function returning
+a fresh iterator over the item's colour truth, RGB uint8 (H, W, 3); no other colorizer sees it.
 
 How it stays memory-bounded
 ---------------------------
@@ -313,7 +316,12 @@ def _score_pass(
     size = (0, 0)
     seconds = 0.0
     i = 0
-    out = iter(colorize(source))
+    if getattr(colorize, "wants_truth", False):
+        # Guided modes (hints or references from the truth) read the truth on a pass of their own;
+        # a colorizer without the flag never sees it.
+        out = iter(colorize(source, truth=lambda: iter_truth(item, max_frames, render_size)))  # type: ignore[call-arg]
+    else:
+        out = iter(colorize(source))
     try:
         while True:
             t0 = time.perf_counter()
