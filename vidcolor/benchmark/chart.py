@@ -144,11 +144,11 @@ def _clip_panel(clip: dict[str, Any], axis: _LogAxis, head: str) -> np.ndarray:
     return img
 
 
-def _sweep_panel(sweep: list[dict[str, Any]]) -> np.ndarray:
+def _sweep_panel(sweep: list[dict[str, Any]], variants: list[dict[str, Any]]) -> np.ndarray:
     renders = sorted({m["params"]["render_size"] for m in sweep})
     batches = sorted({m["params"]["batch_size"] for m in sweep})
     cell_w, cell_h, left, top = 130, 28, 300, 60
-    h = top + cell_h * (len(renders) + 1) + 20
+    h = top + cell_h * (len(renders) + 1) + 20 + (24 * (len(variants) + 1) if variants else 0)
     img = np.full((h, WIDTH, 3), 255, np.uint8)
     dtype = sweep[0]["params"].get("dtype", "")
     _text(
@@ -178,6 +178,21 @@ def _sweep_panel(sweep: list[dict[str, Any]]) -> np.ndarray:
             shade = int(255 - 120 * (m["fps"] / best))
             cv2.rectangle(img, (x, y), (x + cell_w - 4, y + cell_h - 4), (shade, 255, shade), -1)
             _text(img, f"{m['fps']:.2f}", x + 10, y + 18, 0.5)
+    if variants:
+        y = top + cell_h * (len(renders) + 1) + 30
+        p0 = variants[0]["params"]
+        _text(
+            img, f"other ways to run it (render {p0['render_size']}, batch {p0['batch_size']}):", 10, y, 0.5
+        )
+        for i, m in enumerate(variants):
+            _text(
+                img,
+                f"{m['params']['variant']}: {m['fps']:.2f} frames/s "
+                f"(ab changes by up to {m['params']['max_ab_diff']:.2g})",
+                30,
+                y + 24 * (i + 1),
+                0.5,
+            )
     return img
 
 
@@ -217,7 +232,7 @@ def stages_chart(result: dict[str, Any]) -> np.ndarray:
     for clip in result.get("clips", []):
         parts.append(_clip_panel(clip, axis, f"{clip.get('frames') or ''} frames"))
     if result.get("model_sweep"):
-        parts.append(_sweep_panel(result["model_sweep"]))
+        parts.append(_sweep_panel(result["model_sweep"], result.get("model_variants", [])))
     legend = np.full((34, WIDTH, 3), 255, np.uint8)
     x = 10
     for color, name in (

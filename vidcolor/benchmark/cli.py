@@ -107,6 +107,12 @@ def _knob(value: str) -> dict[str, Any]:
     multiple=True,
     help="An end-to-end variant on the first clip, e.g. 'render_size=160' or 'threads=1' (repeatable).",
 )
+@click.option(
+    "--variants/--no-variants",
+    default=True,
+    show_default=True,
+    help="Also time faster ways to run the model (channels_last, bfloat16, TorchScript, 1 thread).",
+)
 @click.option("--stages/--no-stages", default=True, show_default=True)
 @click.option("--e2e/--no-e2e", default=True, show_default=True)
 @click.option(
@@ -158,6 +164,7 @@ def bench_command(
     model_frames: int,
     encode_frames: int,
     knobs: tuple[str, ...],
+    variants: bool,
     stages: bool,
     e2e: bool,
     memory: bool,
@@ -213,6 +220,7 @@ def bench_command(
             sweep_renders=_ints(render_sizes, "--render-sizes"),
             sweep_batches=_ints(batch_sizes, "--batch-sizes"),
             knobs=tuple(_knob(k) for k in knobs),
+            variants=variants,
             stages=stages,
             e2e=e2e,
             memory=memory,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -26,7 +26,7 @@ E2E_FIELDS = ("render_size", "batch_size", "threads", "smoothing", "codec", "gui
 
 
 def _info(model: torch.nn.Module) -> ModelInfo:
-    info: ModelInfo = model.info  # every colorizer carries one
+    info = cast(ModelInfo, model.info)  # every colorizer carries one
     return info
 
 

@@ -4,7 +4,7 @@ random weights (same layers, same cost per frame: a convolution costs the same w
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -43,7 +43,7 @@ def build_model(
         if dev.type == "cuda":
             net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         weights = "random"
-    info: ModelInfo = net.info
+    info = cast(ModelInfo, net.info)
     p = next(net.parameters())
     desc = {
         "name": info.name,

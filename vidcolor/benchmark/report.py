@@ -92,6 +92,27 @@ def markdown(result: dict[str, Any]) -> str:
             ]
             out.append(f"| {r} ({shape[-2]}x{shape[-1]}) | " + " | ".join(cells) + " |")
         out.append("")
+    variants = result.get("model_variants", [])
+    if variants:
+        p0 = variants[0]["params"]
+        base = next((m for m in clips[0].get("stages", []) if m["stage"] == "model"), None) if clips else None
+        out.append(
+            f"Model alone at render {p0['render_size']}, batch {p0['batch_size']} ({p0['device']}), "
+            "run in other ways (none of them is what the pipeline does today):"
+        )
+        out.append("")
+        out.append("| variant | frames/s | vs the pipeline's call | largest ab change |")
+        out.append("|---|---:|---:|---:|")
+        if base is not None:
+            out.append(
+                f"| as the pipeline runs it ({base['params'].get('dtype')}) | {_f(base['fps'])} | 1.00 | 0 |"
+            )
+        for m in variants:
+            ratio = f"{m['fps'] / base['fps']:.2f}" if base is not None else "-"
+            out.append(
+                f"| {m['params']['variant']} | {_f(m['fps'])} | {ratio} | {m['params']['max_ab_diff']:.3g} |"
+            )
+        out.append("")
     mem = result.get("memory")
     if mem:
         s, lg = mem["short"], mem["long"]

@@ -13,12 +13,14 @@ with each frame's own L and luma; neither stage's cost depends on the values of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from vidcolor.frames import Frame, LBatch, SourceInfo
 from vidcolor.media.decode import decode_frames
@@ -168,6 +170,60 @@ class ClipStages:
         """The model at every render size x batch size (on this clip's aspect)."""
         return [self.model(r, b, pipeline=False) for r in renders for b in batches]
 
+    def model_variants(self) -> list[Measure]:
+        """Ways to run the same network faster, timed like :meth:`model` at the run's render size
+        and batch: what each would buy if the pipeline adopted it. ``max_ab_diff`` is the largest
+        change of the output (raw a*b* units) against the pipeline's own call."""
+        net, dev = self.step.model, self.device
+        n = min(len(self.frames), self.s.model_frames)
+        batches = _batches(self.frames[:n], self.info, self.render, self.s.opts.batch_size, self.step.stride)
+        ref = [self.step(lb) for lb in batches]
+        variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+        if dev.type == "cpu":
+            threads = torch.get_num_threads()
+            if threads > 1:
+                variants["1 torch thread"] = _with_threads(net, 1)
+            cl = copy.deepcopy(net).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            variants["channels_last"] = lambda x: cl(x.contiguous(memory_format=torch.channels_last))
+            variants["bfloat16 autocast"] = _autocast(net, "cpu", torch.bfloat16)
+            with torch.inference_mode():
+                frozen = torch.jit.freeze(torch.jit.trace(copy.deepcopy(net), torch.from_numpy(batches[0].L)))
+            variants["TorchScript freeze (BN folded)"] = frozen
+        else:
+            full = copy.deepcopy(net).float()
+            variants["float32"] = lambda x: full(x.float())
+        out: list[Measure] = []
+        for name, fn in variants.items():
+
+            def run(fn: Callable[[torch.Tensor], torch.Tensor] = fn) -> list[np.ndarray]:
+                with torch.inference_mode():
+                    res = []
+                    for lb in batches:
+                        x = torch.from_numpy(lb.L).to(dev, non_blocking=True)
+                        res.append(fn(x.to(self.step.dtype)).float().cpu().numpy())
+                    return res
+
+            secs = self._time(run)
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(run(), ref, strict=True))
+            L = batches[0].L
+            out.append(
+                Measure(
+                    "model",
+                    n,
+                    secs,
+                    {
+                        "render_size": self.render,
+                        "batch_size": self.s.opts.batch_size,
+                        "input": [self.s.opts.batch_size, *L.shape[1:]],
+                        "variant": name,
+                        "max_ab_diff": round(diff, 4),
+                        "device": str(dev),
+                        "pipeline": False,
+                    },
+                )
+            )
+        return out
+
     def _ab(self, i: int) -> np.ndarray:
         return self.ab[i % len(self.ab)]
 
@@ -271,6 +327,30 @@ class ClipStages:
         )
 
 
+def _with_threads(net: torch.nn.Module, threads: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            out: torch.Tensor = net(x)
+            return out
+        finally:
+            torch.set_num_threads(before)
+
+    return fn
+
+
+def _autocast(
+    net: torch.nn.Module, device: str, dtype: torch.dtype
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device, dtype=dtype):
+            out: torch.Tensor = net(x)
+            return out
+
+    return fn
+
+
 def bench_stages(
     src: Path,
     step: ModelStep,
@@ -278,11 +358,15 @@ def bench_stages(
     work_dir: Path,
     *,
     sweep: tuple[Sequence[int], Sequence[int]] | None = None,
+    variants: bool = False,
 ) -> tuple[list[Measure], list[Measure]]:
-    """Time every stage on ``src``; returns (stages, model sweep over ``sweep = (renders, batches)``)."""
+    """Time every stage on ``src``; returns (stages, model grid): the grid holds the model over
+    ``sweep = (renders, batches)`` and, with ``variants``, the faster ways to run it."""
     stages = ClipStages(src, step, settings, work_dir)
     measures = stages.run()
     grid = stages.model_sweep(*sweep) if sweep and sweep[0] and sweep[1] else []
+    if variants:
+        grid += stages.model_variants()
     return measures, grid
 
 

@@ -42,6 +42,9 @@ class BenchConfig:
     codecs: tuple[str, ...] = ("libx264", "libx265", "ffv1")
     sweep_renders: tuple[int, ...] = (160, 224, 320)
     sweep_batches: tuple[int, ...] = (1, 4, 8)
+    variants: bool = (
+        True  # time faster ways to run the model (channels_last, bfloat16, ...) on the first clip
+    )
     knobs: tuple[dict[str, Any], ...] = ()  # end-to-end variants on the first clip, e.g. {"threads": 1}
     stages: bool = True
     e2e: bool = True
@@ -91,6 +94,7 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
         "settings": _settings(cfg),
         "clips": [],
         "model_sweep": [],
+        "model_variants": [],
     }
     if cfg.inputs:
         clips = [(p, p.stem, False) for p in cfg.inputs]
@@ -109,10 +113,13 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
             say(f"{label}: stages")
             step = ModelStep.create(cfg.opts, net)
             sweep = (cfg.sweep_renders, cfg.sweep_batches) if k == 0 else None
-            measures, grid = bench_stages(path, step, settings, work, sweep=sweep)
+            measures, grid = bench_stages(
+                path, step, settings, work, sweep=sweep, variants=cfg.variants and k == 0
+            )
             clip["stages"] = [m.to_dict() for m in measures]
-            if grid:
-                result["model_sweep"] = [dict(m.to_dict(), clip=label) for m in grid]
+            for m in grid:
+                key = "model_variants" if "variant" in m.params else "model_sweep"
+                result[key].append(dict(m.to_dict(), clip=label))
             low = slowest(clip["stages"])
             clip["slowest_stage"] = (
                 {"stage": low["stage"], "params": low["params"], "fps": low["fps"]} if low else None
