@@ -58,6 +58,9 @@ SOURCES = {
     "vfr": ("vfr.mkv", dict(frames=24, vfr=True)),
     "bframes": ("bf.mp4", dict(frames=30, bframes=3)),
     "late_start": ("late.mp4", dict(frames=24, start_pts=2400, bframes=2)),
+    # Regression: MP4 wrote the start of a film that does not start on a whole millisecond in ms
+    # (the movie time scale of its edit list): every frame came back up to 1 ms early.
+    "odd_start": ("odd.mp4", dict(frames=24, start_pts=1, bframes=2)),
 }
 
 
@@ -278,6 +281,16 @@ def test_section_frames_pts_and_audio(clip, tmp_path, tiny_model):
     assert want and [p[3] for p in got] == [p[3] for p in want]
     assert [p[0] for p in got] == [p[0] for p in want]
     assert len(got) < len(src_audio)
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_section_that_starts_between_milliseconds(clip, tmp_path, tiny_model, ext):
+    src = clip("bf.mp4", frames=30, bframes=3)  # 24 frames/s: frame 8 is at 1/3 s
+    dst = tmp_path / f"out{ext}"
+    summary = colorize(src, dst, tiny_model, start=1 / 3, duration=0.5)
+    assert summary.frames == 12
+    assert_same_times(src, dst, 8, 20)
+    assert summary.verify is not None and summary.verify.shift_s == 0
 
 
 def test_existing_output_refused_without_overwrite(clip, tmp_path, tiny_model):

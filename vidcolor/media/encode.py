@@ -10,6 +10,7 @@ tags, field order and metadata.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -391,6 +392,28 @@ def _copyable(s: StreamInfo, fmt_name: str, held: frozenset[str]) -> tuple[bool,
     return True, ""
 
 
+def muxer_options(info: SourceInfo, plan: OutputPlan) -> dict[str, str]:
+    """Options of the output muxer that keep every timestamp exact (MP4/MOV; none elsewhere)."""
+    if plan.container_format not in ("mp4", "mov"):
+        return {}
+    tb = info.video.time_base
+    opts = {}
+    if tb.numerator == 1:
+        # Without this the muxer doubles a time scale below 10000 until it is above, and
+        # every pts read back is a multiple of the source's.
+        opts["video_track_timescale"] = str(tb.denominator)
+    # The movie time scale (1000 by default) is the unit of the edit lists that say where each
+    # track starts: in ms, a film or --start section that starts at 1/3 s came back up to 1 ms
+    # early. A multiple of every track's time scale places each start exactly.
+    scale = 1
+    for t in (tb, *(s.time_base for s in info.others if s.index in plan.copied)):
+        if t is not None and t.numerator == 1:
+            scale = math.lcm(scale, t.denominator)
+    if 1 < scale < 2**31:
+        opts["movie_timescale"] = str(scale)
+    return opts
+
+
 class VideoWriter:
     """Encode colour frames to ``tmp_path`` and copy the source's other streams beside them.
 
@@ -442,12 +465,7 @@ class VideoWriter:
             raise
 
     def _muxer_options(self) -> dict[str, str]:
-        tb = self.info.video.time_base
-        if self.plan.container_format in ("mp4", "mov") and tb.numerator == 1:
-            # Without this the muxer doubles a time scale below 10000 until it is above, and
-            # every pts read back is a multiple of the source's.
-            return {"video_track_timescale": str(tb.denominator)}
-        return {}
+        return muxer_options(self.info, self.plan)
 
     def _add_video(self, threads: int) -> av.VideoStream:
         plan, v = self.plan, self.info.video

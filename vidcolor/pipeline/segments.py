@@ -43,7 +43,7 @@ from vidcolor.errors import EncodingError, InputError, UsageError
 from vidcolor.frames import SourceInfo
 from vidcolor.media.atomic import atomic_output, check_destination, same_file
 from vidcolor.media.decode import DecodeStats
-from vidcolor.media.encode import OutputPlan, plan_output
+from vidcolor.media.encode import OutputPlan, muxer_options, plan_output
 from vidcolor.media.probe import probe
 from vidcolor.media.remux import Remuxer, carried_metadata
 from vidcolor.options import ColorizeOptions
@@ -279,11 +279,7 @@ def encode_segment(
 
 
 def _muxer_options(info: SourceInfo, plan: OutputPlan) -> dict[str, str]:
-    tb = info.video.time_base
-    if plan.container_format in ("mp4", "mov") and tb.numerator == 1:
-        # As VideoWriter does: keep the source's time scale, or pts come back as multiples.
-        return {"video_track_timescale": str(tb.denominator)}
-    return {}
+    return muxer_options(info, plan)  # as VideoWriter: the source's time scales, exact starts
 
 
 def _source_video_tags(info: SourceInfo) -> tuple[dict[str, str], int | None]:
