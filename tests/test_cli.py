@@ -210,8 +210,9 @@ def test_output_the_container_cannot_hold(clip, tmp_path, tiny_model_path, args,
         (["--duration", "0"], ("--duration",)),
         (["--crf", "20", "--lossless"], ("--crf or --lossless",)),
         (["--render-size", "4"], ("--render-size",)),
+        (["--start", "1:00"], ("section that holds frames", "from 60 s")),
     ],
-    ids=["bad_time", "zero_duration", "crf_and_lossless", "tiny_render"],
+    ids=["bad_time", "zero_duration", "crf_and_lossless", "tiny_render", "start_past_the_end"],
 )
 def test_contradictory_options(clip, tmp_path, tiny_model_path, args, words):
     src = clip("film.mp4", frames=12)

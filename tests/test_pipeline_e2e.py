@@ -293,6 +293,15 @@ def test_section_that_starts_between_milliseconds(clip, tmp_path, tiny_model, ex
     assert summary.verify is not None and summary.verify.shift_s == 0
 
 
+def test_section_past_the_end_is_a_usage_error(clip, tmp_path, tiny_model):
+    # Regression: this failed in the check of the (empty) temporary file, naming that file.
+    src = clip("src.mp4", frames=12)
+    with pytest.raises(UsageError, match="section that holds frames") as err:
+        colorize(src, tmp_path / "out.mp4", tiny_model, start=5.0)
+    assert "partial" not in str(err.value)
+    only_source_left(tmp_path, src)
+
+
 def test_existing_output_refused_without_overwrite(clip, tmp_path, tiny_model):
     src = clip("src.mp4", frames=12)
     dst = tmp_path / "out.mp4"

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidcolor.errors import UsageError
+from vidcolor.errors import InputError, UsageError, VidcolorError
 from vidcolor.frames import Frame, SourceInfo
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.decode import DecodeStats, decode_frames
@@ -159,6 +159,8 @@ def colorize_video(
     t0 = time.perf_counter()
     with atomic_output(dst, opts.overwrite) as tmp:
         _run_stages(src, tmp, info, plan, opts, step, stats, summary, progress, on_frame)
+        if summary.frames == 0:
+            raise _no_frames(info, opts)
         if opts.verify:
             summary.verify = verify_output(
                 src, tmp, info, plan, start=opts.start, duration=opts.duration, expected_frames=summary.frames
@@ -174,6 +176,26 @@ def colorize_video(
             "the rest is not in the output"
         )
     return summary
+
+
+def _no_frames(info: SourceInfo, opts: ColorizeOptions) -> VidcolorError:
+    """The error for a run that encoded nothing: a section outside the film, or nothing decodable
+    (an empty output would otherwise fail later with a message about the temporary file)."""
+    if opts.start is None and opts.duration is None:
+        name = Path(info.path).name
+        return InputError(
+            "a film with frames", f"no decodable frame in {name}", "check the file is not damaged"
+        )
+    section = f"from {opts.start or 0:g} s"
+    if opts.duration is not None:
+        section += f" for {opts.duration:g} s"
+    if info.duration:
+        section += f" (the film is {info.duration:.3f} s long)"
+    return UsageError(
+        "a --start/--duration section that holds frames",
+        f"none {section}",
+        "choose a --start inside the film",
+    )
 
 
 @dataclass(frozen=True)
