@@ -247,8 +247,9 @@ def test_missing_model_file(clip, tmp_path):
 # -- Ctrl-C --------------------------------------------------------------------------------------------
 
 
-def test_sigint_to_the_cli_leaves_no_output(clip, tmp_path, tiny_model_path):
-    """A real SIGINT while frames are being encoded: exit 130, no output, no temporary file."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_cli_leaves_no_output(clip, tmp_path, tiny_model_path, sig):
+    """Ctrl-C (or a kill) while frames are being encoded: exit 130, no output, no temporary file."""
     src = clip("long.mp4", frames=480, size=(64, 48))
     dst = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -262,7 +263,7 @@ def test_sigint_to_the_cli_leaves_no_output(clip, tmp_path, tiny_model_path):
             assert time.monotonic() < deadline, "the run never started writing"
             time.sleep(0.02)
         assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.communicate()}"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -18,6 +18,7 @@ from clips import read_packets, read_video_luma
 
 import vidcolor.pipeline.run as run_module
 from vidcolor.errors import CorruptInputError, EncodingError, InputError, UsageError
+from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.run import Summary, colorize_video
 
 
@@ -193,27 +194,36 @@ def test_default_codec_reports_luma_psnr(clip, tmp_path, tiny_model):
 # -- 4. rotation, SAR, colour tags, metadata ------------------------------------------------------------
 
 
+TAGS = {
+    # rotation, SAR, AVColorRange, (AVColorPrimaries, AVColorTransferCharacteristic, AVColorSpace)
+    "phone": (90, Fraction(4, 3), 2, (1, 1, 1)),  # full range BT.709
+    "pal": (-90, Fraction(16, 15), 1, (5, 6, 5)),  # limited range BT.470BG / SMPTE 170M
+}
+
+
 @pytest.mark.parametrize("ext", [".mp4", ".mkv"])
-def test_rotation_sar_colour_tags_and_metadata_carried(clip, tmp_path, tiny_model, ext):
+@pytest.mark.parametrize("tags", list(TAGS))
+def test_rotation_sar_colour_tags_and_metadata_carried(clip, tmp_path, tiny_model, ext, tags):
+    rotation, sar, color_range, color_tags = TAGS[tags]
     src = clip(
-        "tagged" + ext, frames=12, rotation=90, sar=Fraction(4, 3), color_range=2, color_tags=(1, 1, 1),
+        "tagged" + ext, frames=12, rotation=rotation, sar=sar, color_range=color_range, color_tags=color_tags,
         metadata={"title": "Reel 3", "comment": "scanned 2024"}, stream_metadata={"language": "fra"},
     )  # fmt: skip
     dst = tmp_path / f"out{ext}"
     colorize(src, dst, tiny_model)
     with av.open(str(dst)) as c:
         s = c.streams.video[0]
-        tags = {k.lower(): v for k, v in c.metadata.items()}  # Matroska writes tag names in capitals
-        assert tags.get("title") == "Reel 3"
-        assert tags.get("comment") == "scanned 2024"
+        meta = {k.lower(): v for k, v in c.metadata.items()}  # Matroska writes tag names in capitals
+        assert meta.get("title") == "Reel 3"
+        assert meta.get("comment") == "scanned 2024"
         assert s.metadata.get("language") == "fra"
-        assert s.sample_aspect_ratio == Fraction(4, 3)
+        assert s.sample_aspect_ratio == sar
         cc = s.codec_context
-        colour = (int(cc.color_range), int(cc.color_primaries), int(cc.color_trc), int(cc.colorspace))
-        assert colour == (2, 1, 1, 1)  # full range, BT.709 primaries, transfer and matrix
+        colour = (int(cc.color_primaries), int(cc.color_trc), int(cc.colorspace))
+        assert int(cc.color_range) == color_range and colour == color_tags
         first = next(c.decode(s))
-        assert first.rotation == 90
-        assert (first.width, first.height) == (64, 48)  # stored upright as the source; the tag turns it
+        assert first.rotation == rotation
+        assert (first.width, first.height) == (64, 48)  # stored as the source; the tag turns it
 
 
 # -- 5. the pixel formats of grey film, odd sizes; the output is colour ---------------------------------
@@ -420,11 +430,13 @@ def test_ctrl_c_mid_run_leaves_nothing(clip, tmp_path, tiny_model):
     only_source_left(tmp_path, src)
 
 
-@pytest.mark.parametrize("stage", ["merge_frame", "make_batch"])
+@pytest.mark.parametrize("stage", ["make_batch", "model", "merge_frame"])
 def test_failing_stage_thread_propagates_and_leaves_nothing(clip, tmp_path, tiny_model, monkeypatch, stage):
-    src = clip("src.mp4", frames=24)
+    """An error in the decode+batch, model or merge thread reaches the caller as itself."""
+    src = clip("src.mp4", frames=24, audio=[("aac", "eng")])
     dst = tmp_path / "out.mp4"
-    real = getattr(run_module, stage)
+    owner, name = (ModelStep, "__call__") if stage == "model" else (run_module, stage)
+    real = getattr(owner, name)
     calls = []
 
     def failing(*args, **kwargs):
@@ -433,7 +445,17 @@ def test_failing_stage_thread_propagates_and_leaves_nothing(clip, tmp_path, tiny
             raise RuntimeError(f"{stage} broke")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, stage, failing)
+    monkeypatch.setattr(owner, name, failing)
     with pytest.raises(RuntimeError, match=f"{stage} broke"):
         colorize(src, dst, tiny_model, batch_size=2)
+    only_source_left(tmp_path, src)
+
+
+def test_a_still_is_not_a_film(tmp_path, tiny_model):
+    import cv2
+
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), np.full((48, 64), 128, np.uint8))
+    with pytest.raises(UsageError, match="colorize_image"):
+        colorize(src, tmp_path / "out.mp4", tiny_model)
     only_source_left(tmp_path, src)
