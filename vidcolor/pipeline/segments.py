@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -39,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from vidcolor import __version__
-from vidcolor.errors import EncodingError, InputError, UsageError
+from vidcolor.errors import CorruptInputError, EncodingError, InputError, UsageError
 from vidcolor.frames import SourceInfo
 from vidcolor.media.atomic import atomic_output, check_destination, same_file
 from vidcolor.media.decode import DecodeStats
@@ -88,6 +89,7 @@ class Segment:
     stop: int | None
     frames: int
     start_s: float | None  # where decoding starts, seconds from the video stream's start
+    first_index: int = 0  # index in the film (section) of the frame at ``first``
 
     @property
     def name(self) -> str:
@@ -205,14 +207,14 @@ def plan_segments(
         b = starts[k + 1] if k + 1 < len(starts) else n
         w = max(0, a - WARMUP_FRAMES)
         first = pts[w]
-        # decode_frames counts start from the stream's start_time; half a tick early, so that
-        # rounding cannot skip the frame (frames before ``first`` are dropped by pts).
-        start_s = float((first - index.origin - Fraction(1, 2)) * index.time_base) if w > 0 or k > 0 else None
+        # decode_frames counts start from the stream's start_time and rounds it to a tick: a
+        # quarter tick early lands on ``first`` itself whatever the float rounding.
+        start_s = float((first - index.origin - Fraction(1, 4)) * index.time_base) if w > 0 or k > 0 else None
         if start_s is None and options.start is not None:
             start_s = options.start
         out.append(Segment(
             number=k, first=first, lo=pts[a], hi=pts[b] if b < n else None, stop=index.stop,
-            frames=b - a, start_s=None if start_s is not None and start_s <= 0 else start_s,
+            frames=b - a, start_s=None if start_s is not None and start_s <= 0 else start_s, first_index=w,
         ))  # fmt: skip
     return out
 
@@ -268,11 +270,23 @@ def encode_segment(
     )
     stats = DecodeStats()
     with atomic_output(out, overwrite=True) as tmp:
-        frames = run_window(src, tmp, info, plan, options, step, window, stats=stats, on_frame=on_frame)
+        try:
+            frames = run_window(src, tmp, info, plan, options, step, window, stats=stats, on_frame=on_frame)
+        except CorruptInputError as exc:
+            raise _in_film(exc, segment.first_index) from None
         _fsync(tmp)
     _fsync_dir(out.parent)
     return SegmentResult(out, frames, out.stat().st_size, _sha256(out), time.perf_counter() - t0,
                          stats.corrupt_skipped, stats.rebuilt_pts)
+
+
+def _in_film(exc: CorruptInputError, offset: int) -> CorruptInputError:
+    """The error with its frame index counted from the start of the film, not of the segment."""
+    if not offset:
+        return exc
+    index = exc.frame_index + offset
+    found = exc.found.replace(f"at frame {exc.frame_index}", f"at frame {index}", 1)
+    return CorruptInputError(exc.expected, found, exc.action, frame_index=index)
 
 
 # ------------------------------------------------------------------------------------- joining
@@ -326,18 +340,18 @@ def join_segments(
             elif index in plan.copied:
                 remux.add_stream(index)
         assert video is not None
+        last_dts: Fraction | None = None  # seconds
         for container, template in zip(inputs, templates, strict=True):
             tb = template.time_base
             for pkt in container.demux(template):
                 if not pkt.size:
                     continue
-                t = pkt.dts if pkt.dts is not None else pkt.pts
+                last_dts = _mend_dts(pkt, tb, last_dts)
                 pkt.stream = video
                 pkt.time_base = tb  # the muxer rescales only where the output unit differs
                 output.mux_one(pkt)
                 packets += 1
-                if t is not None:
-                    remux.pump(float(t * tb))
+                remux.pump(float(last_dts))
         remux.finish()
         output.close()
     except av.error.FFmpegError as exc:
@@ -357,10 +371,41 @@ def join_segments(
     return packets
 
 
+def _mend_dts(pkt: av.Packet, tb: Fraction, last: Fraction | None) -> Fraction:
+    """Give ``pkt`` a dts after ``last`` (seconds) and not after its pts; return its dts in seconds.
+
+    Each segment's encoder makes up the dts of its first pictures from the pts of the first few
+    (it has B-frames in flight): with a variable frame rate they can fall before the previous
+    segment's last dts, and Matroska does not store dts at all, so its demuxer cannot give the
+    first few. The muxer wants dts strictly increasing; decoders do not use them. So a missing or
+    too early dts becomes one tick after the previous one; the pts, which are the frame times,
+    never change.
+    """
+    pts = pkt.pts
+    dts = pkt.dts
+    if dts is not None and (last is None or dts * tb > last):
+        return Fraction(dts) * tb
+    if last is None:
+        dts = pts
+    else:
+        dts = math.floor(last / tb) + 1
+    if dts is None or (pts is not None and dts > pts):
+        raise EncodingError(
+            "segment packets whose decoding times can be chained", f"a packet at pts {pts} after dts {last} s",
+            "delete the segment folder and run again with --segment-seconds 0",
+        )
+    pkt.dts = dts
+    return Fraction(dts) * tb
+
+
 def _add_video(output: av.container.OutputContainer, template: av.VideoStream, info: SourceInfo) -> av.VideoStream:
     """The output video stream: the segments' codec parameters, the source's tags."""
     stream = output.add_stream_from_template(template)
     stream.time_base = template.time_base
+    # The frame rate as VideoWriter states it: the MOV muxer builds a timecode track from it
+    # (a template stream carries the demuxer's guess, which can be the time scale).
+    v = info.video
+    stream.codec_context.framerate = v.guessed_rate or v.average_rate or Fraction(25)
     if info.video.rotation:
         stream.set_display_rotation(info.video.rotation)
     tags, disposition = _source_video_tags(info)
@@ -552,6 +597,10 @@ def _colorize_segmented(
             summary.corrupt_skipped += result.corrupt_skipped
             summary.rebuilt_pts += result.rebuilt_pts
             files.append(path)
+    except BaseException:
+        if not files:  # nothing finished, so nothing worth keeping for a resume
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     finally:
         bar.close()
     if reused:
