@@ -8,40 +8,96 @@ in the film. One :class:`~vidcolor.pipeline.model_step.ModelStep` is kept per (m
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from dataclasses import replace
+from collections import OrderedDict
+from dataclasses import dataclass, field, fields, replace
 
 import cv2
 import numpy as np
 
+from vidcolor.frames import LBatch
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.smooth import TemporalSmoother
 from vidcolor.pipeline.stream import colorize_frames
 from vidcolor.preview.sources import Window
 
+CACHE_BYTES = 64 << 20  # model outputs kept for reuse: about 80 frames of ab at 224x416
 MAX_SIDE = 1920  # pixels: pictures sent to the page are shrunk to this long side at most
 JPEG_QUALITY = 90
 
 
+@dataclass
+class CachedStep(ModelStep):
+    """The model step, remembering its answers: the same L in gives the same ab out, without the model.
+
+    A preview frame is colorized with its neighbours (for the smoother), so stepping to the next
+    frame, or changing a setting that acts after the model (smoothing), asks the model again for
+    pictures it has just seen. Frames are keyed by a hash of their L; calls with hints go to the
+    model as they are (their answer depends on more than L).
+    """
+
+    cache: OrderedDict[bytes, np.ndarray] = field(default_factory=OrderedDict, repr=False)
+    cache_bytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def wrap(cls, step: ModelStep) -> CachedStep:
+        return cls(**{f.name: getattr(step, f.name) for f in fields(ModelStep)})
+
+    def __call__(self, batch: LBatch, hints: np.ndarray | None = None) -> np.ndarray:
+        if hints is not None:
+            return super().__call__(batch, hints)
+        keys = [
+            hashlib.blake2b(batch.L[i].tobytes(), digest_size=16).digest() + repr(batch.content).encode()
+            for i in range(len(batch.L))
+        ]
+        with self.lock:
+            missing = [i for i, k in enumerate(keys) if k not in self.cache]
+        if missing:
+            sub = LBatch(
+                tuple(batch.indices[i] for i in missing),
+                np.ascontiguousarray(batch.L[missing]),
+                batch.content,
+            )
+            ab = super().__call__(sub)
+            with self.lock:
+                for j, i in enumerate(missing):
+                    self._keep(keys[i], ab[j])
+        with self.lock:
+            for k in keys:
+                self.cache.move_to_end(k)
+            return np.stack([self.cache[k] for k in keys])
+
+    def _keep(self, key: bytes, ab: np.ndarray) -> None:
+        if key in self.cache:
+            return
+        self.cache[key] = ab
+        self.cache_bytes += ab.nbytes
+        while self.cache_bytes > CACHE_BYTES and len(self.cache) > 1:
+            _, old = self.cache.popitem(last=False)
+            self.cache_bytes -= old.nbytes
+
+
 class Models:
-    """Loaded models, one :class:`ModelStep` per (model, device); loading happens once, under a lock.
+    """Loaded models, one :class:`CachedStep` per (model, device); loading happens once, under a lock.
 
     ``run_lock`` serialises model calls: on a CPU two at once only share the same cores, and each
     answer would come later than one after the other.
     """
 
     def __init__(self) -> None:
-        self._steps: dict[tuple[str, str], ModelStep] = {}
+        self._steps: dict[tuple[str, str], CachedStep] = {}
         self._lock = threading.Lock()
         self.run_lock = threading.Lock()
 
-    def step(self, opts: ColorizeOptions) -> ModelStep:
+    def step(self, opts: ColorizeOptions) -> CachedStep:
         key = (opts.model, opts.device)
         with self._lock:
             step = self._steps.get(key)
             if step is None:
-                step = ModelStep.create(opts)
+                step = CachedStep.wrap(ModelStep.create(opts))
                 self._steps[key] = step
             return step
 

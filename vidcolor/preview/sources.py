@@ -179,10 +179,10 @@ class Source:
             if when <= t + half or not before:
                 before.append((when, y))
                 del before[: -(context + 1)]
-            else:
+            elif len(after) < context:
                 after.append((when, y))
-                if len(after) >= context:
-                    break
+            else:
+                break
         return before, after
 
     def scan_cuts(self) -> None:
