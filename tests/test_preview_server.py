@@ -592,3 +592,26 @@ def test_model_choices_put_the_given_checkpoint_first(client: Client, tiny_check
     assert info["default_model"] == "tiny.pt" and info["models"][0]["key"] == "tiny.pt"
     assert all(m["ref"] is None for m in info["models"])  # no server paths handed to the page
     assert ModelChoice("k", "r", "a", "l", True).render_size is None
+
+
+def test_the_cached_step_answers_as_the_model_does(tiny_checkpoint: Path) -> None:
+    """Frames seen before come from the cache, bit for bit what the model gave; hints bypass it."""
+    from vidcolor.frames import LBatch
+    from vidcolor.pipeline.model_step import ModelStep
+    from vidcolor.preview.colour import CachedStep
+
+    opts = ColorizeOptions(model=str(tiny_checkpoint), device="cpu")
+    plain = ModelStep.create(opts)
+    cached = CachedStep.wrap(ModelStep.create(opts))
+    calls: list[int] = []
+    forward = cached.model.forward
+    cached.model.forward = lambda L, **kw: (calls.append(L.shape[0]), forward(L, **kw))[1]  # type: ignore[method-assign]
+    L = np.random.default_rng(0).uniform(0, 100, (3, 1, 64, 96)).astype(np.float32)
+    first = cached(LBatch((0, 1, 2), L, (64, 96)))
+    assert np.allclose(first, plain(LBatch((0, 1, 2), L, (64, 96))), atol=1e-5)
+    again = cached(LBatch((5, 6), L[1:].copy(), (64, 96)))  # the same pictures, other indices
+    assert np.array_equal(again, first[1:]) and calls == [3]
+    mixed = cached(LBatch((0, 1), np.concatenate([L[:1], L[:1] + 1]), (64, 96)))
+    assert np.array_equal(mixed[0], first[0]) and calls == [3, 1]  # only the new picture went to the model
+    cached(LBatch((0,), L[:1], (64, 96)), hints=np.zeros((1, 3, 64, 96), np.float32))
+    assert calls == [3, 1, 1]
