@@ -30,6 +30,7 @@ from vidcolor.pipeline.scene_cut import CUT_WIDTH, SceneCutDetector, small_luma
 FALLBACK_RATE = Fraction(25)  # frames/s assumed when a film states no rate
 LOOK_BACK_S = 10.0  # seconds decoded before the end when a film's stated duration overshoots it
 MAX_OPEN = 8  # sources kept probed (and cut-scanned) at once; the oldest are forgotten
+SCAN_NICE = 10  # the scene-cut scan runs at this nice value: it must not slow the page's frames
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,9 @@ class Source:
         v = self.info.video
         origin = v.start_time or 0.0
         detector = SceneCutDetector()
+        _lower_priority()
         try:
-            for f in decode_frames(self.path, self.info, skip_corrupt=True):
+            for f in decode_frames(self.path, self.info, skip_corrupt=True, threads=1):
                 if scan.stop.is_set():
                     return
                 when = float(f.pts * f.time_base) - origin
@@ -210,6 +212,19 @@ class Source:
             scan.error = str(exc)
         finally:
             scan.done = True
+
+
+def _lower_priority() -> None:
+    """Let the calling thread (and the decoder threads it starts) yield the CPU to the page's requests.
+
+    On Linux a nice value belongs to a thread, so this leaves the server's other threads alone;
+    elsewhere it is skipped.
+    """
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SCAN_NICE)
+        except OSError:
+            pass
 
 
 class EmptyFilm(Exception):
