@@ -128,6 +128,10 @@ def preview_command(
                 pass  # no browser here: the printed address is the way in
         sys.stdout.flush()
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass  # uvicorn hands Ctrl-C on after its shutdown; a stopped preview is no error
+        click.echo("vidcolor preview: stopped")
 
     run_command(body, debug)

@@ -45,8 +45,11 @@ def guidance_status() -> tuple[bool, str]:
             False,
             "Hints are kept, saved and exported, but this vidcolor cannot apply them (no vidcolor.guidance).",
         )
+    from vidcolor.cli import colorize
+
     fields = {f.name for f in dataclasses.fields(ColorizeOptions)}
-    if "hints" not in fields or "rate" not in inspect.signature(stream.colorize_frames).parameters:
+    takes_rate = "rate" in inspect.signature(stream.colorize_frames).parameters
+    if "hints" not in fields or not takes_rate or "hints" not in {p.name for p in colorize.params}:
         return (
             False,
             "Hints are kept, saved and exported, but this vidcolor's pipeline does not take them yet.",
