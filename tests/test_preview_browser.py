@@ -48,19 +48,23 @@ STEP_MS = 120_000  # the longest any one step may take on a loaded 2-core machin
 REPO = Path(__file__).resolve().parents[1]
 
 
-def chromium_path() -> str | None:
-    """Debian's Chromium (or VIDCOLOR_CHROMIUM): never a browser that Playwright downloads."""
-    for candidate in (os.environ.get("VIDCOLOR_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+def chromium_path() -> tuple[str | None, str]:
+    """(Debian's Chromium, or VIDCOLOR_CHROMIUM's; never a browser Playwright downloads) or (None, why)."""
+    chosen = os.environ.get("VIDCOLOR_CHROMIUM")
+    if chosen:
+        ok = Path(chosen).is_file()
+        return (chosen, "") if ok else (None, f"VIDCOLOR_CHROMIUM={chosen} is not a file")
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
         if candidate and Path(candidate).is_file():
-            return candidate
-    return None
+            return candidate, ""
+    return None, "no Chromium at /usr/bin/chromium (run .ci/install-browser, or set VIDCOLOR_CHROMIUM)"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    exe = chromium_path()
+    exe, why = chromium_path()
     if exe is None:
-        pytest.skip("no Chromium at /usr/bin/chromium (run .ci/install-browser, or set VIDCOLOR_CHROMIUM)")
+        pytest.skip(why)
     with sync_api.sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
