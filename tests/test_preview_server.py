@@ -615,3 +615,19 @@ def test_the_cached_step_answers_as_the_model_does(tiny_checkpoint: Path) -> Non
     assert np.array_equal(mixed[0], first[0]) and calls == [3, 1]  # only the new picture went to the model
     cached(LBatch((0,), L[:1], (64, 96)), hints=np.zeros((1, 3, 64, 96), np.float32))
     assert calls == [3, 1, 1]
+
+
+def test_a_quick_frame_is_the_frame_alone_and_says_so(client: Client) -> None:
+    c = client()
+    quick = frame(c, quick=True, settings=settings(smoothing=0.5))
+    assert quick.status_code == 200 and quick.headers["x-vidcolor-exact"] == "0"
+    unsmoothed = frame(c, settings=settings(smoothing=0.0))
+    assert unsmoothed.headers["x-vidcolor-exact"] == "1"
+    assert quick.headers["x-vidcolor-digest"] == unsmoothed.headers["x-vidcolor-digest"]
+    full = frame(c, settings=settings(smoothing=0.5))
+    assert (
+        full.headers["x-vidcolor-exact"] == "1"
+        and full.headers["x-vidcolor-digest"] != quick.headers["x-vidcolor-digest"]
+    )
+    still = frame(c, path="still.png", t=0, quick=True)
+    assert still.headers["x-vidcolor-exact"] == "1"  # a still has no neighbours: the quick frame is the frame

@@ -6,7 +6,7 @@
     GET  /api/files?dir=REL        the folder's sub-folders and files
     POST /api/open {path}          probe a film or still; starts its scene-cut scan
     GET  /api/cuts?path=REL        scene cuts found so far
-    POST /api/frame {path, t, view: grey|colour, settings, hints, format: jpeg|png} -> picture
+    POST /api/frame {path, t, view: grey|colour, settings, hints, format: jpeg|png, quick} -> picture
     POST /api/command {path, settings, hints}        the CLI line for these settings
     POST /api/hints {path, hints}                     save NAME.hints.json beside the film
     POST /api/render {path, settings, hints}          start a render job
@@ -382,6 +382,7 @@ class Preview:
             raise UsageError("view grey|colour and format jpeg|png", f"{view!r}, {fmt!r}", "fix the request")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 1e7:
             raise UsageError("a time t in seconds", repr(t), "send t >= 0")
+        quick = data.get("quick", False) is True  # the frame alone: smoothing needs its neighbours
         opts = self._options(data.get("settings"))
         placed = hints.check_hints(data.get("hints"))
         applied, _ = hints.guidance_status()
@@ -395,8 +396,9 @@ class Preview:
                 picture = win.frames[win.target]
             else:
                 step = self.models.step(opts)
+                context = colour.context_frames(opts)
                 with self.models.run_lock:
-                    win = src.window(float(t), colour.context_frames(opts))
+                    win = src.window(float(t), 0 if quick else context)
                     if applied and placed:
                         rate = float(src.rate)
                         picture = colour.colour_frame(
@@ -404,6 +406,8 @@ class Preview:
                         )
                     else:
                         picture = colour.colour_frame(win, step, opts)
+                exact = not quick or context == 0 or src.is_still  # what a render gives for this frame
+                meta["x-vidcolor-exact"] = "1" if exact else "0"
                 meta["x-vidcolor-render-size"] = str(opts.render_size or step.render_size)
                 meta["x-vidcolor-model"] = step.name
             shown = colour.to_display(picture, win.bit_depth, src.info.video.rotation)

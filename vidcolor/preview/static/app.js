@@ -92,52 +92,66 @@ function frameSettings() {
 
 // One loader per picture: `run()` asks for the current wish; while a request is in flight, later
 // calls only mark that the wish changed, and one more request follows when it returns.
+// A smoothed colour frame needs its neighbours through the model too, so the colour loader first
+// asks for the frame alone ("quick": shown at once, marked unsmoothed) and then for the real one,
+// unless the wish has changed meanwhile.
 function loader(view) {
   let busy = false;
   let again = false;
   const img = view === "grey" ? $("grey") : $("colour");
+
+  async function fetchPicture(t, quick, started) {
+    const body = {
+      path: state.source.path, t, view, format: "jpeg", quick,
+      settings: frameSettings(), hints: hintsNear(t),
+    };
+    const res = await api("/api/frame", { method: "POST", json: body });
+    const blob = await res.blob();
+    const old = img.src;
+    img.src = URL.createObjectURL(blob);
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+    const time = Number(res.headers.get("X-Vidcolor-Time"));
+    const exact = res.headers.get("X-Vidcolor-Exact") !== "0";
+    img.dataset.digest = res.headers.get("X-Vidcolor-Digest");
+    img.dataset.t = String(t);
+    img.dataset.frame = res.headers.get("X-Vidcolor-Frame");
+    img.dataset.state = exact ? "ready" : "quick";
+    if (view === "grey") {
+      $("colour-grey").src = img.src;
+      state.shownTime = time;
+      updateTimeLabel(time, Number(res.headers.get("X-Vidcolor-Frame")));
+      drawHints();
+      return exact;
+    }
+    const secs = (performance.now() - started) / 1000;
+    const size = res.headers.get("X-Vidcolor-Render-Size");
+    const model = res.headers.get("X-Vidcolor-Model");
+    const what = exact ? `${secs.toFixed(2)} s` : "unsmoothed, smoothing…";
+    $("colour-meta").textContent = `· ${model}, ${size} px, ${what}`;
+    if (!$("render-size").value) $("render-size").placeholder = size;
+    setStatus(exact ? `colour in ${secs.toFixed(2)} s` : "smoothing…");
+    return exact;
+  }
+
   async function once() {
     if (!state.source) return;
     const t = state.t;
-    const body = {
-      path: state.source.path, t, view, format: "jpeg",
-      settings: frameSettings(), hints: hintsNear(t),
-    };
     img.dataset.state = "loading";
     if (view === "colour") setStatus("colorizing…");
     const started = performance.now();
     try {
-      const res = await api("/api/frame", { method: "POST", json: body });
-      const blob = await res.blob();
-      const old = img.src;
-      img.src = URL.createObjectURL(blob);
-      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
-      if (view === "grey") {
-        $("colour-grey").src = img.src;
+      if (view === "colour" && frameSettings().smoothing > 0) {
+        const exact = await fetchPicture(t, true, started);
+        if (exact || again) return;
       }
-      const time = Number(res.headers.get("X-Vidcolor-Time"));
-      img.dataset.digest = res.headers.get("X-Vidcolor-Digest");
-      img.dataset.t = String(t);
-      img.dataset.frame = res.headers.get("X-Vidcolor-Frame");
-      img.dataset.state = "ready";
-      if (view === "grey") {
-        state.shownTime = time;
-        updateTimeLabel(time, Number(res.headers.get("X-Vidcolor-Frame")));
-        drawHints();
-      } else {
-        const secs = (performance.now() - started) / 1000;
-        const size = res.headers.get("X-Vidcolor-Render-Size");
-        const model = res.headers.get("X-Vidcolor-Model");
-        $("colour-meta").textContent = `· ${model}, ${size} px, ${secs.toFixed(2)} s`;
-        if (!$("render-size").value) $("render-size").placeholder = size;
-        setStatus(`colour in ${secs.toFixed(2)} s`);
-      }
+      await fetchPicture(t, false, started);
     } catch (err) {
       img.dataset.state = "error";
       if (view === "colour") setStatus("");
       showMessage(err.message);
     }
   }
+
   return async function run() {
     if (busy) { again = true; return; }
     busy = true;
