@@ -251,7 +251,7 @@ def stages_chart(result: dict[str, Any]) -> np.ndarray:
 
 def memory_chart(memory: dict[str, Any]) -> np.ndarray:
     """Resident memory (MiB) against the fraction of the clip written, short and long clip."""
-    h, left, right, top, bottom = 420, 90, 40, 70, 50
+    h, left, right, top, bottom = 440, 90, 40, 100, 50
     img = np.full((h, WIDTH, 3), 255, np.uint8)
     runs = [("short", memory["short"], _BLUE), ("long", memory["long"], _RED)]
     peak = max(r["peak_rss_mib"] for _, r, _ in runs)
@@ -266,7 +266,7 @@ def memory_chart(memory: dict[str, Any]) -> np.ndarray:
         cv2.line(img, (x0, y), (x1, y), _GRID, 1)
         _text(img, f"{mib}", 10, y + 5, 0.45, (120, 120, 120))
     _text(img, "RSS MiB", 10, top - 12, 0.45, (120, 120, 120))
-    _text(img, "share of the clip written (0 .. 1)", x0 + (x1 - x0) // 2 - 120, h - 14, 0.45, (120, 120, 120))
+    _text(img, "share of the run's time (0 .. 1)", x0 + (x1 - x0) // 2 - 120, h - 14, 0.45, (120, 120, 120))
     _text(
         img,
         f"vidcolor: resident memory, {memory.get('clip', '')} clip of {memory['short']['frames']} frames "
@@ -290,8 +290,8 @@ def memory_chart(memory: dict[str, Any]) -> np.ndarray:
     )
     for name, r, color in runs:
         pts = r["timeline"]
-        frames = max(r["frames"], 1)
-        poly = np.array([px(p[1] / frames, p[2]) for p in pts], np.int32)
+        end = max(max((p[0] for p in pts), default=1.0), 1e-9)
+        poly = np.array([px(p[0] / end, p[2]) for p in pts], np.int32)
         if len(poly) > 1:
             cv2.polylines(img, [poly], False, color, 2, cv2.LINE_AA)
         y = px(0, r["peak_rss_mib"])[1]

@@ -47,10 +47,14 @@ def _hwm_mib() -> float | None:
 
 
 def _thin(points: list[list[float]], n: int) -> list[list[float]]:
+    """At most ``n`` points: the highest-RSS sample of each of ``n`` equal runs (peaks survive)."""
     if len(points) <= n:
         return points
-    step = (len(points) - 1) / (n - 1)
-    return [points[round(i * step)] for i in range(n)]
+    size = len(points) / n
+    return [
+        max(points[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)], key=lambda p: p[2])
+        for i in range(n)
+    ]
 
 
 def child(src: Path, dst: Path, opts: ColorizeOptions, model: str | None) -> dict[str, Any]:

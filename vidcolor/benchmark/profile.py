@@ -170,11 +170,13 @@ def _main(argv: list[str] | None = None) -> None:
     p.add_argument("--options", default="{}", help='ColorizeOptions changes as JSON, e.g. {"threads": 1}')
     p.add_argument("--model", default=None)
     p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "vidcolor-bench")
-    p.add_argument("--out", type=Path, default=None, help="JSON results (raw stacks beside it, .stacks.txt)")
+    p.add_argument("--out", type=Path, default=None, help="JSON results")
+    p.add_argument(
+        "--stacks", type=Path, default=None, help="keep py-spy's raw stacks here (collapsed format)"
+    )
     a = p.parse_args(argv)
     src = a.input or cached_film_clip(a.work_dir, a.size, a.frames)
-    raw_out = a.out.with_suffix(".stacks.txt") if a.out else None
-    prof = profile_run(src, json.loads(a.options), a.rate, a.model, raw_out)
+    prof = profile_run(src, json.loads(a.options), a.rate, a.model, a.stacks)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(prof, indent=1) + "\n")
