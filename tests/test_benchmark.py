@@ -124,3 +124,30 @@ def test_film_clip_has_texture_motion_and_cuts(tmp_path: Path) -> None:
     assert size_of("480p") == (854, 480) and size_of("320x180") == (320, 180)
     with pytest.raises(ValueError):
         size_of("big")
+
+
+def test_profile_sorts_samples_into_work_and_waiting() -> None:
+    from vidcolor.benchmark.profile import summarise
+
+    root = "Thread._bootstrap (threading.py:1002);target (vidcolor/pipeline/stages.py:75)"
+    raw = "\n".join(
+        [
+            f"thread (0x1): vidcolor-model;{root};colour (vidcolor/pipeline/run.py:316);"
+            "ModelStep.__call__ (vidcolor/pipeline/model_step.py:50);"
+            "forward (vidcolor/models/colorizer.py:140) 30",
+            f"thread (0x1): vidcolor-model;{root};colour (vidcolor/pipeline/run.py:310);"
+            "Pipe.__iter__ (vidcolor/pipeline/stages.py:50) 10",
+            f"thread (0x2): vidcolor-merge;{root};merge (vidcolor/pipeline/run.py:330);"
+            "Pipe.put (vidcolor/pipeline/stages.py:30) 5",
+            "thread (0x3): MainThread;main (vidcolor/cli.py:1);_run_stages (vidcolor/pipeline/run.py:340);"
+            "VideoWriter.write (vidcolor/media/encode.py:500) 4",
+            "thread (0x3): MainThread;main (vidcolor/cli.py:1);"
+            "verify_output (vidcolor/pipeline/verify.py:40);decode_frames (vidcolor/media/decode.py:140) 1",
+            "thread (0x3): MainThread;import (vidcolor/models/registry.py:3) 99",  # before the run: ignored
+        ]
+    )
+    t = summarise(raw)
+    assert t["vidcolor-model"]["samples"] == 40
+    assert t["vidcolor-model"]["shares"] == {"work: model": 0.75, "wait: input": 0.25}
+    assert t["vidcolor-merge"]["shares"] == {"wait: room": 1.0} and t["vidcolor-merge"]["waiting"] == 1.0
+    assert t["MainThread"]["shares"] == {"work: encode": 0.8, "work: verify": 0.2}

@@ -186,6 +186,10 @@ class ClipStages:
             cl = copy.deepcopy(net).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             variants["channels_last"] = lambda x: cl(x.contiguous(memory_format=torch.channels_last))
             variants["bfloat16 autocast"] = _autocast(net, "cpu", torch.bfloat16)
+            cl_bf16 = _autocast(cl, "cpu", torch.bfloat16)
+            variants["channels_last + bfloat16"] = lambda x: cl_bf16(
+                x.contiguous(memory_format=torch.channels_last)
+            )
             with torch.inference_mode():
                 frozen = torch.jit.freeze(torch.jit.trace(copy.deepcopy(net), torch.from_numpy(batches[0].L)))
             variants["TorchScript freeze (BN folded)"] = frozen
