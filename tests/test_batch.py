@@ -134,8 +134,9 @@ def test_batch_goes_on_past_failures_and_skips_what_is_done(reels: Path, tmp_pat
     (out / "a.mp4").write_bytes((out / "a.mp4").read_bytes() + b"\0")
     third = run_batch([reels / "a.mp4"], out, OPTS, colorizer=tiny)
     assert third.results[0].status == FAILED and "--overwrite" in (third.results[0].error or "")
-    fourth = run_batch([reels / "a.mp4"], out, ColorizeOptions(render_size=32, threads=1, overwrite=True),
-                       colorizer=tiny)
+    fourth = run_batch(
+        [reels / "a.mp4"], out, ColorizeOptions(render_size=32, threads=1, overwrite=True), colorizer=tiny
+    )
     assert fourth.results[0].status == DONE and fourth.exit_code == 0
 
 
@@ -172,7 +173,18 @@ def test_cli_batch(reels: Path, tmp_path: Path, tiny) -> None:
     ckpt = tmp_path / "tiny.pt"
     save_checkpoint(ckpt, tiny, data="none", recipe="untrained test model", metrics={}, step=0, git_sha=None)
     out = tmp_path / "out"
-    args = ["batch", str(reels), "-o", str(out), "--model", str(ckpt), "--render-size", "32", "--threads", "1"]
+    args = [
+        "batch",
+        str(reels),
+        "-o",
+        str(out),
+        "--model",
+        str(ckpt),
+        "--render-size",
+        "32",
+        "--threads",
+        "1",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
     assert "3 succeeded, 1 failed, 0 skipped" in result.output

@@ -31,6 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 #: Small and fast: the tiny model sees 32-pixel pictures, one torch thread (so runs in different
 #: processes compute the same numbers).
 OPTS = ColorizeOptions(render_size=32, threads=1, batch_size=4)
+#: The same, lossless: where two runs' frames are compared exactly (libx264's lossy output is not
+#: reproducible from one run to the next inside the threaded pipeline).
+EXACT = ColorizeOptions(render_size=32, threads=1, batch_size=4, lossless=True)
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +103,25 @@ def test_section_in_segments_matches_the_plain_section(clip, tiny, tmp_path: Pat
     cut = colorize_film(src, tmp_path / "cut.mkv", opts, segment_seconds=1.0, colorizer=tiny)
     assert cut.frames == whole.frames == 78
     assert read_video_pts(tmp_path / "cut.mkv") == read_video_pts(tmp_path / "whole.mkv")
-    assert all(np.array_equal(x, y) for x, y in
-               zip(planes(tmp_path / "whole.mkv"), planes(tmp_path / "cut.mkv"), strict=True))
+    assert all(
+        np.array_equal(x, y)
+        for x, y in zip(planes(tmp_path / "whole.mkv"), planes(tmp_path / "cut.mkv"), strict=True)
+    )
     assert read_packets(tmp_path / "cut.mkv", "audio") == read_packets(tmp_path / "whole.mkv", "audio")
 
 
 def test_join_keeps_rotation_sar_pts_and_audio(clip, tiny, tmp_path: Path) -> None:
-    src = clip("a.mp4", frames=72, rate=24, size=(64, 48), bframes=2, audio=[("aac", "eng")],
-               rotation=-90, sar=Fraction(4, 3), stream_metadata={"title": "reel 1", "language": "fra"})
+    src = clip(
+        "a.mp4",
+        frames=72,
+        rate=24,
+        size=(64, 48),
+        bframes=2,
+        audio=[("aac", "eng")],
+        rotation=-90,
+        sar=Fraction(4, 3),
+        stream_metadata={"title": "reel 1", "language": "fra"},
+    )
     dst = tmp_path / "cut.mp4"
     summary = colorize_film(src, dst, OPTS, segment_seconds=1.0, colorizer=tiny)
     assert summary.frames == 72
@@ -127,7 +141,7 @@ def test_join_keeps_rotation_sar_pts_and_audio(clip, tiny, tmp_path: Path) -> No
 
 def test_interrupted_run_resumes_only_the_rest(clip, tiny, tmp_path: Path, monkeypatch) -> None:
     src = clip("a.mp4", frames=96, rate=24, size=(64, 48), audio=[("aac", "eng")])
-    ref = colorize_film(src, tmp_path / "ref.mp4", OPTS, segment_seconds=1.0, colorizer=tiny)
+    colorize_film(src, tmp_path / "ref.mp4", EXACT, segment_seconds=1.0, colorizer=tiny)
     dst = tmp_path / "out.mp4"
     real = segments.encode_segment
     calls: list[int] = []
@@ -140,19 +154,22 @@ def test_interrupted_run_resumes_only_the_rest(clip, tiny, tmp_path: Path, monke
 
     monkeypatch.setattr(segments, "encode_segment", stop_at_third)
     with pytest.raises(KeyboardInterrupt):
-        colorize_film(src, dst, OPTS, segment_seconds=1.0, colorizer=tiny)
+        colorize_film(src, dst, EXACT, segment_seconds=1.0, colorizer=tiny)
     assert not dst.exists()
     folder = segment_dir(dst)
     assert len((folder / DONE_FILE).read_text().splitlines()) == 2
 
     # Without --resume the leftover run is not thrown away silently.
     with pytest.raises(UsageError, match="--resume"):
-        colorize_film(src, dst, OPTS, segment_seconds=1.0, colorizer=tiny)
+        colorize_film(src, dst, EXACT, segment_seconds=1.0, colorizer=tiny)
 
     calls.clear()
-    monkeypatch.setattr(segments, "encode_segment", lambda src, seg, *a, **k: calls.append(seg.number)
-                        or real(src, seg, *a, **k))
-    summary = colorize_film(src, dst, OPTS, segment_seconds=1.0, resume=True, colorizer=tiny)
+    monkeypatch.setattr(
+        segments,
+        "encode_segment",
+        lambda src, seg, *a, **k: calls.append(seg.number) or real(src, seg, *a, **k),
+    )
+    summary = colorize_film(src, dst, EXACT, segment_seconds=1.0, resume=True, colorizer=tiny)
     assert calls == [2, 3]
     assert any("2 of 4 segments were already done" in n for n in summary.notes)
     assert summary.frames == 96
@@ -182,8 +199,11 @@ def test_damaged_journal_and_segments_are_redone(clip, tiny, tmp_path: Path, mon
     seg1 = next(folder.glob("seg-00001.*"))
     seg1.write_bytes(seg1.read_bytes()[:-100])
     calls: list[int] = []
-    monkeypatch.setattr(segments, "encode_segment", lambda src, seg, *a, **k: calls.append(seg.number)
-                        or real(src, seg, *a, **k))
+    monkeypatch.setattr(
+        segments,
+        "encode_segment",
+        lambda src, seg, *a, **k: calls.append(seg.number) or real(src, seg, *a, **k),
+    )
     summary = colorize_film(src, dst, OPTS, segment_seconds=1.0, resume=True, colorizer=tiny)
     assert calls == [1, 2]
     assert summary.frames == 72 and summary.verify is not None
@@ -221,8 +241,12 @@ def tiny_checkpoint(tiny, tmp_path_factory) -> Path:
 
 def _cli(args: list[str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-m", "vidcolor", "colorize", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vidcolor", "colorize", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_for_segments(proc: subprocess.Popen[bytes], journal: Path, n: int, limit_s: float = 120) -> None:
@@ -237,12 +261,30 @@ def _wait_for_segments(proc: subprocess.Popen[bytes], journal: Path, n: int, lim
     pytest.fail("no segment finished in time")
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(clip, tiny, tiny_checkpoint, tmp_path: Path) -> None:
-    src = clip("film.mp4", frames=240, rate=24, size=(64, 48), audio=[("aac", "eng"), ("libopus", "fra")],
-               bframes=2)
+def test_sigkill_then_resume_matches_an_uninterrupted_run(
+    clip, tiny, tiny_checkpoint, tmp_path: Path
+) -> None:
+    src = clip(
+        "film.mp4", frames=240, rate=24, size=(64, 48), audio=[("aac", "eng"), ("libopus", "fra")], bframes=2
+    )
     dst = tmp_path / "film_colour.mp4"
-    args = [str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--render-size", "32", "--threads", "1",
-            "--batch-size", "4", "--segment-seconds", "1", "-q"]
+    args = [
+        str(src),
+        "-o",
+        str(dst),
+        "--model",
+        str(tiny_checkpoint),
+        "--render-size",
+        "32",
+        "--threads",
+        "1",
+        "--batch-size",
+        "4",
+        "--segment-seconds",
+        "1",
+        "--lossless",  # as EXACT
+        "-q",
+    ]
     proc = _cli(args)
     _wait_for_segments(proc, segment_dir(dst) / DONE_FILE, 1)
     proc.send_signal(signal.SIGKILL)
@@ -257,26 +299,45 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(clip, tiny, tiny_check
     assert resumed.returncode == 0, err.decode()
     assert dst.exists() and not segment_dir(dst).exists()
 
-    ref = colorize_film(src, tmp_path / "ref.mp4", OPTS, segment_seconds=1.0, colorizer=tiny)
+    ref = colorize_film(src, tmp_path / "ref.mp4", EXACT, segment_seconds=1.0, colorizer=tiny)
     assert ref.frames == 240
     a, b = planes(dst), planes(tmp_path / "ref.mp4")
     assert len(a) == len(b) == 240
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert read_video_pts(dst) == read_video_pts(tmp_path / "ref.mp4") == read_video_pts(src)
-    assert read_packets(dst, "audio") == read_packets(tmp_path / "ref.mp4", "audio") == read_packets(src, "audio")
+    assert (
+        read_packets(dst, "audio")
+        == read_packets(tmp_path / "ref.mp4", "audio")
+        == read_packets(src, "audio")
+    )
 
 
 def test_ctrl_c_says_how_to_resume(clip, tiny_checkpoint, tmp_path: Path) -> None:
     src = clip("film.mp4", frames=240, rate=24, size=(64, 48))
     dst = tmp_path / "out.mp4"
-    proc = _cli([str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--render-size", "32", "--threads", "1",
-                 "--segment-seconds", "1", "-q"])
+    proc = _cli(
+        [
+            str(src),
+            "-o",
+            str(dst),
+            "--model",
+            str(tiny_checkpoint),
+            "--render-size",
+            "32",
+            "--threads",
+            "1",
+            "--segment-seconds",
+            "1",
+            "-q",
+        ]
+    )
     _wait_for_segments(proc, segment_dir(dst) / DONE_FILE, 1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
     text = err.decode()
-    assert "--resume" in text and "Traceback" not in text
+    assert proc.returncode == 130, text
+    assert "--resume" in text and "Traceback" not in text, text
     assert not dst.exists()
-    assert not list(segment_dir(dst).glob(".*partial*"))  # the unfinished segment was cleaned up
+    left = list(segment_dir(dst).glob(".*partial*"))
+    assert not left, (left, text)  # the unfinished segment was cleaned up
     assert json.loads((segment_dir(dst) / "plan.json").read_text())["segments"]

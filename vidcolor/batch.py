@@ -23,7 +23,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +91,19 @@ class BatchReport:
         """One line per file and a line of totals, for the end of a batch."""
         lines = [f"{'status':8} {'frames':>7} {'frames/s':>9} {'seconds':>8}  file"]
         for r in self.results:
+
             def num(x: float | None, fmt: str) -> str:
                 return "-" if x is None else format(x, fmt)
 
             tail = f"{r.output}: {r.error}" if r.error else r.output
-            lines.append(f"{r.status:8} {num(r.frames, '7d')} {num(r.fps, '9.1f')} {num(r.seconds, '8.1f')}  {tail}")
+            lines.append(
+                f"{r.status:8} {num(r.frames, '7d')} {num(r.fps, '9.1f')} {num(r.seconds, '8.1f')}  {tail}"
+            )
         n = len(self.results)
-        lines.append(f"{n} file{'s' if n != 1 else ''}: {self.count(DONE)} succeeded, {self.count(FAILED)} failed, "
-                     f"{self.count(SKIPPED)} skipped")
+        lines.append(
+            f"{n} file{'s' if n != 1 else ''}: {self.count(DONE)} succeeded, {self.count(FAILED)} failed, "
+            f"{self.count(SKIPPED)} skipped"
+        )
         return "\n".join(lines)
 
 
@@ -149,8 +154,9 @@ def output_name(rel: Path, codec: str) -> Path:
     return rel.with_suffix(FALLBACK_EXT)
 
 
-def collect_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
-                 codec: str = "libx264") -> list[Job]:
+def collect_jobs(
+    inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], codec: str = "libx264"
+) -> list[Job]:
     """Jobs for ``inputs`` (folders, walked recursively; globs, ``**`` allowed; files), in a
     stable order. Outputs mirror the tree below the inputs' common folder inside ``out_dir``.
 
@@ -177,7 +183,9 @@ def collect_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Pat
             files = [m for m in matches if m.is_file() and m.suffix.lower() in media
                      and not _is_hidden(m, root) and not _inside(m, out)]  # fmt: skip
             if not files:
-                raise UsageError("a glob that matches media files", f"nothing for {text!r}", "check the pattern")
+                raise UsageError(
+                    "a glob that matches media files", f"nothing for {text!r}", "check the pattern"
+                )
             found.extend((f, root) for f in files)
         else:
             raise UsageError("an existing file, folder or glob", f"nothing at {text}", "check the path")
@@ -196,8 +204,11 @@ def collect_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.Pat
         rel = output_name(real.relative_to(base), codec)
         key = rel.as_posix()
         if key in by_out:
-            raise UsageError("one output per input", f"{by_out[key]} and {f} would both write {out / rel}",
-                             "colorize them in separate batches or rename one")
+            raise UsageError(
+                "one output per input",
+                f"{by_out[key]} and {f} would both write {out / rel}",
+                "colorize them in separate batches or rename one",
+            )
         by_out[key] = f
         jobs.append(Job(source=real, output=out / rel, rel=key, still=real.suffix.lower() in STILL_EXTS))
     return jobs
@@ -266,17 +277,27 @@ def _adopted(job: Job, rec: dict[str, Any] | None) -> JobResult | None:
     """A job whose run was killed after its output was renamed into place but before its record
     was written: its last record is ``started`` with no output before, and the output is there
     now. Outputs only ever appear whole and verified (atomic rename), so it is the run's own."""
-    if rec is None or rec.get("status") != STARTED or rec.get("output") != job.rel or rec.get("output_existed"):
+    if (
+        rec is None
+        or rec.get("status") != STARTED
+        or rec.get("output") != job.rel
+        or rec.get("output_existed")
+    ):
         return None
     if not job.output.is_file():
         return None
-    return JobResult(str(job.source), job.rel, DONE, sha256=sha256_file(job.output),
-                     notes=["finished by an earlier run that stopped before recording it"])
+    return JobResult(
+        str(job.source),
+        job.rel,
+        DONE,
+        sha256=sha256_file(job.output),
+        notes=["finished by an earlier run that stopped before recording it"],
+    )
 
 
 def _record(result: JobResult) -> dict[str, Any]:
     rec = asdict(result)
-    rec["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rec["time"] = datetime.now(UTC).isoformat(timespec="seconds")
     rec["vidcolor"] = __version__
     return rec
 
@@ -296,8 +317,14 @@ def run_job(job: Job, options: ColorizeOptions, colorizer: Any, segment_seconds:
             colorize_image(job.source, job.output, options, colorizer=colorizer)
             frames, warnings, notes = 1, [], []
         else:
-            summary = colorize_film(job.source, job.output, options, segment_seconds=segment_seconds, resume=True,
-                                    colorizer=colorizer)
+            summary = colorize_film(
+                job.source,
+                job.output,
+                options,
+                segment_seconds=segment_seconds,
+                resume=True,
+                colorizer=colorizer,
+            )
             frames, warnings, notes = summary.frames, summary.warnings, summary.notes
     except VidcolorError as exc:
         return JobResult(str(job.source), job.rel, FAILED, error=str(exc), exit_code=exc.exit_code)
@@ -307,9 +334,17 @@ def run_job(job: Job, options: ColorizeOptions, colorizer: Any, segment_seconds:
                          error=f"internal error {type(exc).__name__}: {exc} ({Path(where.filename).name}:"
                                f"{where.lineno}); please report it")  # fmt: skip
     seconds = time.perf_counter() - t0
-    return JobResult(str(job.source), job.rel, DONE, frames=frames, seconds=round(seconds, 3),
-                     fps=round(frames / seconds, 2) if seconds > 0 else None, sha256=sha256_file(job.output),
-                     warnings=list(warnings), notes=list(notes))
+    return JobResult(
+        str(job.source),
+        job.rel,
+        DONE,
+        frames=frames,
+        seconds=round(seconds, 3),
+        fps=round(frames / seconds, 2) if seconds > 0 else None,
+        sha256=sha256_file(job.output),
+        warnings=list(warnings),
+        notes=list(notes),
+    )
 
 
 # A worker process's model and settings, set once by _init_worker.
@@ -331,7 +366,9 @@ def _init_worker(options: ColorizeOptions, colorizer: Any, segment_seconds: floa
     signal.signal(signal.SIGTERM, _terminated)
     torch.set_num_threads(max(1, options.threads))
     if colorizer is None:
-        colorizer = models.load(options.model, device=options.device, half=options.half, weights=options.weights)
+        colorizer = models.load(
+            options.model, device=options.device, half=options.half, weights=options.weights
+        )
     _WORKER.update(options=options, colorizer=colorizer, segment_seconds=segment_seconds)
 
 
@@ -389,8 +426,17 @@ def run_batch(
     for i, job in enumerate(job_list):
         rec = records.get(str(job.source))
         if _finished(job, rec):
-            finish(i, JobResult(str(job.source), job.rel, SKIPPED, frames=rec.get("frames") if rec else None,
-                                sha256=rec.get("sha256") if rec else None), write=False)
+            finish(
+                i,
+                JobResult(
+                    str(job.source),
+                    job.rel,
+                    SKIPPED,
+                    frames=rec.get("frames") if rec else None,
+                    sha256=rec.get("sha256") if rec else None,
+                ),
+                write=False,
+            )
             continue
         adopted = _adopted(job, rec)
         if adopted is not None:
@@ -399,9 +445,16 @@ def run_batch(
         todo.append((i, job))
 
     def started(job: Job) -> None:
-        append_record(man, {"source": str(job.source), "output": job.rel, "status": STARTED,
-                            "output_existed": job.output.exists(),
-                            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        append_record(
+            man,
+            {
+                "source": str(job.source),
+                "output": job.rel,
+                "status": STARTED,
+                "output_existed": job.output.exists(),
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
 
     if jobs == 1 or len(todo) <= 1:
         if colorizer is None and todo:
@@ -421,16 +474,22 @@ def run_batch(
 
 
 def _run_pool(
-    todo: list[tuple[int, Job]], opts: ColorizeOptions, jobs: int, colorizer: Any, seg_s: float,
-    started: Callable[[Job], None], finish: Callable[[int, JobResult], None],
+    todo: list[tuple[int, Job]],
+    opts: ColorizeOptions,
+    jobs: int,
+    colorizer: Any,
+    seg_s: float,
+    started: Callable[[Job], None],
+    finish: Callable[[int, JobResult], None],
 ) -> None:
     workers = min(jobs, len(todo))
     if not opts.threads:
         opts = replace(opts, threads=max(1, (os.cpu_count() or 1) // workers))
     # spawn, not fork: a forked child of a process that has used torch's thread pools can hang.
     ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                  initargs=(opts, colorizer, seg_s))
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(opts, colorizer, seg_s)
+    )
     pending: dict[cf.Future[JobResult], int] = {}
     queue = iter(todo)
     by_index = dict(todo)
@@ -453,8 +512,13 @@ def _run_pool(
                     result = fut.result()
                 except cf.process.BrokenProcessPool as exc:
                     job = by_index[i]
-                    result = JobResult(str(job.source), job.rel, FAILED, exit_code=1,
-                                       error=f"the worker process died ({exc}); run again to retry")
+                    result = JobResult(
+                        str(job.source),
+                        job.rel,
+                        FAILED,
+                        exit_code=1,
+                        error=f"the worker process died ({exc}); run again to retry",
+                    )
                 finish(i, result)
                 submit_next()
     except BaseException:

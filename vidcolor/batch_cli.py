@@ -12,21 +12,50 @@ from vidcolor.cli import build_options, colour_options, model_options, run_comma
 
 @click.command("batch")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder; the input folders' tree is mirrored inside it.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output folder; the input folders' tree is mirrored inside it.",
+)
 @model_options
 @colour_options
-@click.option("--jobs", type=int, default=1, show_default=True,
-              help="Files colorized side by side (worker processes sharing the CPU cores).")
-@click.option("--segment-seconds", type=float, default=None,
-              help="Cut films longer than 1.5x this into segments that resume after a kill (default 60; 0: never).")
-@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Manifest file (default: OUT_DIR/vidcolor-manifest.jsonl).")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that exist but are not recorded as finished.")
+@click.option(
+    "--jobs",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Files colorized side by side (worker processes sharing the CPU cores).",
+)
+@click.option(
+    "--segment-seconds",
+    type=float,
+    default=None,
+    help="Cut films longer than 1.5x this into segments that resume after a kill (default 60; 0: never).",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Manifest file (default: OUT_DIR/vidcolor-manifest.jsonl).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace outputs that exist but are not recorded as finished."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only the final table.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
-def batch_command(inputs: tuple[str, ...], out_dir: Path, jobs: int, segment_seconds: float | None,
-                  manifest: Path | None, quiet: bool, debug: bool, **kw: Any) -> None:
+def _batch(
+    inputs: tuple[str, ...],
+    out_dir: Path,
+    jobs: int,
+    segment_seconds: float | None,
+    manifest: Path | None,
+    quiet: bool,
+    debug: bool,
+    **kw: Any,
+) -> None:
     """Colorize every film and still in INPUTS (folders, globs such as 'reels/**/*.mp4', files).
 
     A file whose manifest record says it finished, and whose output still has the recorded
@@ -48,13 +77,27 @@ def batch_command(inputs: tuple[str, ...], out_dir: Path, jobs: int, segment_sec
                 click.echo(f"vidcolor: warning: {result.output}: {w}", err=True)
 
         try:
-            report = run_batch(inputs, out_dir, opts, jobs=jobs, segment_seconds=segment_seconds,
-                               manifest=manifest, on_result=each)
+            report = run_batch(
+                inputs,
+                out_dir,
+                opts,
+                jobs=jobs,
+                segment_seconds=segment_seconds,
+                manifest=manifest,
+                on_result=each,
+            )
         except KeyboardInterrupt:
-            click.echo("vidcolor: interrupted; run the same command again to continue "
-                       "(finished files are skipped, a long film resumes at its last finished segment)", err=True)
+            click.echo(
+                "vidcolor: interrupted; run the same command again to continue "
+                "(finished files are skipped, a long film resumes at its last finished segment)",
+                err=True,
+            )
             return 130
         click.echo(report.table())
         return report.exit_code
 
     run_command(body, debug)
+
+
+#: Registered on the ``main`` group by cli.py (declared, so type checkers need not follow the import cycle).
+batch_command: click.Command = _batch

@@ -49,7 +49,7 @@ from vidcolor.media.probe import probe
 from vidcolor.media.remux import Remuxer, carried_metadata
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.run import FrameWindow, Summary, colorize_video, run_window
+from vidcolor.pipeline.run import FrameWindow, Summary, _no_frames, colorize_video, run_window
 from vidcolor.pipeline.smooth import DEFAULT_WINDOW
 from vidcolor.pipeline.verify import verify_output
 
@@ -105,6 +105,8 @@ class SegmentResult:
     seconds: float
     corrupt_skipped: int = 0
     rebuilt_pts: int = 0
+    corrupt_kept: int = 0
+    truncated: bool = False
 
 
 # ----------------------------------------------------------------------------------- planning
@@ -128,7 +130,9 @@ def _scan(info: SourceInfo, start: float | None, duration: float | None) -> _Ind
     try:
         container = av.open(info.path)
     except (av.error.FFmpegError, OSError) as exc:
-        raise InputError("a readable media file", f"{Path(info.path).name} ({exc})", "run probe on it") from None
+        raise InputError(
+            "a readable media file", f"{Path(info.path).name} ({exc})", "run probe on it"
+        ) from None
     try:
         stream = container.streams[info.video.index]
         for s in container.streams:
@@ -137,7 +141,11 @@ def _scan(info: SourceInfo, start: float | None, duration: float | None) -> _Ind
         tb = stream.time_base or info.video.time_base
         origin = stream.start_time or 0
         lo = origin + round(Fraction(start) / tb) if start else None
-        hi = (lo if lo is not None else origin) + round(Fraction(duration) / tb) if duration is not None else None
+        hi = (
+            (lo if lo is not None else origin) + round(Fraction(duration) / tb)
+            if duration is not None
+            else None
+        )
         entries: list[tuple[int, bool]] = []
         try:
             for pkt in container.demux(stream):
@@ -238,8 +246,15 @@ def should_segment(info: SourceInfo, options: ColorizeOptions, segment_seconds: 
 
 def segment_plan(info: SourceInfo, out: Path, options: ColorizeOptions) -> OutputPlan:
     """The output plan of a segment file: the final plan for its extension, video only."""
-    plan = plan_output(info, out, options.codec, options.crf, options.lossless, options.ten_bit,
-                       deinterlace=options.deinterlace)
+    plan = plan_output(
+        info,
+        out,
+        options.codec,
+        options.crf,
+        options.lossless,
+        options.ten_bit,
+        deinterlace=options.deinterlace,
+    )
     return dataclasses.replace(plan, copied=(), stream_order=(info.video.index,), warnings=[], notes=[])
 
 
@@ -264,7 +279,11 @@ def encode_segment(
     plan = segment_plan(info, out, options)
     step = ModelStep.create(options, colorizer)
     window = FrameWindow(
-        start_s=segment.start_s, first=segment.first, lo=segment.lo, hi=segment.hi, stop=segment.stop,
+        start_s=segment.start_s,
+        first=segment.first,
+        lo=segment.lo,
+        hi=segment.hi,
+        stop=segment.stop,
         after=LOOKAHEAD_FRAMES if segment.hi is not None else 0,
         whole=segment.first is None,
     )
@@ -276,8 +295,19 @@ def encode_segment(
             raise _in_film(exc, segment.first_index) from None
         _fsync(tmp)
     _fsync_dir(out.parent)
-    return SegmentResult(out, frames, out.stat().st_size, _sha256(out), time.perf_counter() - t0,
-                         stats.corrupt_skipped, stats.rebuilt_pts)
+    # The damage counts include the segment's warm-up frames (a frame near a join may be counted
+    # by both neighbours): they are for the summary line, not for bookkeeping.
+    return SegmentResult(
+        out,
+        frames,
+        out.stat().st_size,
+        _sha256(out),
+        time.perf_counter() - t0,
+        stats.corrupt_skipped,
+        stats.rebuilt_pts,
+        stats.corrupt_kept,
+        stats.truncated,
+    )
 
 
 def _in_film(exc: CorruptInputError, offset: int) -> CorruptInputError:
@@ -331,8 +361,11 @@ def join_segments(
         templates = [c.streams.video[0] for c in inputs]
         extradata = {bytes(t.codec_context.extradata or b"") for t in templates}
         if len(extradata) > 1:
-            raise EncodingError("segments with the same codec headers", f"{len(extradata)} different ones",
-                                "delete the segment folder and run again without --resume")
+            raise EncodingError(
+                "segments with the same codec headers",
+                f"{len(extradata)} different ones",
+                "delete the segment folder and run again without --resume",
+            )
         video: av.VideoStream | None = None
         for index in plan.stream_order or (v.index, *plan.copied):
             if index == v.index:
@@ -342,7 +375,7 @@ def join_segments(
         assert video is not None
         last_dts: Fraction | None = None  # seconds
         for container, template in zip(inputs, templates, strict=True):
-            tb = template.time_base
+            tb = template.time_base or v.time_base
             for pkt in container.demux(template):
                 if not pkt.size:
                     continue
@@ -357,8 +390,9 @@ def join_segments(
     except av.error.FFmpegError as exc:
         with contextlib.suppress(Exception):
             output.close()
-        raise EncodingError("segments that join into one stream", str(exc),
-                            "delete the segment folder and run again") from None
+        raise EncodingError(
+            "segments that join into one stream", str(exc), "delete the segment folder and run again"
+        ) from None
     except BaseException:
         with contextlib.suppress(Exception):
             output.close()
@@ -391,14 +425,17 @@ def _mend_dts(pkt: av.Packet, tb: Fraction, last: Fraction | None) -> Fraction:
         dts = math.floor(last / tb) + 1
     if dts is None or (pts is not None and dts > pts):
         raise EncodingError(
-            "segment packets whose decoding times can be chained", f"a packet at pts {pts} after dts {last} s",
+            "segment packets whose decoding times can be chained",
+            f"a packet at pts {pts} after dts {last} s",
             "delete the segment folder and run again with --segment-seconds 0",
         )
     pkt.dts = dts
     return Fraction(dts) * tb
 
 
-def _add_video(output: av.container.OutputContainer, template: av.VideoStream, info: SourceInfo) -> av.VideoStream:
+def _add_video(
+    output: av.container.OutputContainer, template: av.VideoStream, info: SourceInfo
+) -> av.VideoStream:
     """The output video stream: the segments' codec parameters, the source's tags."""
     stream = output.add_stream_from_template(template)
     stream.time_base = template.time_base
@@ -424,7 +461,9 @@ def segment_dir(dst: str | os.PathLike[str]) -> Path:
     return dst.parent / f".{dst.name}.segments"
 
 
-def _run_key(src: Path, info: SourceInfo, options: ColorizeOptions, segments: list[Segment], model: str) -> str:
+def _run_key(
+    src: Path, info: SourceInfo, options: ColorizeOptions, segments: list[Segment], model: str
+) -> str:
     """What makes finished segments reusable: the same source file, settings, model and cuts."""
     st = src.stat()
     opts = dataclasses.asdict(options)
@@ -455,7 +494,9 @@ def _read_done(folder: Path) -> dict[int, dict[str, object]]:
 def _segment_ok(folder: Path, rec: dict[str, object]) -> bool:
     path = folder / str(rec.get("file", ""))
     try:
-        return path.is_file() and path.stat().st_size == rec.get("size") and _sha256(path) == rec.get("sha256")
+        return (
+            path.is_file() and path.stat().st_size == rec.get("size") and _sha256(path) == rec.get("sha256")
+        )
     except OSError:
         return False
 
@@ -527,24 +568,42 @@ def colorize_film(
 
 
 def _colorize_segmented(
-    src: Path, dst: Path, info: SourceInfo, opts: ColorizeOptions, segment_seconds: float, resume: bool,
-    colorizer: torch.nn.Module | None, progress: bool, on_frame: Callable[[int], None] | None,
+    src: Path,
+    dst: Path,
+    info: SourceInfo,
+    opts: ColorizeOptions,
+    segment_seconds: float,
+    resume: bool,
+    colorizer: torch.nn.Module | None,
+    progress: bool,
+    on_frame: Callable[[int], None] | None,
 ) -> Summary:
     if dst.exists() and same_file(src, dst):
-        raise UsageError("an output path different from the input", f"both are {src}", "choose another output name")
+        raise UsageError(
+            "an output path different from the input", f"both are {src}", "choose another output name"
+        )
     check_destination(dst, opts.overwrite)
-    plan = plan_output(info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace)
+    plan = plan_output(
+        info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace
+    )
     step = ModelStep.create(opts, colorizer)
     segments = plan_segments(info, opts, segment_seconds)
     key = _run_key(src, info, opts, segments, f"{step.name}:{_fingerprint(step.model)}")
     folder = segment_dir(dst)
-    summary = Summary(str(src), str(dst), device=str(step.device), model=step.name,
-                      warnings=list(plan.warnings), notes=list(plan.notes))
+    summary = Summary(
+        str(src),
+        str(dst),
+        device=str(step.device),
+        model=step.name,
+        warnings=list(plan.warnings),
+        notes=list(plan.notes),
+    )
     if folder.is_dir():
         old = _plan_key(folder)
         if not resume:
             raise UsageError(
-                "no unfinished run for this output", f"its segments in {folder}",
+                "no unfinished run for this output",
+                f"its segments in {folder}",
                 "pass --resume to continue it, or delete that folder to start afresh",
             )
         if old != key:
@@ -560,7 +619,9 @@ def _colorize_segmented(
     done = _read_done(folder)
     t0 = time.perf_counter()
     total = sum(s.frames for s in segments) or None
-    bar = tqdm(total=total, unit="frame", disable=not progress, desc=src.name, dynamic_ncols=True, smoothing=0.1)
+    bar = tqdm(
+        total=total, unit="frame", disable=not progress, desc=src.name, dynamic_ncols=True, smoothing=0.1
+    )
     count = 0
 
     def tick(_n: int) -> None:
@@ -596,6 +657,12 @@ def _colorize_segmented(
             summary.frames += result.frames
             summary.corrupt_skipped += result.corrupt_skipped
             summary.rebuilt_pts += result.rebuilt_pts
+            summary.corrupt_kept += result.corrupt_kept
+            if result.truncated:
+                summary.warnings.append(
+                    f"the input is truncated: its readable data ends in segment {seg.number}, "
+                    "the rest is not in the output"
+                )
             files.append(path)
     except BaseException:
         if not files:  # nothing finished, so nothing worth keeping for a resume
@@ -603,13 +670,17 @@ def _colorize_segmented(
         raise
     finally:
         bar.close()
+    if summary.frames == 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _no_frames(info, opts)
     if reused:
         summary.notes.append(f"resumed: {reused} of {len(segments)} segments were already done")
     with atomic_output(dst, opts.overwrite) as tmp:
         join_segments(info, plan, files, tmp, opts)
         if opts.verify:
-            summary.verify = verify_output(src, tmp, info, plan, start=opts.start, duration=opts.duration,
-                                           expected_frames=summary.frames)
+            summary.verify = verify_output(
+                src, tmp, info, plan, start=opts.start, duration=opts.duration, expected_frames=summary.frames
+            )
         _fsync(tmp)
     shutil.rmtree(folder, ignore_errors=True)
     summary.seconds = time.perf_counter() - t0
@@ -653,4 +724,3 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
