@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_MODEL = "vidcolor-lite"
 DEFAULT_CODEC = "libx264"
@@ -30,10 +31,20 @@ class ColorizeOptions:
     verify: bool = True  # decode the result once more: frame count, pts, Y PSNR
     guide: bool = True  # edge-aware upsampling of colour with the full-resolution luma
     threads: int = 0  # torch CPU threads; 0: torch's default
+    # Guidance (vidcolor/guidance): colour hints (a hints-file path or a list of entries is read here)
+    # and reference stills (paths, arrays or References); empty: the unguided pipeline, unchanged.
+    hints: tuple[Any, ...] = ()
+    reference: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         from vidcolor.errors import UsageError
 
+        guided = self.hints or self.reference
+        if guided or not isinstance(self.hints, tuple) or not isinstance(self.reference, tuple):
+            from vidcolor.guidance import as_hints, as_references
+
+            object.__setattr__(self, "hints", as_hints(self.hints))
+            object.__setattr__(self, "reference", as_references(self.reference))
         if self.batch_size < 1:
             raise UsageError("--batch-size of 1 or more", str(self.batch_size), "pass a positive number")
         if self.render_size is not None and self.render_size < 16:

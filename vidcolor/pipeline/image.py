@@ -10,6 +10,7 @@ import torch
 
 from vidcolor.errors import InputError, UsageError
 from vidcolor.frames import Frame
+from vidcolor.guidance.guide import guide_for
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.image_io import read_image, write_image
 from vidcolor.options import ColorizeOptions
@@ -65,12 +66,14 @@ def colorize_image(
             str(dst),
             "name the output e.g. out.png",
         )
+    # A still is a film of one frame at time 0 (hints on frame 0, or at a time below half a second).
+    guide = guide_for(opts, y.shape[1], y.shape[0], 1.0, duration=0.5, frames=1)
     step = ModelStep.create(opts, colorizer)
     # A uint16 plane from a 16-bit file holds the full 0..65535 range, so its depth is 16.
     batch = make_batch(
         [Frame(0, 0, Fraction(1), y)], bits, True, opts.render_size or step.render_size, step.stride
     )
-    ab = step(batch)[0]
+    ab = step(batch)[0] if guide is None else guide(step, batch, [0.0])[0]
     rgb = merge_rgb(y, ab, batch.content, bits)
     if dst is not None:
         dst = Path(dst)

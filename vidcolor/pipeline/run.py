@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from vidcolor.errors import InputError, UsageError, VidcolorError
 from vidcolor.frames import Frame, SourceInfo
+from vidcolor.guidance.guide import frame_times, guide_for_film
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.decode import DecodeStats, decode_frames
 from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
@@ -146,6 +147,7 @@ def colorize_video(
     plan = plan_output(
         info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace
     )
+    guide_for_film(info, opts)  # hints and references are checked before the model is loaded
     step = ModelStep.create(opts, colorizer)
     summary = Summary(
         str(src),
@@ -283,6 +285,7 @@ def _run_stages(
     full_range = v.color_range == "pc"
     matrix = _matrix(plan)
     render = opts.render_size or step.render_size
+    guide = guide_for_film(info, opts)  # None without hints and references: the unguided path
     group = StageGroup()
     to_model = group.pipe(QUEUE_BATCHES)
     to_merge = group.pipe(QUEUE_BATCHES * opts.batch_size)
@@ -335,7 +338,7 @@ def _run_stages(
                 to_merge.put((frame, ab, content))
 
         for batch, lb in to_model:
-            ab = step(lb)
+            ab = step(lb) if guide is None else guide(step, lb, frame_times(batch, info))
             for i, frame in enumerate(batch):
                 pending.append((frame, lb.content))
                 send(smoother.push(frame.index, ab[i], lb.L[i, 0]))

@@ -14,6 +14,7 @@ from fractions import Fraction
 import numpy as np
 
 from vidcolor.frames import Frame
+from vidcolor.guidance.guide import Guide, guide_for
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.batch_l import make_batch
 from vidcolor.pipeline.merge import merge_rgb
@@ -22,13 +23,20 @@ from vidcolor.pipeline.smooth import TemporalSmoother
 
 
 def colorize_frames(
-    frames: Iterable[np.ndarray], step: ModelStep, opts: ColorizeOptions, bit_depth: int = 8
+    frames: Iterable[np.ndarray],
+    step: ModelStep,
+    opts: ColorizeOptions,
+    bit_depth: int = 8,
+    *,
+    rate: float = 1.0,
 ) -> Iterator[np.ndarray]:
     """Grey frames (H, W) uint8 (or uint16 of ``bit_depth``), full range -> RGB (H, W, 3) of the same dtype.
 
     One frame out per frame in, in order; at most a batch plus the smoother's latency is held.
+    Frame ``i`` is at time ``i / rate`` seconds for the hints and references of ``opts``.
     """
     render = opts.render_size or step.render_size
+    guide: Guide | None = None
     smoother = TemporalSmoother(opts.smoothing)
     pending: deque[tuple[np.ndarray, tuple[int, int]]] = deque()
 
@@ -40,8 +48,12 @@ def colorize_frames(
     batch: list[Frame] = []
 
     def run(batch: list[Frame]) -> Iterator[np.ndarray]:
+        nonlocal guide
         lb = make_batch(batch, bit_depth, True, render, step.stride)
-        ab = step(lb)
+        if (opts.hints or opts.reference) and guide is None:
+            h, w = batch[0].y.shape
+            guide = guide_for(opts, w, h, rate)
+        ab = step(lb) if guide is None else guide(step, lb, [f.index / rate for f in batch])
         for i, f in enumerate(batch):
             pending.append((f.y, lb.content))
             yield from ready(smoother.push(f.index, ab[i], lb.L[i, 0]))

@@ -1,0 +1,17 @@
+"""Colour you can direct: point hints carried through their shot, and reference stills.
+
+- :mod:`~vidcolor.guidance.hints`: read and check hints (``--hints FILE.json``, ``hints=``).
+- :mod:`~vidcolor.guidance.track`: carry a hint to the following frames (Lucas-Kanade, per shot).
+- :mod:`~vidcolor.guidance.render`: a hint's colour for the network, and the pull over its region.
+- :mod:`~vidcolor.guidance.reference`: take colours from reference stills where the film matches.
+- :mod:`~vidcolor.guidance.guide`: all of it around the model step, frame by frame.
+
+With no hints and no reference the pipeline does not touch any of this.
+"""
+
+from __future__ import annotations
+
+from vidcolor.guidance.hints import Hint, as_hints, load_hints, parse_hints
+from vidcolor.guidance.reference import Reference, as_references
+
+__all__ = ["Hint", "Reference", "as_hints", "as_references", "load_hints", "parse_hints"]

@@ -1,0 +1,157 @@
+"""The model step with guidance: hints tracked through their shot, reference colours, per batch.
+
+:class:`Guide` sits where the pipeline calls the model (stage [3]) and sees the frames in order:
+
+1. every frame goes through its own scene-cut detector (the smoother's detector and thresholds,
+   on the same L), and the point tracker moves the live hints onto it; a cut ends them all;
+2. hints whose time has come start on this frame (a hint at a time between two frames starts on
+   the later one, within half a frame);
+3. the hints live on each frame (and those derived from the reference stills) become the
+   network's hint input, and after the model, the pull toward them over their regions
+   (guidance/render.py).
+
+Frames without any hint in a batch cost nothing extra; a batch without any hint calls the model
+exactly as the unguided pipeline does (``hints=None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vidcolor.frames import Frame, LBatch, SourceInfo
+from vidcolor.guidance.hints import PlacedHint, place_hints
+from vidcolor.guidance.region import guide_l
+from vidcolor.guidance.render import DEFAULT_REACH, LUMA_TOL, ActiveHint, hint_planes, pull, spread
+from vidcolor.guidance.track import PointTracker
+from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
+
+if TYPE_CHECKING:
+    from vidcolor.guidance.reference import ReferenceMatcher
+    from vidcolor.options import ColorizeOptions
+    from vidcolor.pipeline.model_step import ModelStep
+
+
+class Guide:
+    """Hints and references for one stream of frames (a film, or a clip in memory).
+
+    ``hints`` are placed on a picture of ``frame_size`` = (width, height) pixels; ``rate`` is the
+    frame rate (frames/s) the frame times count in. ``reference`` matches the film against
+    reference stills (None: no references).
+    """
+
+    def __init__(
+        self,
+        hints: Sequence[PlacedHint],
+        frame_size: tuple[int, int],
+        rate: float | None,
+        reference: ReferenceMatcher | None = None,
+    ) -> None:
+        self.pending = sorted(hints, key=lambda h: (h.time, h.key))
+        self.frame_size = frame_size
+        self.half_frame = 0.5 / rate if rate else 1e-6
+        self.reference = reference
+        self.tracker = PointTracker()
+        self.detector = SceneCutDetector()
+        self.by_key = {h.key: h for h in hints}
+        self.spread: dict[int, float | None] = {}  # per hint: sigma of its soft spread, render px
+        self.started = 0  # hints placed on a frame so far
+        self.skipped = 0  # hints whose frame lay before the section that was decoded
+
+    def _start_due(self, t: float, G: np.ndarray, scale: tuple[float, float], short: int) -> None:
+        while self.pending and self.pending[0].time <= t + self.half_frame:
+            h = self.pending.pop(0)
+            if t - h.time > 3 * self.half_frame:  # its frame was never seen (the section starts later)
+                self.skipped += 1
+                continue
+            sx, sy = scale
+            x, y = (h.x + 0.5) * sx - 0.5, (h.y + 0.5) * sy - 0.5
+            reach = h.radius * 0.5 * (sx + sy) if h.radius is not None else DEFAULT_REACH * short
+            self.tracker.add(h.key, x, y, max(reach, 1.0), LUMA_TOL, G)
+            self.spread[h.key] = None if h.radius is None else max(reach, 1.0)
+            self.started += 1
+
+    def __call__(self, step: ModelStep, batch: LBatch, times: Sequence[float]) -> np.ndarray:
+        """The model's ab (N, 2, h, w) float32 for ``batch`` with the guidance of its frames;
+        ``times`` are the frames' times in seconds from the start of the film."""
+        n, _, hp, wp = batch.L.shape
+        ch, cw = batch.content
+        W, H = self.frame_size
+        scale = (cw / W, ch / H)
+        per_frame: list[list[ActiveHint]] = []
+        guides: list[np.ndarray] = []
+        for i in range(n):
+            L = batch.L[i, 0, :ch, :cw]
+            G = guide_l(L)
+            cut = self.detector.is_cut(small_luma(batch.L[i, 0]))
+            self.tracker.next_frame(L, G, cut)
+            self._start_due(times[i], G, scale, min(ch, cw))
+            active = [
+                ActiveHint(t.x, t.y, self.by_key[t.key].ab, t.reach, t.tol, spread=self.spread[t.key])
+                for t in self.tracker.tracks.values()
+            ]
+            per_frame.append(active)
+            guides.append(G)
+        planes = np.stack([hint_planes(a, (hp, wp)) for a in per_frame]) if any(per_frame) else None
+        if not getattr(getattr(step.model, "config", None), "hints", False):
+            planes = None  # a model without hint inputs (upstream ones): the pull alone applies the hints
+        if self.reference is not None:
+            ab = self.reference.run(step, batch, times, min(ch, cw), planes)
+        elif planes is None:
+            ab = step(batch)
+        else:
+            ab = step(batch, planes)
+        for i, active in enumerate(per_frame):
+            if active:
+                soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw))
+                ab[i, :, :ch, :cw] = pull(soft, guides[i], active)
+        return ab
+
+
+def guide_for(
+    opts: ColorizeOptions,
+    width: int,
+    height: int,
+    rate: float | None,
+    *,
+    duration: float | None = None,
+    frames: int | None = None,
+) -> Guide | None:
+    """The :class:`Guide` for the hints and references of ``opts`` on a film of ``width`` x
+    ``height`` pixels (None when there are none: the pipeline then runs exactly as without).
+    Hints are checked against the film here (UsageError naming the entry), before anything runs."""
+    hints = getattr(opts, "hints", ())
+    refs = getattr(opts, "reference", ())
+    if not hints and not refs:
+        return None
+    placed = place_hints(hints, width, height, rate, duration=duration, frames=frames)
+    matcher = None
+    if refs:
+        from vidcolor.guidance.reference import ReferenceMatcher
+
+        matcher = ReferenceMatcher(refs, duration=duration)
+    return Guide(placed, (width, height), rate, matcher)
+
+
+def guide_for_film(info: SourceInfo, opts: ColorizeOptions) -> Guide | None:
+    """:func:`guide_for` a probed film: its coded size, frame rate, duration and frame count."""
+    if not (getattr(opts, "hints", ()) or getattr(opts, "reference", ())):
+        return None
+    v = info.video
+    rate = v.average_rate or v.guessed_rate
+    return guide_for(
+        opts,
+        v.width,
+        v.height,
+        float(rate) if rate else None,
+        duration=info.duration or v.duration,
+        frames=v.frames,
+    )
+
+
+def frame_times(frames: Sequence[Frame], info: SourceInfo) -> list[float]:
+    """Seconds from the start of the film of each decoded frame (its pts, less the stream start)."""
+    start = info.video.start_time or 0.0
+    return [float(f.pts * f.time_base) - start for f in frames]

@@ -1,0 +1,179 @@
+"""Turn the hints active on a frame into colour: what the network is shown, and what is done after.
+
+Two parts, both at the render size:
+
+1. :func:`hint_planes` -- the network's own hint input (B, 3, h, w) = [a, b, mask]: a square patch
+   of ``NET_PATCH`` pixels at each hint carrying its ab, as the network was trained on (patches of
+   1..9 px with the patch's mean ab). The network spreads it over what it takes to be the same
+   surface.
+2. :func:`pull` -- after the model, ab is drawn toward each hint over the *region* it sits in: the
+   connected pixels of similar blurred luma (guidance/region.py) within its reach. The weight is 1
+   inside the region up to half the reach and falls smoothly to 0 at the reach; the region's
+   border is softened by a pixel. Where hints overlap, their pulls are averaged by weight. The
+   network alone moves colour only approximately (it saw hints only in training, at other sizes,
+   and its output at a point is not exactly the hinted ab); the pull makes the hint hold, which a
+   tracked hint on a moving object needs in every frame.
+
+The constants were chosen by measurement on the evaluation clips with hints from the truth
+(see the module constants' comments and the project's eval figures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vidcolor.guidance.region import grow_region, patch_value
+
+NET_PATCH = 5  # render pixels: side of the square patch each hint shows the network
+DEFAULT_REACH = 0.35  # of the render short side: reach of the full pull of a hint without a radius
+LUMA_TOL = 14.0  # CIE L units: blurred-luma difference that still counts as the hint's region
+FLAT_TOP = 0.5  # fraction of the reach over which the pull is full
+SOFTEN = 1.0  # render pixels: Gaussian sigma that softens the region's border
+KEEP_VARIATION = 0.0  # 0: the region takes the hint's ab; 1: the model's ab shifted by the hint's offset
+SPREAD_SIGMA = 1.0  # of the render short side: geodesic sigma of the soft spread of a hint without a radius
+SPREAD_LUMA = 12.0  # CIE L units: luma affinity of the soft spread
+SPREAD_PRIOR = 0.05  # weight of the model's own colour in the soft spread
+SPREAD_SHARPEN = 6.0  # power on the hints' weights when their colours are mixed
+SPREAD_EDGE = 2.5  # render pixels of distance per L unit of luma edge crossed (geodesic distance)
+SPREAD_CELL = 4  # render pixels: grid of the soft spread
+
+
+@dataclass(frozen=True)
+class ActiveHint:
+    """A hint on one frame, in render pixels of the picture area: position, ab, reach, luma
+    tolerance, and how strongly it pulls (1 for a user's hint)."""
+
+    x: float
+    y: float
+    ab: tuple[float, float]
+    reach: float
+    tol: float = LUMA_TOL
+    strength: float = 1.0
+    spread: float | None = (
+        None  # render pixels: sigma of the soft spread (None: SPREAD_SIGMA of the short side)
+    )
+
+
+def hint_planes(hints: Sequence[ActiveHint], shape: tuple[int, int], patch: int | None = None) -> np.ndarray:
+    """The network's hint input for one frame: float32 (3, h, w) = [a, b, mask] in raw ab units,
+    zero where there is no hint. ``shape`` is the padded (h, w) of the batch; ``patch`` the side
+    of each hint's square (None: ``NET_PATCH``; 0: the network is shown nothing)."""
+    h, w = shape
+    patch = NET_PATCH if patch is None else patch
+    if patch <= 0:
+        return np.zeros((3, h, w), np.float32)
+    out = np.zeros((3, h, w), np.float32)
+    lo, hi = (patch - 1) // 2, patch // 2 + 1
+    for hint in hints:
+        cx, cy = int(round(hint.x)), int(round(hint.y))
+        y0, y1, x0, x1 = max(0, cy - lo), min(h, cy + hi), max(0, cx - lo), min(w, cx + hi)
+        out[0, y0:y1, x0:x1] = hint.ab[0]
+        out[1, y0:y1, x0:x1] = hint.ab[1]
+        out[2, y0:y1, x0:x1] = 1.0
+    return out
+
+
+def hint_weight(G: np.ndarray, hint: ActiveHint) -> tuple[slice, slice, np.ndarray]:
+    """The pull weight of one hint: (rows, cols, float32 weights in [0, 1] over that box)."""
+    reg = grow_region(G, hint.x, hint.y, hint.reach, hint.tol)
+    m = reg.mask.astype(np.float32)
+    if SOFTEN > 0:
+        m = cv2.GaussianBlur(m, (0, 0), SOFTEN, borderType=cv2.BORDER_CONSTANT) * reg.mask
+        # A pixel inside keeps at least half its weight, so thin regions are not washed out.
+        m = np.maximum(m, 0.5 * reg.mask)
+    yy, xx = np.ogrid[reg.y0 : reg.y1, reg.x0 : reg.x1]
+    t = np.sqrt((xx - hint.x) ** 2 + (yy - hint.y) ** 2) / max(hint.reach, 1e-6)
+    s = np.clip((1.0 - t) / max(1.0 - FLAT_TOP, 1e-6), 0.0, 1.0)
+    falloff = s * s * (3.0 - 2.0 * s)  # smoothstep: 1 up to FLAT_TOP of the reach, 0 at the reach
+    return slice(reg.y0, reg.y1), slice(reg.x0, reg.x1), (m * falloff * hint.strength).astype(np.float32)
+
+
+def geodesic(G: np.ndarray, seeds: Sequence[tuple[float, float]], beta: float, rounds: int = 2) -> np.ndarray:
+    """Geodesic distances (K, h, w) float32 from each seed (x, y) over the picture ``G`` (h, w):
+    a step to a 4-neighbour costs ``1 + beta * |dG|``, so crossing a luma edge of ``e`` L units
+    costs as much as ``beta * e`` pixels. Raster sweeps (down, up, right, left) repeated
+    ``rounds`` times, vectorised over the seeds and the other axis."""
+    h, w = G.shape
+    k = len(seeds)
+    D = np.full((k, h, w), np.inf, np.float32)
+    for i, (x, y) in enumerate(seeds):
+        D[i, min(max(int(round(y)), 0), h - 1), min(max(int(round(x)), 0), w - 1)] = 0.0
+    cv = 1.0 + beta * np.abs(np.diff(G, axis=0))  # (h-1, w): cost between rows y and y+1
+    ch = 1.0 + beta * np.abs(np.diff(G, axis=1))  # (h, w-1): cost between columns x and x+1
+    for _ in range(rounds):
+        for y in range(1, h):
+            np.minimum(D[:, y], D[:, y - 1] + cv[y - 1], out=D[:, y])
+        for y in range(h - 2, -1, -1):
+            np.minimum(D[:, y], D[:, y + 1] + cv[y], out=D[:, y])
+        for x in range(1, w):
+            np.minimum(D[:, :, x], D[:, :, x - 1] + ch[:, x - 1], out=D[:, :, x])
+        for x in range(w - 2, -1, -1):
+            np.minimum(D[:, :, x], D[:, :, x + 1] + ch[:, x], out=D[:, :, x])
+    return D
+
+
+def spread(ab: np.ndarray, G: np.ndarray, hints: Sequence[ActiveHint], short: int) -> np.ndarray:
+    """The soft, far-reaching part: every pixel leans toward the hints' colours, each hint weighted
+    by a Gaussian of its *geodesic* distance (luma edges count as distance, ``SPREAD_EDGE``; sigma
+    ``SPREAD_SIGMA`` of the short side ``short``) times a luma affinity (Gaussian of the
+    blurred-L difference to the hint's, sigma ``SPREAD_LUMA``). The model's own colour counts as a
+    hint of weight ``SPREAD_PRIOR`` everywhere, so a pixel far from every hint keeps it. Computed
+    on a grid of ``SPREAD_CELL`` pixels and brought back with bilinear interpolation.
+    Returns a new array."""
+    if not hints or SPREAD_SIGMA <= 0:
+        return ab
+    h, w = G.shape
+    c = SPREAD_CELL
+    hs, ws = max(1, h // c), max(1, w // c)
+    g = cv2.resize(G, (ws, hs), interpolation=cv2.INTER_AREA)
+    fx, fy = ws / w, hs / h
+    seeds = [((hh.x + 0.5) * fx - 0.5, (hh.y + 0.5) * fy - 0.5) for hh in hints]
+    D = geodesic(g, seeds, SPREAD_EDGE / c)
+    l2 = 2.0 * SPREAD_LUMA**2
+    num = np.zeros((2, hs, ws), np.float32)
+    den = np.zeros((hs, ws), np.float32)  # sum of weights: how much the hints have to say here
+    sharp = np.zeros((hs, ws), np.float32)  # sum of sharpened weights: which hint's colour it is
+    for k, hint in enumerate(hints):
+        lk = patch_value(G, hint.x, hint.y)
+        sigma = (hint.spread if hint.spread is not None else SPREAD_SIGMA * short) / c
+        wk = np.exp(-(D[k] ** 2) / (2.0 * sigma * sigma) - (g - lk) ** 2 / l2) * hint.strength
+        den += wk
+        # Mixing the colours of unlike hints greys them; sharpened weights pick the likeliest.
+        wk = wk**SPREAD_SHARPEN + 1e-30 if SPREAD_SHARPEN != 1 else wk
+        num[0] += wk * hint.ab[0]
+        num[1] += wk * hint.ab[1]
+        sharp += wk
+    conf = den / (den + SPREAD_PRIOR)
+    colour = num / np.maximum(sharp, 1e-30)
+    field = np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (*colour, conf)])
+    return (ab + field[2] * (field[:2] - ab)).astype(np.float32)
+
+
+def pull(
+    ab: np.ndarray, G: np.ndarray, hints: Sequence[ActiveHint], keep: float = KEEP_VARIATION
+) -> np.ndarray:
+    """Draw ``ab`` (2, h, w) float32 toward the hints over their regions; ``G`` is the blurred L
+    (h, w) of the same picture. Returns a new array (``ab`` is not written to)."""
+    if not hints:
+        return ab
+    h, w = G.shape
+    total = np.zeros((2, h, w), np.float32)  # sum_k w_k (target_k - ab)
+    weight = np.zeros((h, w), np.float32)
+    for hint in hints:
+        rows, cols, wk = hint_weight(G, hint)
+        box = ab[:, rows, cols]
+        target = np.array(hint.ab, np.float32)[:, None, None]
+        if keep > 0:
+            # Keep the model's variation inside the region: shift it by the hint's offset at the point.
+            cx, cy = int(round(hint.x)), int(round(hint.y))
+            at = ab[:, max(0, cy - 1) : cy + 2, max(0, cx - 1) : cx + 2].reshape(2, -1).mean(axis=1)
+            target = target + keep * (box - at[:, None, None])
+        total[:, rows, cols] += wk * (target - box)
+        weight[rows, cols] += wk
+    out = ab.copy()
+    out[:, :h, :w] += total / np.maximum(weight, 1.0)
+    return out
