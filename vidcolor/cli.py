@@ -159,6 +159,20 @@ def main() -> None:
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted run: redo only its unfinished segments."
 )
+@click.option(
+    "--hints",
+    "hints_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Colour hints, a JSON list of {frame or time, point, color or ab, radius}; each holds for its shot.",
+)
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    help="A colour still whose colours the film takes where it shows like content (repeatable; "
+    "IMG@START-END limits it to a time range).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def colorize(
@@ -170,6 +184,8 @@ def colorize(
     duration: str | None,
     segment_seconds: float,
     resume: bool,
+    hints_file: Path | None,
+    references: tuple[str, ...],
     **kw: Any,
 ) -> None:
     """Colorize a black-and-white film or still INPUT."""
@@ -179,7 +195,10 @@ def colorize(
         from vidcolor.pipeline.segments import colorize_film, segment_dir
 
         dst = output or input.with_name(f"{input.stem}_colour{input.suffix}")
-        opts = build_options(kw, start=parse_time(start), duration=parse_time(duration))
+        opts = build_options(kw, start=parse_time(start), duration=parse_time(duration),
+                             hints=hints_file or (), reference=references)  # fmt: skip
+        if opts.hints:
+            segment_seconds = 0.0  # a hint is tracked through its shot, which a segment join would cut
         if input.suffix.lower() in STILL_EXTS and input.is_file():
             colorize_image(input, dst, opts)
             if not quiet:
@@ -323,6 +342,17 @@ def train(
 )
 @click.option("--sheet", type=click.Path(path_type=Path), default=None, help="Contact sheet PNG.")
 @click.option("--max-frames", type=int, default=None, help="Score at most this many frames per clip.")
+@click.option(
+    "--hints-from-truth",
+    type=int,
+    default=0,
+    help="Also score each colorizer with N hints per shot taken from the truth at random (seeded) points.",
+)
+@click.option(
+    "--reference-from-truth",
+    is_flag=True,
+    help="Also score each colorizer with the first truth frame of each shot as its reference.",
+)
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--debug", is_flag=True)
 def eval_cmd(
@@ -333,6 +363,8 @@ def eval_cmd(
     out_json: Path,
     sheet: Path | None,
     max_frames: int | None,
+    hints_from_truth: int,
+    reference_from_truth: bool,
     quiet: bool,
     debug: bool,
     **kw: Any,
@@ -351,7 +383,10 @@ def eval_cmd(
             ) from None
         head_list = [h.strip() for h in heads.split(",")] if heads else None
         opts = ColorizeOptions(**kw)
-        colorizers = model_variants(opts, head_list, strengths)
+        if hints_from_truth < 0:
+            raise UsageError("--hints-from-truth of 0 or more", str(hints_from_truth), "pass e.g. 10")
+        colorizers = model_variants(opts, head_list, strengths, hints_from_truth=hints_from_truth,
+                                    reference_from_truth=reference_from_truth)  # fmt: skip
         report = evaluate(
             [*data, *more_data],
             colorizers,
