@@ -2,11 +2,12 @@
 
 A point alone is a poor thing to track (on a flat patch it has no texture, at an edge it slides
 along it), so each hint is followed through the features of *its region* (guidance/region.py):
-up to ``MAX_FEATURES`` corners inside the region (slightly widened, so an object's outline counts)
-are tracked with ``cv2.calcOpticalFlowPyrLK`` forward and back; those that come back within
+up to ``MAX_FEATURES`` corners inside the region, kept ``INSET`` pixels from its outline where the
+region is large enough (so that their windows see the object rather than its background), are
+tracked with ``cv2.calcOpticalFlowPyrLK`` forward and back; those that come back within
 ``FB_LIMIT`` pixels of where they started are trusted, and the point moves by their median
-displacement. A region so flat that it has no corner at all keeps its place: nothing says it
-moved, and its colour is the same wherever the point lands in it.
+displacement, weighted toward the point. A region so flat that it has no corner at all keeps its
+place: nothing says it moved, and its colour is the same wherever the point lands in it.
 
 A track is lost, and its hint stops, when fewer than ``MIN_GOOD_FRACTION`` of its features come
 back (occlusion, motion blur, a change of view), when the point leaves the picture, or when the
@@ -28,9 +29,12 @@ LK_LEVELS = 3  # pyramid levels above the base: motions up to ~LK_WINDOW * 2**LK
 MAX_FEATURES = 24  # corners followed per hint
 FEATURE_QUALITY = 0.01  # corner strength relative to the strongest in the region (OpenCV's qualityLevel)
 FEATURE_MIN_DISTANCE = 2  # render pixels between corners
-WIDEN = 3  # render pixels the region is widened by before corners are picked
+INSET = 4  # render pixels: corners are picked this far inside the region where it is large enough ...
+MIN_INNER = 16  # ... i.e. when this many pixels are left
 FB_LIMIT = 1.0  # render pixels: forward-backward error above which a feature is not trusted
 MIN_GOOD_FRACTION = 0.34  # of a hint's features that must be trusted for the track to go on
+TRACK_REACH = 0.5  # of the hint's reach: the features are picked this close to the point ...
+TRACK_TOL = 0.5  # ... within this fraction of its luma tolerance, so they lie on its object
 APPEARANCE_TOL = 14.0  # CIE L units: drift of the (blurred) luma under the point that ends a track
 APPEARANCE_RATE = 0.1  # how fast the reference luma follows slow changes (lighting, fades)
 FLAT_STD = 1.0  # grey levels (0..255): a region whose luma varies less than this has no features
@@ -112,7 +116,11 @@ class PointTracker:
                 if g.sum() < max(1.0, MIN_GOOD_FRACTION * n):
                     moved[t.key] = None
                 else:
-                    moved[t.key] = np.median(d[a : a + n][g], axis=0)
+                    # Features near the point count most: a region may still take in some background.
+                    p = p0.reshape(-1, 2)[a : a + n][g]
+                    dist2 = ((p[:, 0] - t.x) ** 2 + (p[:, 1] - t.y) ** 2) / (0.25 * t.reach) ** 2
+                    wts = np.exp(-0.5 * dist2)
+                    moved[t.key] = np.array([_weighted_median(d[a : a + n][g][:, k], wts) for k in (0, 1)])
         h, w = img.shape
         for key, t in list(self.tracks.items()):
             if key in moved:
@@ -137,16 +145,14 @@ class PointTracker:
     @staticmethod
     def _features(img: np.ndarray, G: np.ndarray, t: Track) -> np.ndarray:
         """Corners of the track's region on ``img``, as (n, 2) float32 (x, y); none when flat."""
-        reg = grow_region(G, t.x, t.y, t.reach, t.tol, t.ref_l)
-        h, w = img.shape
-        y0, y1 = max(0, reg.y0 - WIDEN), min(h, reg.y1 + WIDEN)
-        x0, x1 = max(0, reg.x0 - WIDEN), min(w, reg.x1 + WIDEN)
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        mask[reg.y0 - y0 : reg.y1 - y0, reg.x0 - x0 : reg.x1 - x0] = reg.mask
-        if WIDEN:
-            mask = cv2.dilate(
-                mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * WIDEN + 1, 2 * WIDEN + 1))
-            )
+        reg = grow_region(G, t.x, t.y, max(2.0, TRACK_REACH * t.reach), TRACK_TOL * t.tol, t.ref_l)
+        y0, y1, x0, x1 = reg.y0, reg.y1, reg.x0, reg.x1
+        mask = reg.mask.astype(np.uint8)
+        # Corners well inside the region see only the object in their window; at its outline the
+        # window takes in the background too, which drags the estimate toward the background's motion.
+        inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INSET + 1, 2 * INSET + 1)))
+        if int(inner.sum()) >= MIN_INNER:
+            mask = inner
         roi = img[y0:y1, x0:x1]
         if roi.size == 0 or float(roi[mask > 0].std()) < FLAT_STD:
             return np.zeros((0, 2), np.float32)
@@ -154,3 +160,10 @@ class PointTracker:
         if c is None:
             return np.zeros((0, 2), np.float32)
         return c.reshape(-1, 2) + np.array([x0, y0], np.float32)
+
+
+def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
+    """The value below and above which half the weight lies."""
+    order = np.argsort(v)
+    c = np.cumsum(w[order])
+    return float(v[order][np.searchsorted(c, 0.5 * c[-1])])

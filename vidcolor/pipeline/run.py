@@ -30,6 +30,7 @@ from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.batch_l import make_batch
 from vidcolor.pipeline.merge import merge_frame
 from vidcolor.pipeline.model_step import ModelStep
+from vidcolor.pipeline.scene_cut import SceneCutDetector
 from vidcolor.pipeline.smooth import TemporalSmoother
 from vidcolor.pipeline.stages import END, StageGroup
 from vidcolor.pipeline.verify import VerifyResult, verify_output
@@ -320,6 +321,8 @@ def _run_stages(
     def colour() -> None:
         smoother = TemporalSmoother(
             opts.smoothing,
+            # Guided runs reset smoothing at cuts, so a hint's colour never reaches the next shot.
+            SceneCutDetector() if guide is not None else None,
             field_aware=v.field_order not in ("progressive", "unknown") and not opts.deinterlace,
         )
         pending: deque[tuple[Frame, tuple[int, int]]] = deque()

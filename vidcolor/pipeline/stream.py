@@ -19,6 +19,7 @@ from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.batch_l import make_batch
 from vidcolor.pipeline.merge import merge_rgb
 from vidcolor.pipeline.model_step import ModelStep
+from vidcolor.pipeline.scene_cut import SceneCutDetector
 from vidcolor.pipeline.smooth import TemporalSmoother
 
 
@@ -37,7 +38,8 @@ def colorize_frames(
     """
     render = opts.render_size or step.render_size
     guide: Guide | None = None
-    smoother = TemporalSmoother(opts.smoothing)
+    # Guided runs reset smoothing at cuts, so a hint's colour never reaches the next shot.
+    smoother = TemporalSmoother(opts.smoothing, SceneCutDetector() if opts.hints or opts.reference else None)
     pending: deque[tuple[np.ndarray, tuple[int, int]]] = deque()
 
     def ready(out: list[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
