@@ -357,7 +357,8 @@ def join_segments(
     try:
         output.metadata.update(carried_metadata(info.metadata))
         remux = Remuxer(info, output, (lo, hi))
-        inputs = [av.open(str(f)) for f in files]
+        # The format is known: a short MPEG-TS segment can be too small for format probing.
+        inputs = [av.open(str(f), format=plan.container_format) for f in files]
         templates = [c.streams.video[0] for c in inputs]
         extradata = {bytes(t.codec_context.extradata or b"") for t in templates}
         if len(extradata) > 1:
