@@ -631,3 +631,30 @@ def test_a_quick_frame_is_the_frame_alone_and_says_so(client: Client) -> None:
     )
     still = frame(c, path="still.png", t=0, quick=True)
     assert still.headers["x-vidcolor-exact"] == "1"  # a still has no neighbours: the quick frame is the frame
+
+
+def test_a_render_with_hints_saves_them_and_names_them_in_the_command(client: Client, root: Path) -> None:
+    applied, why = guidance_status()
+    if not applied:
+        pytest.skip(why)
+    c = client()
+    hint = {"time": 0.25, "point": [0.5, 0.5], "units": "fraction", "colour": "#1060ff", "radius": 0.4}
+    s = settings(
+        start=0.25, duration=0.25, smoothing=0.0, codec="ffv1"
+    )  # lossless: the luma compares exactly
+    plain = wait_job(
+        c, c.post("/api/render", json={"path": "clip.mp4", "settings": s}, headers=AUTH).json()["id"]
+    )
+    job = c.post(
+        "/api/render", json={"path": "clip.mp4", "settings": s, "hints": [hint]}, headers=AUTH
+    ).json()
+    assert "--hints clip.hints.json" in job["command"]
+    hinted = wait_job(c, job["id"])
+    assert plain["state"] == hinted["state"] == "done", hinted["message"]
+    from vidcolor.guidance import load_hints
+
+    assert len(load_hints(root / "clip.hints.json")) == 1
+    a, b = decode_all(root / plain["output"]), decode_all(root / hinted["output"])
+    h = CLIP_SIZE[1]  # yuv420p as one array: Y rows, then the U and V planes below
+    assert not np.array_equal(a[0][h:], b[0][h:])  # the hint changed the colour
+    assert np.array_equal(a[0][:h], b[0][:h])  # and never the luma

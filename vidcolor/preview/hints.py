@@ -49,7 +49,8 @@ def guidance_status() -> tuple[bool, str]:
 
     fields = {f.name for f in dataclasses.fields(ColorizeOptions)}
     takes_rate = "rate" in inspect.signature(stream.colorize_frames).parameters
-    if "hints" not in fields or not takes_rate or "hints" not in {p.name for p in colorize.params}:
+    cli_takes_hints = any("--hints" in p.opts for p in colorize.params)
+    if "hints" not in fields or not takes_rate or not cli_takes_hints:
         return (
             False,
             "Hints are kept, saved and exported, but this vidcolor's pipeline does not take them yet.",
