@@ -375,7 +375,7 @@ function drawHints() {
       const [u, v] = toShown(h.point);
       const r = h.radius ? h.radius * Math.min(src.width, src.height) * pxPerSourcePx : 5;
       const d = Math.max(10, 2 * r);
-      Object.assign(dot.style, { left: `${100 * u}%`, top: `${100 * v}%`, width: `${d}px`, height: `${d}px`, background: h.colour });
+      Object.assign(dot.style, { left: `${100 * u}%`, top: `${100 * v}%`, width: `${d}px`, height: `${d}px`, color: h.colour });
       layer.append(dot);
     }
   }
