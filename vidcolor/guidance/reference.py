@@ -179,7 +179,7 @@ def descriptors(feats: dict[Any, torch.Tensor], cells: tuple[int, int]) -> torch
     """Encoder features -> per-cell descriptors (B, hc*wc, D), unit length, float32, over the
     top-left ``cells`` = (hc, wc) cells of the 1/16 grid."""
     ref = feats[16]
-    size = ref.shape[2:]
+    size = (int(ref.shape[2]), int(ref.shape[3]))
     parts = []
     for s in FEATURE_SCALES:
         f = feats[s].float()

@@ -88,9 +88,9 @@ class PointTracker:
         if not self.tracks:
             return []
         if cut or prev is None or prev_g is None or prev.shape != img.shape:
-            ended = list(self.tracks)
+            every = list(self.tracks)
             self.tracks.clear()
-            return ended
+            return every
         ended: list[int] = []
         seeds: list[np.ndarray] = []
         owners: list[tuple[Track, int, int]] = []  # track, first row in the point list, feature count
@@ -100,7 +100,7 @@ class PointTracker:
             seeds.append(pts)
             owners.append((t, start, len(pts)))
             start += len(pts)
-        moved = {}
+        moved: dict[int, np.ndarray | None] = {}  # per track with features: its motion, None when lost
         if start:
             p0 = np.concatenate(seeds).reshape(-1, 1, 2).astype(np.float32)
             kw = {"winSize": (LK_WINDOW, LK_WINDOW), "maxLevel": LK_LEVELS, "criteria": _CRITERIA}
@@ -152,7 +152,7 @@ class PointTracker:
         # window takes in the background too, which drags the estimate toward the background's motion.
         inner = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INSET + 1, 2 * INSET + 1)))
         if int(inner.sum()) >= MIN_INNER:
-            mask = inner
+            mask = inner.astype(np.uint8)
         roi = img[y0:y1, x0:x1]
         if roi.size == 0 or float(roi[mask > 0].std()) < FLAT_STD:
             return np.zeros((0, 2), np.float32)
