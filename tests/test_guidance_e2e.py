@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from vidcolor.cli import main
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
+from vidcolor.evaluate.colorizers import model_variants, truth_guidance
 from vidcolor.evaluate.metrics import ciede2000
+from vidcolor.evaluate.run import evaluate
 from vidcolor.guidance.guide import guide_for
 from vidcolor.models import save_checkpoint
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
@@ -234,3 +236,49 @@ def test_reference_and_hints_on_a_still(model, tmp_path: Path) -> None:
     assert _square_error(referenced, (20, 40)) < 0.5 * _square_error(auto, (20, 40))
     with pytest.raises(UsageError, match="before the end"):
         colorize_image(grey, colorizer=model, hints=[{"frame": 1, "point": [1, 1], "color": HEX}])
+
+
+# ------------------------------------------------------------------------------ eval modes
+
+
+def test_truth_guidance_is_per_shot_and_seeded(model) -> None:
+    frames, _ = scene()
+    step = ModelStep.create(ColorizeOptions(), model)
+    hints, refs = truth_guidance(iter(frames), step, ColorizeOptions(), 3, True, seed=0)
+    assert [h.frame for h in hints] == [0, 0, 0, SHOT, SHOT, SHOT]
+    assert [(r.start, r.end) for r in refs] == [(0.0, float(SHOT)), (float(SHOT), None)]
+    assert np.array_equal(refs[0].image, frames[0]) and np.array_equal(refs[1].image, frames[SHOT])
+    for h in hints:  # each carries the truth's chroma where it stands
+        x, y = int(h.point[0]), int(h.point[1])
+        truth_ab = rgb_to_lab(frames[h.frame or 0][y, x].astype(np.float32) / 255)[1:]
+        assert np.hypot(*(np.array(h.ab) - truth_ab)) < 8
+    assert truth_guidance(iter(frames), step, ColorizeOptions(), 3, False, seed=0) == (hints, ())
+    assert truth_guidance(iter(frames), step, ColorizeOptions(), 3, False, seed=1)[0] != hints
+
+
+def test_eval_scores_the_guided_modes_and_only_they_see_the_truth(model, tmp_path: Path) -> None:
+    frames, _ = scene()
+    clip = tmp_path / "truth.mkv"
+    with av.open(str(clip), "w") as out:
+        s = out.add_stream("ffv1", rate=RATE)
+        s.width, s.height, s.pix_fmt = W, H, "yuv444p"
+        for i, rgb in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    ckpt = save_checkpoint(
+        tmp_path / "t.pt", model, data="test", recipe="test", metrics={}, step=0, git_sha=None
+    )
+    variants = model_variants(ColorizeOptions(model=str(ckpt)), None, [0.5], hints_from_truth=4,
+                              reference_from_truth=True)  # fmt: skip
+    auto = "t/smooth0.5"
+    assert list(variants) == [auto, f"{auto}/hints4", f"{auto}/reference", f"{auto}/hints4+reference"]
+    assert not getattr(variants[auto], "wants_truth", False)
+    assert all(getattr(variants[n], "wants_truth", False) for n in list(variants)[1:])
+    report = evaluate([clip], variants, out_json=None)
+    r = report["items"][0]["colorizers"]
+    for mode in ("hints4", "reference", "hints4+reference"):
+        assert r[f"{auto}/{mode}"]["ciede2000"] < 0.7 * r[auto]["ciede2000"], (mode, r)
