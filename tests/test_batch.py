@@ -4,6 +4,11 @@ what is done, failures that do not stop the batch, worker processes."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,7 @@ from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
 
 OPTS = ColorizeOptions(render_size=32, threads=1)
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +199,52 @@ def test_cli_batch(reels: Path, tmp_path: Path, tiny) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "3 files: 0 succeeded, 0 failed, 3 skipped" in result.output
+
+
+def test_long_films_go_through_segments(tmp_path: Path, tiny) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "long.mkv", frames=72, size=(48, 32), audio=[("libopus", "eng")])
+    out = tmp_path / "out"
+    report = run_batch([src], out, OPTS, colorizer=tiny, segment_seconds=1.0)
+    r = report.results[0]
+    assert r.status == DONE and r.frames == 72
+    assert read_video_pts(out / "long.mkv") == read_video_pts(src / "long.mkv")
+    assert r.notes == [] and sorted(p.name for p in out.iterdir()) == sorted([MANIFEST_NAME, "long.mkv"])
+
+
+def test_ctrl_c_stops_workers_cleanly_and_a_rerun_finishes(tmp_path: Path, tiny) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(6):
+        make_clip(src / f"c{k}.mp4", frames=60, size=(64, 48))
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, tiny, data="none", recipe="untrained test model", metrics={}, step=0, git_sha=None)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "vidcolor", "batch", str(src), "-o", str(out), "--model", str(ckpt),
+            "--render-size", "32", "--jobs", "2", "--segment-seconds", "0", "-q"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    man = out / MANIFEST_NAME
+    t_end = time.monotonic() + 180
+    while time.monotonic() < t_end and proc.poll() is None:
+        if man.exists() and any(json.loads(x).get("status") == DONE for x in man.read_text().splitlines()):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert "run the same command again" in text and "Traceback" not in text, text
+    assert not list(out.rglob("*.partial*")), "an interrupted file left a temporary output"
+    done = [k for k, rec in read_manifest(man).items() if rec["status"] == DONE]
+    assert 1 <= len(done) < 6
+    for path in done:  # what is recorded as done is there and whole
+        rec = read_manifest(man)[path]
+        assert sha256_file(out / rec["output"]) == rec["sha256"]
+
+    again = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()
+    table = again.stdout.decode()
+    assert f"6 files: {6 - len(done)} succeeded, 0 failed, {len(done)} skipped" in table

@@ -373,11 +373,21 @@ def _init_worker(options: ColorizeOptions, colorizer: Any, segment_seconds: floa
 
 
 def _terminated(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+    if _WORKER.get("busy"):
+        raise KeyboardInterrupt  # unwinds through atomic_output, which removes the temporary file
+    os._exit(0)  # idle or still loading the model: nothing to clean up, nothing to say
 
 
 def _worker_job(job: Job) -> JobResult:
-    return run_job(job, _WORKER["options"], _WORKER["colorizer"], _WORKER["segment_seconds"])
+    try:
+        _WORKER["busy"] = True
+        result = run_job(job, _WORKER["options"], _WORKER["colorizer"], _WORKER["segment_seconds"])
+        _WORKER["busy"] = False
+        return result
+    except KeyboardInterrupt:
+        # Stopped by the parent (Ctrl-C): the file in hand was cleaned up on the way here. Leave at
+        # once rather than hand the interruption back to a pool that is shutting down.
+        os._exit(1)
 
 
 def run_batch(
@@ -522,17 +532,20 @@ def _run_pool(
                 finish(i, result)
                 submit_next()
     except BaseException:
+        # The pool forgets its processes on shutdown: take them first, to end them by their ids.
+        procs = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        _terminate(pool)
+        _terminate(procs)
         raise
     pool.shutdown(wait=True)
 
 
-def _terminate(pool: cf.ProcessPoolExecutor) -> None:
-    """End the workers of ``pool`` (by their own ids) after Ctrl-C."""
-    procs: Iterable[Any] = (getattr(pool, "_processes", None) or {}).values()
-    for p in list(procs):
+def _terminate(procs: Iterable[Any]) -> None:
+    """End worker processes after Ctrl-C: SIGTERM, which a worker turns into KeyboardInterrupt,
+    so the file in hand is cleaned up (temporary output removed, finished segments kept)."""
+    procs = list(procs)
+    for p in procs:
         if p.is_alive():
             p.terminate()
-    for p in list(procs):
-        p.join(timeout=10)
+    for p in procs:
+        p.join(timeout=30)
