@@ -197,8 +197,9 @@ def colorize(
         dst = output or input.with_name(f"{input.stem}_colour{input.suffix}")
         opts = build_options(kw, start=parse_time(start), duration=parse_time(duration),
                              hints=hints_file or (), reference=references)  # fmt: skip
-        if opts.hints:
-            segment_seconds = 0.0  # a hint is tracked through its shot, which a segment join would cut
+        # A hint is tracked through its shot, which a segment join would cut. (A new name: assigning
+        # to segment_seconds here would make it local to body() and unbound above this line.)
+        seconds = 0.0 if opts.hints else segment_seconds
         if input.suffix.lower() in STILL_EXTS and input.is_file():
             colorize_image(input, dst, opts)
             if not quiet:
@@ -206,7 +207,7 @@ def colorize(
             return
         try:
             summary = colorize_film(
-                input, dst, opts, segment_seconds=segment_seconds, resume=resume, progress=not quiet
+                input, dst, opts, segment_seconds=seconds, resume=resume, progress=not quiet
             )
         except KeyboardInterrupt:
             if segment_dir(dst).is_dir():
