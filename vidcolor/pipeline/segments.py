@@ -21,6 +21,7 @@ like any output (pipeline/verify.py) and renamed onto the destination; then the 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import hashlib
@@ -189,8 +190,6 @@ def _cut_points(index: _Index, segment_seconds: float) -> list[int]:
 
 
 def _nearest(pts: list[int], target: Fraction) -> int:
-    import bisect
-
     i = bisect.bisect_left(pts, target)
     if i == len(pts):
         return len(pts) - 1
