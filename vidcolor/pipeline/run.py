@@ -365,9 +365,6 @@ def _run_stages(
             to_encode.put((frame.index, frame.pts, planes))
         to_encode.put(END)
 
-    group.start("decode", read)
-    group.start("model", colour)
-    group.start("merge", merge)
     bar = tqdm(
         total=_expected_frames(info, opts),
         unit="frame",
@@ -377,6 +374,11 @@ def _run_stages(
         smoothing=0.1,
     )
     try:
+        # Started inside the try: a Ctrl-C that lands between two starts must still stop and join
+        # the stages, or the interpreter exits with a model thread inside torch (abort at exit).
+        group.start("decode", read)
+        group.start("model", colour)
+        group.start("merge", merge)
         with VideoWriter(tmp, info, plan, start=opts.start, duration=opts.duration) as writer:
             for index, pts, planes in to_encode:
                 writer.write(index, pts, planes)

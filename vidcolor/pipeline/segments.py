@@ -665,7 +665,9 @@ def _colorize_segmented(
                 )
             files.append(path)
     except BaseException:
-        if not files:  # nothing finished, so nothing worth keeping for a resume
+        # Nothing finished, so nothing worth keeping for a resume. (Asked of the journal, not of
+        # ``files``: an interruption can land between a segment's record and its append.)
+        if not _read_done(folder):
             shutil.rmtree(folder, ignore_errors=True)
         raise
     finally:
