@@ -559,8 +559,9 @@ def colorize_film(
     src, dst = Path(src), Path(dst)
     info = probe(src)
     folder = segment_dir(dst)
-    cut = should_segment(info, opts, segment_seconds)
-    if not cut and not (resume and folder.is_dir()):
+    # Colour hints are tracked through their shot, which a join would cut: such runs are not cut.
+    cut = should_segment(info, opts, segment_seconds) and not opts.hints
+    if not cut and not (resume and folder.is_dir() and not opts.hints):
         return colorize_video(src, dst, opts, colorizer=colorizer, progress=progress, on_frame=on_frame)
     if segment_seconds <= 0:
         segment_seconds = SEGMENT_SECONDS  # resuming a run that was cut: cut it the same way
