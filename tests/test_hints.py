@@ -11,7 +11,17 @@ import pytest
 
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
-from vidcolor.guidance.hints import Hint, as_hints, hex_to_ab, load_hints, parse_hints, place_hints
+from vidcolor.frames import LBatch
+from vidcolor.guidance.guide import Guide
+from vidcolor.guidance.hints import (
+    Hint,
+    PlacedHint,
+    as_hints,
+    hex_to_ab,
+    load_hints,
+    parse_hints,
+    place_hints,
+)
 from vidcolor.guidance.region import grow_region, guide_l
 from vidcolor.guidance.render import ActiveHint, hint_planes, pull, spread
 from vidcolor.guidance.track import PointTracker
@@ -207,3 +217,36 @@ def test_hex_to_ab_of_grey_is_neutral() -> None:
 def test_hint_is_frozen_and_hashable() -> None:
     h = Hint(1, "x", (1.0, 2.0), (3.0, 4.0), frame=0)
     assert hash(h) == hash(Hint(1, "x", (1.0, 2.0), (3.0, 4.0), frame=0))
+
+
+def test_ended_hints_stay_as_the_shots_palette_until_a_cut() -> None:
+    """A hint whose point left the picture still colours like-luma parts of its shot, weakly."""
+
+    class Zero:  # a model step that returns no colour, so what comes out is the guidance's
+        model = None
+
+        def __call__(self, batch: LBatch, hints: np.ndarray | None = None) -> np.ndarray:
+            return np.zeros((batch.L.shape[0], 2, *batch.L.shape[2:]), np.float32)
+
+    def frame(i: int) -> LBatch:
+        """Block A (textured, L ~60) slides right by 8 px a frame and leaves; block B, alike, stays."""
+        L = _textured(4, 64, 96, 25, 4)
+        x0 = 8 + 8 * i
+        if x0 < 96:
+            L[8:28, x0 : x0 + 20] = _textured(5, 20, 20, 60, 5)[:, : max(0, min(20, 96 - x0))]
+        L[44:60, 70:90] = _textured(6, 16, 20, 60, 5)
+        return LBatch((i,), L[None, None].astype(np.float32), (64, 96))
+
+    hint = PlacedHint(0, "entry 1 of t", 0.0, 18.0, 18.0, (40.0, 10.0), None)
+    g = Guide([hint], (96, 64), 1.0)
+    first = g(Zero(), frame(0), [0.0])  # type: ignore[arg-type]
+    assert abs(first[0, 0, 18, 18] - 40) < 1 and first[0, 0, 52, 80] < 5  # B is out of the hint's reach
+    for i in range(1, 13):
+        out = g(Zero(), frame(i), [float(i)])  # type: ignore[arg-type]
+    assert not g.tracker.tracks and g.palette  # A left the picture: its track ended ...
+    assert out[0, 0, 52, 80] > 10  # ... and its colour still leans on the like-luma block B
+    assert abs(out[0, 0, 35, 30]) < 0.25 * out[0, 0, 52, 80]  # much less on the darker background
+    cut = np.full((1, 1, 64, 96), 90, np.float32)
+    cut[0, 0, ::7, ::5] = 5  # another picture altogether: a cut
+    g(Zero(), LBatch((13,), cut, (64, 96)), [13.0])  # type: ignore[arg-type]
+    assert g.palette == []

@@ -57,6 +57,8 @@ class Guide:
         self.detector = SceneCutDetector()
         self.by_key = {h.key: h for h in hints}
         self.spread: dict[int, float | None] = {}  # per hint: sigma of its soft spread, render px
+        self.ref_l: dict[int, float] = {}  # per hint: the luma it was placed on
+        self.palette: list[tuple[float, tuple[float, float]]] = []  # this shot's ended hints (luma, ab)
         self.started = 0  # hints placed on a frame so far
         self.skipped = 0  # hints whose frame lay before the section that was decoded
 
@@ -69,7 +71,8 @@ class Guide:
             sx, sy = scale
             x, y = (h.x + 0.5) * sx - 0.5, (h.y + 0.5) * sy - 0.5
             reach = h.radius * 0.5 * (sx + sy) if h.radius is not None else DEFAULT_REACH * short
-            self.tracker.add(h.key, x, y, max(reach, 1.0), LUMA_TOL, G)
+            track = self.tracker.add(h.key, x, y, max(reach, 1.0), LUMA_TOL, G)
+            self.ref_l[h.key] = track.ref_l
             self.spread[h.key] = None if h.radius is None else max(reach, 1.0)
             self.started += 1
 
@@ -82,11 +85,16 @@ class Guide:
         scale = (cw / W, ch / H)
         per_frame: list[list[ActiveHint]] = []
         guides: list[np.ndarray] = []
+        palettes: list[tuple[tuple[float, tuple[float, float]], ...]] = []
         for i in range(n):
             L = batch.L[i, 0, :ch, :cw]
             G = guide_l(L)
             cut = self.detector.is_cut(small_luma(batch.L[i, 0]))
-            self.tracker.next_frame(L, G, cut)
+            ended = self.tracker.next_frame(L, G, cut)
+            if cut:
+                self.palette.clear()
+            else:
+                self.palette.extend((self.ref_l[k], self.by_key[k].ab) for k in ended)
             self._start_due(times[i], G, scale, min(ch, cw))
             active = [
                 ActiveHint(t.x, t.y, self.by_key[t.key].ab, t.reach, t.tol, spread=self.spread[t.key])
@@ -94,6 +102,7 @@ class Guide:
             ]
             per_frame.append(active)
             guides.append(G)
+            palettes.append(tuple(self.palette))
         planes = np.stack([hint_planes(a, (hp, wp)) for a in per_frame]) if any(per_frame) else None
         if not getattr(getattr(step.model, "config", None), "hints", False):
             planes = None  # a model without hint inputs (upstream ones): the pull alone applies the hints
@@ -104,8 +113,8 @@ class Guide:
         else:
             ab = step(batch, planes)
         for i, active in enumerate(per_frame):
-            if active:
-                soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw))
+            if active or palettes[i]:
+                soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw), palettes[i])
                 ab[i, :, :ch, :cw] = pull(soft, guides[i], active)
         return ab
 

@@ -29,17 +29,19 @@ import numpy as np
 from vidcolor.guidance.region import grow_region, patch_value
 
 NET_PATCH = 5  # render pixels: side of the square patch each hint shows the network
-DEFAULT_REACH = 0.35  # of the render short side: reach of the full pull of a hint without a radius
-LUMA_TOL = 14.0  # CIE L units: blurred-luma difference that still counts as the hint's region
+DEFAULT_REACH = 0.1  # of the render short side: reach of the full pull of a hint without a radius
+LUMA_TOL = 8.0  # CIE L units: blurred-luma difference that still counts as the hint's region
 FLAT_TOP = 0.5  # fraction of the reach over which the pull is full
 SOFTEN = 1.0  # render pixels: Gaussian sigma that softens the region's border
 KEEP_VARIATION = 0.0  # 0: the region takes the hint's ab; 1: the model's ab shifted by the hint's offset
 SPREAD_SIGMA = 1.0  # of the render short side: geodesic sigma of the soft spread of a hint without a radius
 SPREAD_LUMA = 12.0  # CIE L units: luma affinity of the soft spread
 SPREAD_PRIOR = 0.05  # weight of the model's own colour in the soft spread
-SPREAD_SHARPEN = 6.0  # power on the hints' weights when their colours are mixed
+SPREAD_SHARPEN = 12.0  # power on the hints' weights when their colours are mixed
 SPREAD_EDGE = 2.5  # render pixels of distance per L unit of luma edge crossed (geodesic distance)
 SPREAD_CELL = 4  # render pixels: grid of the soft spread
+KEEP_CHROMA = True  # a mix of hint colours keeps their mean chroma
+PALETTE_WEIGHT = 0.3  # weight of an ended hint's colour, by luma alone, for the rest of its shot
 
 
 @dataclass(frozen=True)
@@ -116,15 +118,25 @@ def geodesic(G: np.ndarray, seeds: Sequence[tuple[float, float]], beta: float, r
     return D
 
 
-def spread(ab: np.ndarray, G: np.ndarray, hints: Sequence[ActiveHint], short: int) -> np.ndarray:
+def spread(
+    ab: np.ndarray,
+    G: np.ndarray,
+    hints: Sequence[ActiveHint],
+    short: int,
+    palette: Sequence[tuple[float, tuple[float, float]]] = (),
+) -> np.ndarray:
     """The soft, far-reaching part: every pixel leans toward the hints' colours, each hint weighted
     by a Gaussian of its *geodesic* distance (luma edges count as distance, ``SPREAD_EDGE``; sigma
     ``SPREAD_SIGMA`` of the short side ``short``) times a luma affinity (Gaussian of the
     blurred-L difference to the hint's, sigma ``SPREAD_LUMA``). The model's own colour counts as a
     hint of weight ``SPREAD_PRIOR`` everywhere, so a pixel far from every hint keeps it. Computed
     on a grid of ``SPREAD_CELL`` pixels and brought back with bilinear interpolation.
-    Returns a new array."""
-    if not hints or SPREAD_SIGMA <= 0:
+
+    ``palette``: (luma, ab) of the shot's hints whose track has ended (the point left the picture
+    or could not be followed). They stay in the shot as a weak memory (weight ``PALETTE_WEIGHT``,
+    luma affinity only, no place): what was seen of the shot's colours still says something about
+    the parts of it that come into view. Returns a new array."""
+    if (not hints and not palette) or SPREAD_SIGMA <= 0:
         return ab
     h, w = G.shape
     c = SPREAD_CELL
@@ -132,23 +144,35 @@ def spread(ab: np.ndarray, G: np.ndarray, hints: Sequence[ActiveHint], short: in
     g = cv2.resize(G, (ws, hs), interpolation=cv2.INTER_AREA)
     fx, fy = ws / w, hs / h
     seeds = [((hh.x + 0.5) * fx - 0.5, (hh.y + 0.5) * fy - 0.5) for hh in hints]
-    D = geodesic(g, seeds, SPREAD_EDGE / c)
+    D = geodesic(g, seeds, SPREAD_EDGE / c) if seeds else np.zeros((0, hs, ws), np.float32)
     l2 = 2.0 * SPREAD_LUMA**2
     num = np.zeros((2, hs, ws), np.float32)
     den = np.zeros((hs, ws), np.float32)  # sum of weights: how much the hints have to say here
     sharp = np.zeros((hs, ws), np.float32)  # sum of sharpened weights: which hint's colour it is
+    terms: list[tuple[np.ndarray, tuple[float, float]]] = []
     for k, hint in enumerate(hints):
         lk = patch_value(G, hint.x, hint.y)
         sigma = (hint.spread if hint.spread is not None else SPREAD_SIGMA * short) / c
-        wk = np.exp(-(D[k] ** 2) / (2.0 * sigma * sigma) - (g - lk) ** 2 / l2) * hint.strength
+        terms.append(
+            (np.exp(-(D[k] ** 2) / (2.0 * sigma * sigma) - (g - lk) ** 2 / l2) * hint.strength, hint.ab)
+        )
+    for lk, abk in palette:
+        terms.append((PALETTE_WEIGHT * np.exp(-((g - lk) ** 2) / l2), abk))
+    chroma = np.zeros((hs, ws), np.float32)  # sharpened-weighted mean chroma of the hints
+    for wk, abk in terms:
         den += wk
-        # Mixing the colours of unlike hints greys them; sharpened weights pick the likeliest.
+        # Mixing the colours of unlike hints greys them; sharpened weights pick the likeliest, and
+        # the mix is given the hints' mean chroma back (their hues average, their saturation not).
         wk = wk**SPREAD_SHARPEN + 1e-30 if SPREAD_SHARPEN != 1 else wk
-        num[0] += wk * hint.ab[0]
-        num[1] += wk * hint.ab[1]
+        num[0] += wk * abk[0]
+        num[1] += wk * abk[1]
+        chroma += wk * float(np.hypot(*abk))
         sharp += wk
     conf = den / (den + SPREAD_PRIOR)
     colour = num / np.maximum(sharp, 1e-30)
+    if KEEP_CHROMA:
+        mixed = np.sqrt(colour[0] ** 2 + colour[1] ** 2)
+        colour *= (chroma / np.maximum(sharp, 1e-30)) / np.maximum(mixed, 1e-3)
     field = np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (*colour, conf)])
     return (ab + field[2] * (field[:2] - ab)).astype(np.float32)
 
