@@ -34,24 +34,32 @@ BLENDS = (0.25, 0.5, 0.75)
 SATURATIONS = (0.8, 1.0, 1.2, 1.4, 1.7)
 
 
-def readouts() -> list[dict[str, Any]]:
+def readouts(
+    temperatures: tuple[float, ...] = TEMPERATURES,
+    blends: tuple[float, ...] = BLENDS,
+    saturations: tuple[float, ...] = SATURATIONS,
+) -> list[dict[str, Any]]:
     """Every (head, temperature, blend, saturation) tried."""
     out: list[dict[str, Any]] = []
-    for s in SATURATIONS:
+    for s in saturations:
         out.append({"head": "regression", "temperature": 0.38, "blend": 0.0, "saturation": s})
-        for t in TEMPERATURES:
+        for t in temperatures:
             out.append({"head": "class", "temperature": t, "blend": 1.0, "saturation": s})
-            for b in BLENDS:
+            for b in blends:
                 out.append({"head": "blend", "temperature": t, "blend": b, "saturation": s})
     return out
 
 
 @torch.inference_mode()
 def score_readouts(
-    model: Colorizer, data: list[Path], render_size: int, max_frames: int = 1, max_side: int = 320
+    model: Colorizer,
+    data: list[Path],
+    render_size: int,
+    grid: list[dict[str, Any]],
+    max_frames: int = 1,
+    max_side: int = 320,
 ) -> list[dict[str, Any]]:
-    """Mean CIEDE2000 and colourfulness (and the truth's) of every readout over the pictures."""
-    grid = readouts()
+    """Mean CIEDE2000 and colourfulness (and the truth's) of every readout in ``grid`` over the pictures."""
     sums = np.zeros((len(grid), 2))
     truth_colourfulness, grey_ciede, n = 0.0, 0.0, 0
     from fractions import Fraction
@@ -107,12 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None, help="JSON of every readout's scores")
     ap.add_argument("--export", type=Path, default=None, help="write the shipped half-precision file here")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--temperatures", type=float, nargs="+", default=TEMPERATURES)
+    ap.add_argument("--blends", type=float, nargs="+", default=BLENDS)
+    ap.add_argument("--saturations", type=float, nargs="+", default=SATURATIONS)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load(args.checkpoint, device="cpu", half=False)
     assert isinstance(model, Colorizer)
-    results = score_readouts(model, args.data, args.render_size)
+    grid = readouts(tuple(args.temperatures), tuple(args.blends), tuple(args.saturations))
+    results = score_readouts(model, args.data, args.render_size, grid)
     best = choose(results, args.min_colourfulness)
     print(json.dumps(best))
     if args.report:
