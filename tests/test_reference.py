@@ -69,6 +69,7 @@ def test_as_references_forms() -> None:
     refs = as_references(["a.jpg@0-1", Path("b.png"), arr, Reference("c.jpg")])
     assert [r.image for r in refs[:2]] == ["a.jpg", Path("b.png")] and refs[0].end == 1.0
     assert refs[2].image is arr and refs[3] == Reference("c.jpg")
+    assert refs[2] == Reference(arr) != Reference(arr.copy())  # arrays compare by identity
     assert as_references("a.jpg") == (Reference("a.jpg"),) and as_references(None) == ()
     with pytest.raises(UsageError, match="reference stills"):
         as_references([3])

@@ -54,7 +54,7 @@ HINT_CONFIDENCE = 1.0  # ... where the match is at least this confident
 _RANGE = re.compile(r"^(.*)@([0-9:.]*)-([0-9:.]*)$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Reference:
     """A colour still to take colours from: a path, or an RGB uint8 array (H, W, 3); it applies
     to frames in [start, end) seconds of the film (None: from the start / to the end)."""
@@ -63,6 +63,17 @@ class Reference:
     start: float | None = None
     end: float | None = None
     name: str = field(default="", compare=False)
+
+    def __eq__(self, other: object) -> bool:
+        # An array compares by identity (numpy's == is elementwise and has no truth value).
+        if not isinstance(other, Reference):
+            return NotImplemented
+        same = self.image is other.image if isinstance(self.image, np.ndarray) else self.image == other.image
+        return bool(same) and (self.start, self.end) == (other.start, other.end)
+
+    def __hash__(self) -> int:
+        key = id(self.image) if isinstance(self.image, np.ndarray) else self.image
+        return hash((key, self.start, self.end))
 
     def label(self) -> str:
         return self.name or (str(self.image) if not isinstance(self.image, np.ndarray) else "reference array")
