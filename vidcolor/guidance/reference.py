@@ -13,11 +13,15 @@ How (measured on the evaluation clips, reference = the first colour frame of eac
 - The confidence of a cell grows linearly from 0 at a similarity of ``SIM_LOW`` to 1 at
   ``SIM_HIGH``: unrelated content (another scene) falls below, so there the model's own colour
   stays.
-- The matched ab is brought to render resolution and snapped to the frame's luma edges with a
-  guided filter (the frame's L as guide), and the model's ab is blended toward it by the
-  confidence. The matched colours also go to the network as hints, at the cells matched with
-  full confidence (sparse patches, as the network was trained on), so the parts the match leaves
-  out lean the same way.
+- What a cell takes is not only the reference cell's mean ab but the line ab = A * L + B fitted
+  over its pixels, applied to the frame's own L: petals and the dark between them keep their
+  contrast of colour. (Against the cell means snapped to luma edges by a guided filter, this cut
+  CIEDE2000 by a further ~15% and raised colourfulness from 0.84 to 0.89 of the truth's on the
+  first 8 frames of each evaluation clip; the guided filter on top of the lines made it worse, so
+  it is off, ``GUIDE_RADIUS`` 0.) The lines are interpolated between cell centres, and the model's
+  ab is blended toward the result by the confidence. The matched colours also go to the network
+  as hints, at the cells matched with full confidence (sparse patches, as the network was trained
+  on), so the parts the match leaves out lean the same way.
 
 A reference can be limited to a time range of the film ([start, end) in seconds).
 """
@@ -47,8 +51,11 @@ CELL = 16  # render pixels: matching is done per cell of the 1/16 scale feature 
 FEATURE_SCALES = (8, 16, 32)  # encoder maps the descriptor is made of
 SIM_LOW = 0.55  # cosine similarity below which a cell takes nothing from a reference
 SIM_HIGH = 0.75  # similarity from which a cell takes the reference's colour fully
-GUIDE_RADIUS = 8  # render pixels: window of the guided filter that snaps matched ab to luma edges
+GUIDE_RADIUS = 0  # render pixels: guided filter over the transferred ab (0: off; measured worse)
 GUIDE_EPS = 4.0  # (L units)^2: edges weaker than ~2 L are smoothed over
+LINE_EPS = 4.0  # (L units)^2: shrinks a cell's ab-over-L slope where its lightness hardly varies
+LINE_SLOPE = 3.0  # ab units per L unit: the steepest slope a cell's line may have
+AB_MAX = 110.0  # ab units: what a transferred colour is clipped to
 HINT_EVERY = 2  # cells: net hints are placed on a grid of every other cell ...
 HINT_CONFIDENCE = 1.0  # ... where the match is at least this confident
 _RANGE = re.compile(r"^(.*)@([0-9:.]*)-([0-9:.]*)$")
@@ -232,7 +239,7 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.
 class _Prepared:
     ref: Reference
     desc: torch.Tensor  # (M, D) unit descriptors of its cells
-    ab: torch.Tensor  # (M, 2) mean ab of its cells
+    ab: torch.Tensor  # (M, 4) per cell: ab = A * L + B as (A_a, A_b, B_a, B_b), or (0, 0, mean a, mean b)
 
 
 class ReferenceMatcher:
@@ -267,9 +274,7 @@ class ReferenceMatcher:
                 t = torch.from_numpy(np.ascontiguousarray(L))[None, None].to(step.device, step.dtype)
                 feats = step.model.encode(t)  # type: ignore[operator]
                 desc = descriptors(feats, _cells((ch, cw)))[0]
-            ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:].transpose(2, 0, 1)))[None]
-            cab = F.avg_pool2d(ab, CELL, ceil_mode=True)[0]  # partial cells average what they hold
-            out.append(_Prepared(ref, desc, cab.flatten(1).T.to(desc.device)))
+            out.append(_Prepared(ref, desc, _cell_models(lab).to(desc.device)))
         self._prepared, self._render = out, (render, step.stride)
         return out
 
@@ -293,7 +298,7 @@ class ReferenceMatcher:
             rd = torch.cat([p.desc for p in live]) if len(live) > 1 else live[0].desc
             rab = torch.cat([p.ab for p in live]) if len(live) > 1 else live[0].ab
             sim, j = (desc[i] @ rd.T).max(dim=1)
-            ab = rab[j].T.reshape(2, hc, wc).cpu().numpy()
+            ab = rab[j].T.reshape(-1, hc, wc).cpu().numpy()
             conf = ((sim - SIM_LOW) / (SIM_HIGH - SIM_LOW)).clamp(0, 1).reshape(hc, wc).cpu().numpy()
             out.append((ab.astype(np.float32), conf.astype(np.float32)))
         return out
@@ -331,7 +336,9 @@ class ReferenceMatcher:
                     cy, cx = y * CELL + CELL // 2, x * CELL + CELL // 2
                     if cy >= ch or cx >= cw or planes[i, 2, cy, cx] > 0:
                         continue  # outside the picture, or a user's hint is there
-                    planes[i, :2, cy - 2 : cy + 3, cx - 2 : cx + 3] = ab[:, y, x, None, None]
+                    lc = float(batch.L[i, 0, cy - 2 : cy + 3, cx - 2 : cx + 3].mean())
+                    colour = np.clip(ab[:2, y, x] * lc + ab[2:4, y, x], -AB_MAX, AB_MAX)
+                    planes[i, :2, cy - 2 : cy + 3, cx - 2 : cx + 3] = colour[:, None, None]
                     planes[i, 2, cy - 2 : cy + 3, cx - 2 : cx + 3] = 1.0
             return planes
 
@@ -342,11 +349,32 @@ class ReferenceMatcher:
             ab_c, conf_c = fc
             L = batch.L[i, 0, :ch, :cw]
             up = _upsample_cells(np.concatenate([ab_c, conf_c[None]]), (ch, cw))
-            ab_m = guided_filter(L, up[:2], GUIDE_RADIUS, GUIDE_EPS)
-            conf = np.clip(up[2], 0.0, 1.0)
+            ab_m = np.clip(up[:2] * L + up[2:4], -AB_MAX, AB_MAX)
+            if GUIDE_RADIUS > 0:
+                ab_m = guided_filter(L, ab_m, GUIDE_RADIUS, GUIDE_EPS)
+            conf = np.clip(up[4], 0.0, 1.0)
             cur = out[i, :, :ch, :cw]
             out[i, :, :ch, :cw] = cur + conf * (ab_m - cur)
         return out
+
+
+def _cell_models(lab: np.ndarray) -> torch.Tensor:
+    """Per CELL x CELL cell of a Lab picture (h, w, 3): the least-squares line ab = A * L + B over
+    its pixels (A shrunk toward 0 by ``LINE_EPS`` and capped at ``LINE_SLOPE``), as (M, 4) float32
+    rows (A_a, A_b, B_a, B_b). A matched cell brings the reference's colour *and* how it varies with
+    lightness (petals and the dark between them), not only its mean; ``LINE_EPS`` = inf gives means."""
+    t = torch.from_numpy(np.ascontiguousarray(lab.transpose(2, 0, 1)))[None].double()
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, CELL, ceil_mode=True)[0]  # partial cells average what they hold
+
+    L, ab = t[:, :1], t[:, 1:]
+    mL, mab = mean(L), mean(ab)
+    var = mean(L * L) - mL * mL
+    cov = mean(L * ab) - mL * mab
+    A = (cov / (var + LINE_EPS)).clamp(-LINE_SLOPE, LINE_SLOPE)
+    B = mab - A * mL
+    return torch.cat([A, B]).flatten(1).T.float().contiguous()
 
 
 def _upsample_cells(x: np.ndarray, content: tuple[int, int]) -> np.ndarray:
