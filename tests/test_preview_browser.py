@@ -254,15 +254,20 @@ def _shrink_png(path: Path) -> None:
     not os.environ.get("VIDCOLOR_SCREENSHOTS"), reason="set VIDCOLOR_SCREENSHOTS=DIR to take them"
 )
 def test_screenshots_for_the_docs(browser: Any, tiny_checkpoint: Path, tmp_path: Path) -> None:
-    """The screenshots of docs/preview.md, on the bundled sample (VIDCOLOR_MODEL: the model to show)."""
+    """The screenshots of docs/preview.md, on the bundled sample (VIDCOLOR_MODEL: a model name or
+    checkpoint file to show; default the tiny untrained one)."""
     out = Path(os.environ["VIDCOLOR_SCREENSHOTS"])
     out.mkdir(parents=True, exist_ok=True)
     root = tmp_path / "films"
     root.mkdir()
     shutil.copy(REPO / "samples" / "sample.mp4", root / "sample.mp4")
-    # The model sits in the folder, as a user's checkpoint would: the page names it as typed.
-    shutil.copy(os.environ.get("VIDCOLOR_MODEL", tiny_checkpoint), root / "colorizer.pt")
-    s = Served(root, "colorizer.pt", device="auto", initial="sample.mp4")
+    model = os.environ.get("VIDCOLOR_MODEL", str(tiny_checkpoint))
+    if Path(
+        model
+    ).is_file():  # a checkpoint sits in the folder, as a user's would: the page names it as typed
+        shutil.copy(model, root / "colorizer.pt")
+        model = "colorizer.pt"
+    s = Served(root, model, device="auto", initial="sample.mp4")
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.set_default_timeout(STEP_MS)
