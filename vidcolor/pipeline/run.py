@@ -321,8 +321,8 @@ def _run_stages(
     def colour() -> None:
         smoother = TemporalSmoother(
             opts.smoothing,
-            # Guided runs reset smoothing at cuts, so a hint's colour never reaches the next shot.
-            SceneCutDetector() if guide is not None else None,
+            # Smoothing restarts at every scene cut, so colour never bleeds from one shot into the next.
+            SceneCutDetector(),
             field_aware=v.field_order not in ("progressive", "unknown") and not opts.deinterlace,
         )
         pending: deque[tuple[Frame, tuple[int, int]]] = deque()

@@ -39,7 +39,7 @@ def colorize_frames(
     render = opts.render_size or step.render_size
     guide: Guide | None = None
     # Guided runs reset smoothing at cuts, so a hint's colour never reaches the next shot.
-    smoother = TemporalSmoother(opts.smoothing, SceneCutDetector() if opts.hints or opts.reference else None)
+    smoother = TemporalSmoother(opts.smoothing, SceneCutDetector())  # restarts at every scene cut
     pending: deque[tuple[np.ndarray, tuple[int, int]]] = deque()
 
     def ready(out: list[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
