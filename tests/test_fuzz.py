@@ -58,10 +58,7 @@ def _mutations() -> list[tuple[str, str, tuple[str, int, int]]]:
 CASES = _mutations()
 #: Cases that still fail, with the module at fault. Strict: a fix makes them pass, and the mark
 #: must then go.
-KNOWN: dict[str, str] = {
-    "mp4-zero-82.5%": "vidcolor/media/probe.py: a video stream whose sample description was zeroed has no "
-    "codec context (stream.codec_context is None); expected InputError, found AttributeError in _describe",
-}
+KNOWN: dict[str, str] = {}
 PARAMS = [
     pytest.param(
         *c, id=c[0], marks=[pytest.mark.xfail(strict=True, reason=KNOWN[c[0]])] if c[0] in KNOWN else []

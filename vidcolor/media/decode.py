@@ -226,6 +226,12 @@ def _decode(
     stats: DecodeStats,
 ) -> Iterator[Frame]:
     stream = container.streams.video[info.video.index]
+    if stream.codec_context is None:  # probe rejects this; the file may have changed since
+        raise InputError(
+            "a video stream with a known codec",
+            f"stream {stream.index} of {p.name} has no readable codec description (damaged header)",
+            "re-export or repair the file",
+        )
     stream.thread_type = "AUTO"
     stream.thread_count = threads
     tb = stream.time_base or info.video.time_base

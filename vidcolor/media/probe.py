@@ -206,6 +206,14 @@ def _describe(p: Path, container: av.container.InputContainer) -> SourceInfo:
             "pass a file with video (audio-only files cannot be colorized)",
         )
     cc = stream.codec_context
+    if cc is None:
+        # FFmpeg leaves the codec context unset when the stream's codec cannot be told, e.g. an
+        # MP4 sample description (stsd) that was zeroed or damaged: nothing can decode it.
+        raise InputError(
+            "a video stream with a known codec",
+            f"stream {stream.index} of {p.name} has no readable codec description (damaged header)",
+            "re-export or repair the file",
+        )
     fmt_name = cc.format.name if cc.format is not None else None
     tb = stream.time_base
     demuxer = container.format.name
