@@ -175,9 +175,11 @@ def test_edge_truncated(edge):
     path = edge("truncated_60pct_faststart.mp4")
     with pytest.raises(CorruptInputError) as exc:
         _decode(path)
-    assert exc.value.frame_index == 25
+    assert exc.value.frame_index == 25 and "truncated at frame 25" in str(exc.value)
     frames, stats = _decode(path, skip_corrupt=True)
     assert len(frames) == 25 and stats.first_corrupt_index == 25
+    # The data ends inside frame 25's packet (a short read); the index lists 50 frames.
+    assert stats.truncated and stats.corrupt_skipped == 1 and stats.unread == 24
 
 
 @pytest.mark.integration

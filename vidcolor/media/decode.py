@@ -66,7 +66,10 @@ class DecodeStats:
     corrupt_skipped: frames lost to damage (a damaged packet that gave no picture), only counted
     under skip_corrupt. corrupt_kept: frames decoded with errors and kept with Frame.corrupt=True.
     first_corrupt_index: index of the first damaged or missing frame. truncated: the demuxer
-    failed before the end of the file (the rest of it is lost).
+    failed before the end of the file, or its data ended inside a packet (a short read), or
+    before the end the container declares (the rest of it is lost). unread: frames the
+    container's index lists that were never read because the data ends before them; None where
+    unknown (no frame count in the container, or only a section was decoded).
     """
 
     frames: int = 0
@@ -75,6 +78,7 @@ class DecodeStats:
     corrupt_kept: int = 0
     first_corrupt_index: int | None = None
     truncated: bool = False
+    unread: int | None = None
 
 
 def luma_of(frame: av.VideoFrame) -> np.ndarray:
@@ -250,6 +254,8 @@ def _decode(
     corrupt_pts: set[int] = set()  # pts of pictures that came out damaged (survives the deinterlacer)
     last_pts: int | None = None
     lost_at_end = False
+    read = 0  # packets with data, for comparing with the frame count the index lists
+    short_read = False  # the last packet with data was flagged corrupt by the demuxer
     deint = _Deinterlacer() if deinterlace else None
 
     def in_section(pts: int) -> bool:
@@ -262,9 +268,17 @@ def _decode(
             stats.first_corrupt_index = index
         if not skip_corrupt:
             when = f" (t={float(pts * tb):.3f}s)" if pts is not None else ""
+            found = f"{what} at frame {index}{when} of {p.name}"
+            if short_read and stats.truncated:
+                # Known only once the data has ended, so whatever fails now is where it ends.
+                detail = [f"t={float(pts * tb):.3f}s"] if pts is not None else []
+                detail.append("its data ends inside that frame")
+                if stats.unread:
+                    detail[-1] += f", and {stats.unread} more frames its index lists are missing"
+                found = f"{p.name} truncated at frame {index} ({'; '.join(detail)})"
             raise CorruptInputError(
                 "an intact video stream",
-                f"{what} at frame {index}{when} of {p.name}",
+                found,
                 "pass --skip-corrupt to keep the frames that decode, or repair the file",
                 frame_index=index,
             )
@@ -286,6 +300,13 @@ def _decode(
             stats.corrupt_kept += 1
         yield Frame(index=stats.frames, pts=pts, time_base=tb, y=luma_of(frame), corrupt=corrupt)
         stats.frames += 1
+
+    def data_ended() -> None:
+        """The demuxer has no more packets: if the last one was a short read, the file is cut."""
+        if short_read and not stats.truncated:
+            stats.truncated = True
+            if lo is None and hi is None and stream.frames > read:
+                stats.unread = stream.frames - read
 
     def arrived(frame: av.VideoFrame) -> Iterator[Frame]:
         """A picture left the decoder: settle the damage before it, then pass it on."""
@@ -310,14 +331,20 @@ def _decode(
         try:
             packet = next(packets)
         except StopIteration:
+            data_ended()
             break
         except av.error.FFmpegError:
             # The demuxer broke before the end (truncated or unreadable): what is left is lost.
             stats.truncated = True
             lost_at_end = True
             break
-        if packet.size and packet.pts is not None:
-            damage.sent_packet(packet.pts, packet.is_corrupt)
+        if packet.size:
+            read += 1
+            short_read = packet.is_corrupt
+            if packet.pts is not None:
+                damage.sent_packet(packet.pts, packet.is_corrupt)
+        elif packet.pts is None and packet.dts is None:
+            data_ended()  # the flush packet: settle truncation before the last pictures come out
         try:
             frames = stream.decode(packet)
         except av.error.EOFError:

@@ -174,9 +174,10 @@ def colorize_video(
     # Under --skip-corrupt damage does not stop the run, so it must at least be said.
     summary.corrupt_kept = stats.corrupt_kept
     if stats.truncated:
+        unread = f" ({stats.unread} more frames its index lists are lost)" if stats.unread else ""
         summary.warnings.append(
             f"the input is truncated: its readable data ends after {stats.frames} frames, "
-            "the rest is not in the output"
+            f"the rest is not in the output{unread}"
         )
     return summary
 
