@@ -262,17 +262,19 @@ def test_interlaced_is_deinterlaced_only_on_request(tiny, tmp_path: Path) -> Non
     # field-aware: checked by test_film_colorizes_with_its_properties_kept.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vidcolor/media/remux.py: a DVB subtitle packet that already holds the PES "
-    "data_identifier 0x20 0x00 gets it (and the 0xff end marker) a second time from FFmpeg's "
-    "MPEG-TS muxer; expected the source bytes, found 3 more",
-)
-def test_ts_dvb_subtitle_bytes(runs) -> None:
-    r = runs("mpegts_aac_mp2_dvbsub.ts")
+def test_ts_dvb_subtitle_bytes(runs, tiny, tmp_path: Path) -> None:
+    """One of the clip's DVB packets still holds its PES framing (0x20 0x00 ... 0xff), which
+    FFmpeg's MPEG-TS muxer writes again: the output must hold the source bytes, in TS and in
+    Matroska (which writes no framing of its own)."""
     a = read_packets(EDGE / "mpegts_aac_mp2_dvbsub.ts", "subtitle")
+    assert any(p[3].startswith(b"\x20\x00") for p in a[0])  # the case this test is about
+    r = runs("mpegts_aac_mp2_dvbsub.ts")
+    assert r.dst.suffix == ".ts"
     b = read_packets(r.dst, "subtitle")
     assert [p[3] for p in a[0]] == [p[3] for p in b[0]]
+    mkv = tmp_path / "o.mkv"
+    colorize_video(EDGE / "mpegts_aac_mp2_dvbsub.ts", mkv, OPTS, colorizer=tiny)
+    assert [p[3] for p in a[0]] == [p[3] for p in read_packets(mkv, "subtitle")[0]]
 
 
 @pytest.mark.parametrize("name", FAILS)

@@ -29,6 +29,9 @@ STALE_TAGS = {
     "number_of_frames", "number_of_bytes", "_statistics_writing_app", "_statistics_writing_date_utc",
     "_statistics_tags",
 }  # fmt: skip
+#: ETSI EN 300 743 PES framing of a DVB subtitle: data_identifier, subtitle_stream_id ... end marker.
+DVB_PES_PREFIX = b"\x20\x00"
+DVB_PES_END = 0xFF
 
 
 def carried_metadata(tags: Mapping[str, str]) -> dict[str, str]:
@@ -65,6 +68,7 @@ class Remuxer:
         self._packets: Iterator[av.Packet] | None = None
         self._held: av.Packet | None = None  # read but beyond the pump time
         self.copied = 0
+        self._dvb_framed: set[int] = set()  # source indices whose PES framing the muxer writes
 
     def add_stream(self, index: int) -> av.stream.Stream:
         """Create the output stream for source stream ``index`` (codec parameters, time base,
@@ -88,6 +92,9 @@ class Remuxer:
         dst.metadata.update(carried_metadata(src.metadata))
         dst.disposition = src.disposition
         self.map[index] = dst
+        cc = src.codec_context
+        if self.output.format.name == "mpegts" and cc is not None and cc.codec.id == _DVB_SUBTITLE_ID:
+            self._dvb_framed.add(index)
         return dst
 
     def _open_packets(self) -> Iterator[av.Packet]:
@@ -148,6 +155,8 @@ class Remuxer:
             if not self._keep(pkt):
                 continue
             src_index = pkt.stream.index
+            if src_index in self._dvb_framed:
+                pkt = _without_dvb_framing(pkt)
             tb = pkt.time_base
             pkt.stream = self.map[src_index]
             # Assigning the stream does not rescale: say what unit the timestamps are in, and
@@ -171,3 +180,25 @@ class Remuxer:
         if self.source is not None:
             self.source.close()
             self.source = None
+
+
+_DVB_SUBTITLE_ID = av.Codec("dvbsub", "r").id
+
+
+def _without_dvb_framing(pkt: av.Packet) -> av.Packet:
+    """``pkt`` without its DVB PES framing (0x20 0x00 ... 0xff) where it still holds it.
+
+    FFmpeg's MPEG-TS demuxer does not always strip that framing, and its MPEG-TS muxer always
+    writes it, so a packet that kept it would get it twice. Stripped here, the muxer's own framing
+    gives back the source PES bytes. A packet without the framing starts with a segment's sync
+    byte (0x0f), never 0x20, so nothing else is touched.
+    """
+    data = bytes(pkt)
+    if len(data) < 3 or not data.startswith(DVB_PES_PREFIX) or data[-1] != DVB_PES_END:
+        return pkt
+    out = av.Packet(data[2:-1])
+    out.stream = pkt.stream
+    out.time_base = pkt.time_base
+    out.pts, out.dts, out.duration = pkt.pts, pkt.dts, pkt.duration
+    out.is_keyframe = pkt.is_keyframe
+    return out
