@@ -4,6 +4,7 @@ damage found where it is."""
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -201,3 +202,27 @@ def test_edge_pts_match_plain_pyav(edge, name):
     path = edge(name)
     frames, stats = _decode(path)
     assert [f.pts for f in frames] == read_video_pts(path) and stats.first_corrupt_index is None
+
+
+def test_video_that_is_not_the_first_stream(tmp_path: Path) -> None:
+    """Regression: the file-wide stream index was used as a position among the video streams."""
+    path = tmp_path / "audio_first.mkv"
+    with av.open(str(path), "w") as c:
+        a = c.add_stream("aac", rate=48000)
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+        samples = np.zeros((1, 1024), np.float32)
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32), 20 * i, np.uint8), format="gray")
+            for p in v.encode(frame):
+                c.mux(p)
+            af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, i * 1024
+            for p in a.encode(af):
+                c.mux(p)
+        for s in (v, a):
+            for p in s.encode():
+                c.mux(p)
+    info = probe(path)
+    assert info.video.index == 1
+    assert len(list(decode_frames(path, info))) == 5

@@ -229,7 +229,7 @@ def _decode(
     threads: int,
     stats: DecodeStats,
 ) -> Iterator[Frame]:
-    stream = container.streams.video[info.video.index]
+    stream = container.streams[info.video.index]  # the file-wide index, not a position among video streams
     if stream.codec_context is None:  # probe rejects this; the file may have changed since
         raise InputError(
             "a video stream with a known codec",
