@@ -24,7 +24,15 @@ import numpy as np
 from vidcolor.frames import Frame, LBatch, SourceInfo
 from vidcolor.guidance.hints import PlacedHint, place_hints
 from vidcolor.guidance.region import guide_l
-from vidcolor.guidance.render import DEFAULT_REACH, LUMA_TOL, ActiveHint, hint_planes, pull, spread
+from vidcolor.guidance.render import (
+    DEFAULT_REACH,
+    LUMA_TOL,
+    REFERENCE_PRIOR,
+    ActiveHint,
+    hint_planes,
+    pull,
+    spread,
+)
 from vidcolor.guidance.track import PointTracker
 from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
 
@@ -114,7 +122,10 @@ class Guide:
             ab = step(batch, planes)
         for i, active in enumerate(per_frame):
             if active or palettes[i]:
-                soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw), palettes[i])
+                # Where a reference coloured the frame, the hints' soft spread trusts that more.
+                referenced = self.reference is not None and self.reference.covers(times[i])
+                prior = REFERENCE_PRIOR if referenced else None
+                soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw), palettes[i], prior)
                 ab[i, :, :ch, :cw] = pull(soft, guides[i], active)
         return ab
 

@@ -251,6 +251,10 @@ class ReferenceMatcher:
         self._prepared: list[_Prepared] | None = None
         self._render: tuple[int, int] | None = None
 
+    def covers(self, t: float) -> bool:
+        """Whether any reference applies at time ``t`` (seconds)."""
+        return any(r.covers(t) for r in self.refs)
+
     def _prepare(self, step: ModelStep, render: int) -> list[_Prepared]:
         if self._prepared is not None and self._render == (render, step.stride):
             return self._prepared

@@ -41,6 +41,8 @@ SPREAD_SHARPEN = 12.0  # power on the hints' weights when their colours are mixe
 SPREAD_EDGE = 2.5  # render pixels of distance per L unit of luma edge crossed (geodesic distance)
 SPREAD_CELL = 4  # render pixels: grid of the soft spread
 KEEP_CHROMA = True  # a mix of hint colours keeps their mean chroma
+SPREAD_RESIDUAL = 0.0  # share of the model's own variation a hint's colour carries (0: flat colour)
+REFERENCE_PRIOR = 5.0  # the model's weight in the soft spread where a reference already coloured the frame
 PALETTE_WEIGHT = 0.3  # weight of an ended hint's colour, by luma alone, for the rest of its shot
 
 
@@ -124,12 +126,15 @@ def spread(
     hints: Sequence[ActiveHint],
     short: int,
     palette: Sequence[tuple[float, tuple[float, float]]] = (),
+    prior: float | None = None,
 ) -> np.ndarray:
     """The soft, far-reaching part: every pixel leans toward the hints' colours, each hint weighted
     by a Gaussian of its *geodesic* distance (luma edges count as distance, ``SPREAD_EDGE``; sigma
     ``SPREAD_SIGMA`` of the short side ``short``) times a luma affinity (Gaussian of the
     blurred-L difference to the hint's, sigma ``SPREAD_LUMA``). The model's own colour counts as a
-    hint of weight ``SPREAD_PRIOR`` everywhere, so a pixel far from every hint keeps it. Computed
+    hint of weight ``prior`` (default ``SPREAD_PRIOR``) everywhere, so a pixel far from every hint
+    keeps it. With ``SPREAD_RESIDUAL`` r > 0, a hint brings its colour plus r times the model's
+    variation around what the model gave at the hint (the model's texture of colour). Computed
     on a grid of ``SPREAD_CELL`` pixels and brought back with bilinear interpolation.
 
     ``palette``: (luma, ab) of the shot's hints whose track has ended (the point left the picture
@@ -149,17 +154,23 @@ def spread(
     num = np.zeros((2, hs, ws), np.float32)
     den = np.zeros((hs, ws), np.float32)  # sum of weights: how much the hints have to say here
     sharp = np.zeros((hs, ws), np.float32)  # sum of sharpened weights: which hint's colour it is
-    terms: list[tuple[np.ndarray, tuple[float, float]]] = []
+    terms: list[tuple[np.ndarray, tuple[float, float], bool]] = []
+    res = SPREAD_RESIDUAL
     for k, hint in enumerate(hints):
         lk = patch_value(G, hint.x, hint.y)
         sigma = (hint.spread if hint.spread is not None else SPREAD_SIGMA * short) / c
-        terms.append(
-            (np.exp(-(D[k] ** 2) / (2.0 * sigma * sigma) - (g - lk) ** 2 / l2) * hint.strength, hint.ab)
-        )
+        abk = hint.ab
+        if res > 0:
+            cx, cy = int(round(hint.x)), int(round(hint.y))
+            at = ab[:, max(0, cy - 1) : cy + 2, max(0, cx - 1) : cx + 2].reshape(2, -1).mean(axis=1)
+            abk = (abk[0] - res * float(at[0]), abk[1] - res * float(at[1]))
+        wk = np.exp(-(D[k] ** 2) / (2.0 * sigma * sigma) - (g - lk) ** 2 / l2) * hint.strength
+        terms.append((wk, abk, True))
     for lk, abk in palette:
-        terms.append((PALETTE_WEIGHT * np.exp(-((g - lk) ** 2) / l2), abk))
+        terms.append((PALETTE_WEIGHT * np.exp(-((g - lk) ** 2) / l2), abk, False))
+    share = np.zeros((hs, ws), np.float32)  # sharpened weight of the hints that carry the model's variation
     chroma = np.zeros((hs, ws), np.float32)  # sharpened-weighted mean chroma of the hints
-    for wk, abk in terms:
+    for wk, abk, residual in terms:
         den += wk
         # Mixing the colours of unlike hints greys them; sharpened weights pick the likeliest, and
         # the mix is given the hints' mean chroma back (their hues average, their saturation not).
@@ -168,13 +179,17 @@ def spread(
         num[1] += wk * abk[1]
         chroma += wk * float(np.hypot(*abk))
         sharp += wk
-    conf = den / (den + SPREAD_PRIOR)
+        if residual:
+            share += wk
+    conf = den / (den + (SPREAD_PRIOR if prior is None else prior))
     colour = num / np.maximum(sharp, 1e-30)
-    if KEEP_CHROMA:
+    if KEEP_CHROMA and res <= 0:
         mixed = np.sqrt(colour[0] ** 2 + colour[1] ** 2)
         colour *= (chroma / np.maximum(sharp, 1e-30)) / np.maximum(mixed, 1e-3)
-    field = np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (*colour, conf)])
-    return (ab + field[2] * (field[:2] - ab)).astype(np.float32)
+    share /= np.maximum(sharp, 1e-30)
+    field = np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (*colour, conf, share)])
+    target = field[:2] + res * field[3] * ab if res > 0 else field[:2]
+    return (ab + field[2] * (target - ab)).astype(np.float32)
 
 
 def pull(
