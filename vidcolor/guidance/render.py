@@ -26,8 +26,10 @@ baseline's, first 8 frames of each clip, interim checkpoint): the pull alone, re
 the short side, gave 1.17/0.99; adding the soft spread (Euclidean, sigma 0.5) 0.68, geodesic
 (2 px per L unit of edge) 0.63; a smaller pull (reach 0.1, luma tolerance 8) 0.59, as a large
 pull over a whole luma region pulls in what does not belong to it. The network's own hint input
-made no measurable difference with that checkpoint (its hint training was young); it stays, as
-it is what the network was trained to use. Over whole clips, hints leave the picture in pans and
+makes no measurable difference: with the shipped weights, 10 true-colour hints move its output
+by 0.04 ab units on average (40 hints: 0.15), so it learned next to nothing from its hint
+channels, and the effect of a hint is all in the spread and the pull. The input stays, for a
+network that uses it. Over whole clips, hints leave the picture in pans and
 zooms; keeping ended hints as the shot's palette took the whole-clip figure from 0.75 to 0.63.
 """
 
