@@ -15,8 +15,9 @@ A hints file is a JSON list (or an object ``{"hints": [...]}``) of entries such 
 - what: ``"color"`` (or ``"colour"``) as hex sRGB ``#rgb`` / ``#rrggbb``, or ``"ab": [a*, b*]`` in
   CIE Lab. Only the chroma is used: the lightness is always the film's own.
 - optional ``"radius"``: how far the hint reaches, in the point's units (pixels, or a fraction of
-  the short side); the default reaches the region of similar luma around the point (see
-  guidance/render.py).
+  the short side). Without one, a hint holds firmly over the region of like luma around it and
+  leans softly on everything of like luma that no luma edge separates from it, sharing the
+  picture out with the other hints (guidance/render.py); with one, both stay within the radius.
 
 A hint holds for its shot: it is tracked onto the following frames until the track is lost or the
 shot ends (guidance/track.py). Every problem is a one-line :class:`UsageError` naming the entry.
