@@ -74,6 +74,7 @@ def test_bench_command_writes_results_and_charts(tmp_path: Path) -> None:
     for m in measures:
         assert m["repeats"] == 1 and len(m["seconds"]) == 1
         assert all(_positive(m[k]) for k in ("frames", "fps", "fps_min", "fps_max", "ms_per_frame")), m
+        assert m["cpu_ms_per_frame"] >= 0 and m["cores_busy"] >= 0
     assert clip["stages"][0]["frames"] == 12  # every frame decoded
     assert clip["e2e"]["frames"] == 12
     assert clip["slowest_stage"]["fps"] == min(m["fps"] for m in clip["stages"] if m["params"]["pipeline"])
@@ -97,13 +98,23 @@ def test_bench_command_writes_results_and_charts(tmp_path: Path) -> None:
 
 
 def test_time_repeats_warms_up_then_times_each_repeat() -> None:
+    import threading
+
     calls: list[str] = []
-    secs = time_repeats(lambda: calls.append("run"), repeats=3, warmup=2, setup=lambda: calls.append("setup"))
+    timed = time_repeats(
+        lambda: calls.append("run"), repeats=3, warmup=2, setup=lambda: calls.append("setup")
+    )
     assert calls == ["setup", "run"] * 5
-    assert len(secs) == 3 and all(s >= 0 for s in secs)
-    m = Measure("x", 10, [0.5, 1.0, 2.0]).to_dict()
+    assert len(timed.wall) == len(timed.cpu) == 3 and all(s >= 0 for s in timed.wall + timed.cpu)
+    names: list[str] = []
+    time_repeats(lambda: names.append(threading.current_thread().name), repeats=1, warmup=1, thread="stage-x")
+    assert names == ["stage-x", "stage-x"]
+    with pytest.raises(ZeroDivisionError):  # an error on the stage thread reaches the caller
+        time_repeats(lambda: 1 / 0, repeats=1, warmup=0, thread="stage-y")
+    m = Measure("x", 10, [0.5, 1.0, 2.0], cpu_seconds=[1.0, 2.0, 4.0]).to_dict()
     assert (m["fps"], m["fps_min"], m["fps_max"]) == (10.0, 5.0, 20.0)
     assert m["spread_pct"] == 150.0
+    assert (m["cpu_ms_per_frame"], m["cores_busy"]) == (200.0, 2.0)
     with pytest.raises(ValueError):
         time_repeats(lambda: None, repeats=0, warmup=0)
 

@@ -72,4 +72,4 @@ def bench_e2e(
     notes = [*s.warnings]
     if s.verify is not None:
         notes.append(f"verified: {s.verify.frames} frames, Y identical: {s.verify.y_identical}")
-    return Measure(label, s.frames, secs, params, notes)
+    return Measure.of(label, s.frames, secs, params, notes)

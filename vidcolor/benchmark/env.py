@@ -89,7 +89,8 @@ def environment(device: str) -> dict[str, Any]:
         "cpus_usable": cpus,
         "memory_gib": _mem_total_gib(),
         "device": device,
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        # OpenMP's waiting policy changes torch's speed several-fold on a busy machine (README)
+        "omp_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_"))},
         "load_average_start": load_average(),
     }
     if torch.cuda.is_available():

@@ -61,6 +61,41 @@ def markdown(result: dict[str, Any]) -> str:
             + " |"
         )
         out.append("")
+        if any(c.get("cpu_budget") for c in clips):
+            out.append("CPU time per frame (ms, every thread of the process, median pass):")
+            out.append("")
+            out.append("| CPU ms/frame | " + " | ".join(c["label"] for c in clips) + " |")
+            out.append("|---|" + "---:|" * len(clips))
+            for name in names:
+                cells = []
+                for c in clips:
+                    m = next((m for m in c.get("stages", []) if _row_name(m) == name), None)
+                    cells.append(f"{m['cpu_ms_per_frame']:.1f}" if m and "cpu_ms_per_frame" in m else "-")
+                out.append(f"| {name} | " + " | ".join(cells) + " |")
+            out.append(
+                "| sum of the run's own stages | "
+                + " | ".join(
+                    f"{c['cpu_budget']['sum_ms_per_frame']:.1f}" if c.get("cpu_budget") else "-"
+                    for c in clips
+                )
+                + " |"
+            )
+            out.append(
+                "| end to end (with verification) | "
+                + " | ".join(
+                    f"{c['e2e']['cpu_ms_per_frame']:.1f}" if "cpu_ms_per_frame" in c.get("e2e", {}) else "-"
+                    for c in clips
+                )
+                + " |"
+            )
+            out.append(
+                "| ceiling: cores x 1000 / sum, frames/s | "
+                + " | ".join(
+                    f"{c['cpu_budget']['ceiling_fps']:.2f}" if c.get("cpu_budget") else "-" for c in clips
+                )
+                + " |"
+            )
+            out.append("")
         knobs = [k for c in clips for k in c.get("knobs", [])]
         if knobs:
             first = clips[0]
@@ -101,7 +136,7 @@ def markdown(result: dict[str, Any]) -> str:
             "run in other ways (none of them is what the pipeline does today):"
         )
         out.append("")
-        out.append("| variant | frames/s | vs the pipeline's call | largest ab change |")
+        out.append("| variant | frames/s | vs the pipeline's call | ab change: mean, largest |")
         out.append("|---|---:|---:|---:|")
         if base is not None:
             out.append(
@@ -110,7 +145,8 @@ def markdown(result: dict[str, Any]) -> str:
         for m in variants:
             ratio = f"{m['fps'] / base['fps']:.2f}" if base is not None else "-"
             out.append(
-                f"| {m['params']['variant']} | {_f(m['fps'])} | {ratio} | {m['params']['max_ab_diff']:.3g} |"
+                f"| {m['params']['variant']} | {_f(m['fps'])} | {ratio} | "
+                f"{m['params'].get('mean_ab_diff', 0):.3g}, {m['params']['max_ab_diff']:.3g} |"
             )
         out.append("")
     mem = result.get("memory")

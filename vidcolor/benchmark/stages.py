@@ -14,6 +14,7 @@ with each frame's own L and luma; neither stage's cost depends on the values of 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,8 +34,10 @@ from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.scene_cut import SceneCutDetector
 from vidcolor.pipeline.smooth import TemporalSmoother
 
-from .timing import Measure, time_repeats
+from .timing import Measure, Timed, time_repeats
 
+#: The runner's thread names (pipeline/run.py): each stage is timed on a thread of its own, as it runs there.
+DECODE_THREAD, MODEL_THREAD, MERGE_THREAD = "vidcolor-decode", "vidcolor-model", "vidcolor-merge"
 #: Output extension per codec (one whose container holds the codec and the clip's AAC track).
 CODEC_EXT = {"ffv1": ".mkv", "prores": ".mov", "prores_ks": ".mov", "vp9": ".webm", "libvpx-vp9": ".webm"}
 
@@ -81,8 +84,11 @@ class ClipStages:
         self.planes: list[tuple[np.ndarray, ...]] = []
         self.pix_fmt = ""
 
-    def _time(self, fn: Any, **kw: Any) -> list[float]:
-        return time_repeats(fn, repeats=self.s.repeats, warmup=self.s.warmup, device=self.device, **kw)
+    def _time(self, fn: Any, thread: str | None, **kw: Any) -> Timed:
+        """Time ``fn`` on a thread named like the runner's stage thread (None: this thread)."""
+        return time_repeats(
+            fn, repeats=self.s.repeats, warmup=self.s.warmup, device=self.device, thread=thread, **kw
+        )
 
     def run(self) -> list[Measure]:
         return [
@@ -104,10 +110,10 @@ class ClipStages:
             out.clear()
             out.extend(decode_frames(self.src, self.info))
 
-        secs = self._time(once)
+        secs = self._time(once, DECODE_THREAD)
         self.frames = list(out)
         v = self.info.video
-        return Measure(
+        return Measure.of(
             "decode",
             len(self.frames),
             secs,
@@ -118,10 +124,12 @@ class ClipStages:
     def to_l(self, render: int | None = None, batch: int | None = None) -> Measure:
         render = render or self.render
         batch = batch or self.s.opts.batch_size
-        secs = self._time(lambda: _batches(self.frames, self.info, render, batch, self.step.stride))
+        secs = self._time(
+            lambda: _batches(self.frames, self.info, render, batch, self.step.stride), DECODE_THREAD
+        )
         v = self.info.video
         ch, cw, ph, pw = render_shape(v.height, v.width, render, self.step.stride)
-        return Measure(
+        return Measure.of(
             "to_l",
             len(self.frames),
             secs,
@@ -147,12 +155,12 @@ class ClipStages:
             outs.clear()
             outs.extend(self.step(lb) for lb in batches)
 
-        secs = self._time(once)
+        secs = self._time(once, MODEL_THREAD)
         if pipeline:
             self.ab = [a for o in outs for a in o]
             self.content = batches[0].content
         L = batches[0].L
-        return Measure(
+        return Measure.of(
             "model",
             n,
             secs,
@@ -172,8 +180,8 @@ class ClipStages:
 
     def model_variants(self) -> list[Measure]:
         """Ways to run the same network faster, timed like :meth:`model` at the run's render size
-        and batch: what each would buy if the pipeline adopted it. ``max_ab_diff`` is the largest
-        change of the output (raw a*b* units) against the pipeline's own call."""
+        and batch: what each would buy if the pipeline adopted it. ``max_ab_diff`` and ``mean_ab_diff``
+        are the largest and the mean change of the output (raw a*b* units) against the pipeline's call."""
         net, dev = self.step.model, self.device
         n = min(len(self.frames), self.s.model_frames)
         batches = _batches(self.frames[:n], self.info, self.render, self.s.opts.batch_size, self.step.stride)
@@ -190,7 +198,10 @@ class ClipStages:
             variants["channels_last + bfloat16"] = lambda x: cl_bf16(
                 x.contiguous(memory_format=torch.channels_last)
             )
-            with torch.inference_mode():
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore", DeprecationWarning
+                )  # TorchScript is deprecated, still the simplest freeze
                 frozen = torch.jit.freeze(torch.jit.trace(copy.deepcopy(net), torch.from_numpy(batches[0].L)))
             variants["TorchScript freeze (BN folded)"] = frozen
         else:
@@ -207,11 +218,13 @@ class ClipStages:
                         res.append(fn(x.to(self.step.dtype)).float().cpu().numpy())
                     return res
 
-            secs = self._time(run)
-            diff = max(float(np.abs(a - b).max()) for a, b in zip(run(), ref, strict=True))
+            secs = self._time(run, MODEL_THREAD)
+            err = [np.abs(a - b) for a, b in zip(run(), ref, strict=True)]
+            diff = max(float(e.max()) for e in err)
+            mean_diff = float(np.mean([e.mean() for e in err]))
             L = batches[0].L
             out.append(
-                Measure(
+                Measure.of(
                     "model",
                     n,
                     secs,
@@ -221,6 +234,7 @@ class ClipStages:
                         "input": [self.s.opts.batch_size, *L.shape[1:]],
                         "variant": name,
                         "max_ab_diff": round(diff, 4),
+                        "mean_ab_diff": round(mean_diff, 5),
                         "device": str(dev),
                         "pipeline": False,
                     },
@@ -247,9 +261,9 @@ class ClipStages:
             n += len(sm.flush())
             assert n == len(pairs), "smoother lost frames"
 
-        secs = self._time(once)
+        secs = self._time(once, MODEL_THREAD)
         name = "smooth+cuts" if scene_cuts else "smooth"
-        return Measure(
+        return Measure.of(
             name,
             len(pairs),
             secs,
@@ -283,9 +297,9 @@ class ClipStages:
             out.clear()
             out.extend(self._merge_all(plan.pix_fmt, plan.bit_depth))
 
-        secs = self._time(once)
+        secs = self._time(once, MERGE_THREAD)
         self.planes, self.pix_fmt = list(out), plan.pix_fmt
-        return Measure(
+        return Measure.of(
             "merge",
             len(out),
             secs,
@@ -315,10 +329,12 @@ class ClipStages:
                     w.write(f.index, f.pts, p)
 
         try:
-            secs = self._time(once, setup=lambda: dst.unlink(missing_ok=True))
+            secs = self._time(
+                once, None, setup=lambda: dst.unlink(missing_ok=True)
+            )  # the runner encodes on its caller
         finally:
             dst.unlink(missing_ok=True)
-        return Measure(
+        return Measure.of(
             "encode",
             n,
             secs,

@@ -4,6 +4,7 @@ gathered into one JSON-ready dict (schema ``vidcolor.bench/1``, see benchmarks/R
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -59,6 +60,22 @@ def slowest(stages: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The slowest stage of the run's own configuration (entries with params.pipeline)."""
     own = [s for s in stages if s["params"].get("pipeline")]
     return min(own, key=lambda s: s["fps"]) if own else None
+
+
+def cpu_budget(stages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """CPU time per frame of the run's own stages, summed, and the frame rate the machine's cores
+    could give if the stages overlapped perfectly: cores x 1000 / sum(ms per frame)."""
+    own = [s for s in stages if s["params"].get("pipeline") and "cpu_ms_per_frame" in s]
+    if not own:
+        return None
+    total = sum(s["cpu_ms_per_frame"] for s in own)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {
+        "ms_per_frame": {s["stage"]: s["cpu_ms_per_frame"] for s in own},
+        "sum_ms_per_frame": round(total, 3),
+        "cores": cores,
+        "ceiling_fps": round(cores * 1000.0 / total, 3) if total > 0 else None,
+    }
 
 
 def _clip_meta(path: Path, label: str, generated: bool) -> dict[str, Any]:
@@ -120,6 +137,7 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
             for m in grid:
                 key = "model_variants" if "variant" in m.params else "model_sweep"
                 result[key].append(dict(m.to_dict(), clip=label))
+            clip["cpu_budget"] = cpu_budget(clip["stages"])
             low = slowest(clip["stages"])
             clip["slowest_stage"] = (
                 {"stage": low["stage"], "params": low["params"], "fps": low["fps"]} if low else None

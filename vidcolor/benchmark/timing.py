@@ -8,6 +8,7 @@ repeat disturbed by another process, and the spread says how much to trust it.
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ class Measure:
     seconds: list[float]
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # process CPU time of each pass
+
+    @classmethod
+    def of(
+        cls, stage: str, frames: int, timed: Timed, params: dict[str, Any], notes: list[str] | None = None
+    ) -> Measure:
+        return cls(stage, frames, timed.wall, params, list(notes or []), timed.cpu)
 
     @property
     def fps(self) -> float:
@@ -56,8 +64,27 @@ class Measure:
             "ms_per_frame": round(1000.0 * med / self.frames, 3),
             # (slowest - fastest) / median repeat, in percent
             "spread_pct": round(100.0 * (max(self.seconds) - min(self.seconds)) / med, 2),
+            **self._cpu(),
             "notes": list(self.notes),
         }
+
+    def _cpu(self) -> dict[str, Any]:
+        """CPU milliseconds per frame (all threads, median pass) and cores kept busy on average."""
+        if not self.cpu_seconds:
+            return {}
+        cpu = statistics.median(self.cpu_seconds)
+        return {
+            "cpu_ms_per_frame": round(1000.0 * cpu / self.frames, 3),
+            "cores_busy": round(cpu / statistics.median(self.seconds), 3),
+        }
+
+
+@dataclass
+class Timed:
+    """Wall-clock and process CPU seconds of each timed pass."""
+
+    wall: list[float]
+    cpu: list[float]
 
 
 def time_repeats(
@@ -67,26 +94,47 @@ def time_repeats(
     warmup: int,
     device: torch.device | str | None = None,
     setup: Callable[[], object] | None = None,
-) -> list[float]:
-    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; return the seconds.
+    thread: str | None = None,
+) -> Timed:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times timed.
 
     ``setup`` runs untimed before each pass (e.g. to reset a file). The device is synchronised
     before the clock starts and before it stops, so queued GPU work is counted where it belongs.
+    CPU time is the whole process's (every thread: torch's pool, FFmpeg's, OpenCV's), so nothing
+    else may run in the process meanwhile. ``thread``: run everything on a new thread of that
+    name, as the runner runs its stages; it matters for torch: OpenMP's waiting policy depends
+    on how many threads hold a team, and the model runs off the thread that loaded it.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if thread is not None:
+        box: list[Timed | BaseException] = []
+
+        def target() -> None:
+            try:
+                box.append(time_repeats(fn, repeats=repeats, warmup=warmup, device=device, setup=setup))
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+                box.append(exc)
+
+        t = threading.Thread(target=target, name=thread, daemon=True)
+        t.start()
+        t.join()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
     for _ in range(max(0, warmup)):
         if setup is not None:
             setup()
         fn()
         synchronize(device)
-    out: list[float] = []
+    out = Timed([], [])
     for _ in range(repeats):
         if setup is not None:
             setup()
         synchronize(device)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         synchronize(device)
-        out.append(time.perf_counter() - t0)
+        out.wall.append(time.perf_counter() - t0)
+        out.cpu.append(time.process_time() - c0)
     return out
