@@ -80,3 +80,40 @@ def annealed_mean(logits: Tensor, centres: Tensor, temperature: float) -> Tensor
     """logits (B,Q,H,W) -> ab (B,2,H,W): the mean of softmax(logits / T) over the bin centres."""
     p = torch.softmax(logits.float() / temperature, dim=1)
     return torch.einsum("bqhw,qc->bchw", p, centres.to(p.dtype))
+
+
+def geometric_median(
+    logits: Tensor, centres: Tensor, temperature: float, iterations: int = 8, eps: float = 1.0
+) -> Tensor:
+    """logits (B,Q,H,W) -> ab (B,2,H,W): the geometric median of softmax(logits / T) over the bins.
+
+    The point with the least expected Euclidean distance to the colour: under a distribution
+    with one strong mode and scattered doubt it stays at the mode, where the mean is pulled
+    towards grey, and under two opposite modes it sits between them, where the annealed mean
+    picks one and is badly wrong half the time. Colour differences (CIEDE2000) grow with the
+    distance, not its square, so this is the readout that minimises them. Weiszfeld's iteration
+    from the mean; ``eps`` (ab units) keeps the weights finite at a bin centre.
+    """
+    p = torch.softmax(logits.float() / temperature, dim=1)
+    c = centres.to(p.dtype)
+    y = torch.einsum("bqhw,qc->bchw", p, c)
+    for _ in range(iterations):
+        d2 = (c[None, :, 0, None, None] - y[:, None, 0]) ** 2 + (
+            c[None, :, 1, None, None] - y[:, None, 1]
+        ) ** 2
+        w = p / torch.sqrt(d2 + eps * eps)
+        y = torch.einsum("bqhw,qc->bchw", w, c) / w.sum(dim=1, keepdim=True)
+    return y
+
+
+def hue_concentration(logits: Tensor, centres: Tensor) -> Tensor:
+    """logits (B,Q,H,W) -> (B,1,H,W) in [0,1]: |E[ab]| / E[|ab|] under softmax(logits).
+
+    1 when all the probability lies along one hue direction, towards 0 when it is spread over
+    opposite hues (the network does not know the colour) or sits on grey.
+    """
+    p = torch.softmax(logits.float(), dim=1)
+    c = centres.to(p.dtype)
+    mean = torch.einsum("bqhw,qc->bchw", p, c)
+    expected_norm = torch.einsum("bqhw,q->bhw", p, c.norm(dim=1))[:, None]
+    return mean.norm(dim=1, keepdim=True) / expected_norm.clamp(min=1e-6)

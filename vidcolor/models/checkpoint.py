@@ -49,6 +49,8 @@ def _build_colorizer(config: dict[str, Any]) -> nn.Module:
     cfg = dict(config)
     if "widths" in cfg:
         cfg["widths"] = tuple(cfg["widths"])
+    if "rebalance_log_weights" in cfg:
+        cfg["rebalance_log_weights"] = tuple(cfg["rebalance_log_weights"])
     return Colorizer(ColorizerConfig(**cfg))
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidcolor.models.ab_bins import annealed_mean, in_gamut_bins
+from vidcolor.models.ab_bins import annealed_mean, geometric_median, hue_concentration, in_gamut_bins
 from vidcolor.models.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite0
 from vidcolor.models.info import ModelInfo
 
@@ -42,8 +42,18 @@ class ColorizerConfig:
     widths: tuple[int, int, int, int, int] = (256, 128, 96, 64, 32)  # fusion, s16, s8, s4, s2
     head: Head = "blend"  # which head produces the output ab
     temperature: float = 0.38  # annealed-mean temperature of the class head
+    class_readout: Literal["mean", "median"] = "mean"  # annealed mean, or geometric median
     blend: float = 0.5  # weight of the class head in "blend"
     saturation: float = 1.0  # final chroma gain (calibrated after training)
+    # Training rebalances rare colours (weights w per ab bin), which tilts the class head towards
+    # them: it learns p(q|x) w(q) rather than p(q|x). The readout divides w**prior_correction back
+    # out (0: as trained, vivid; 1: the plain posterior, most likely). log w per bin, or empty.
+    prior_correction: float = 0.0
+    # Chroma times R**confidence_gamma, R = |E[ab]| / E[|ab|] of the class head's distribution
+    # (1 when all its mass lies in one hue direction, near 0 when it doubts between hues): where
+    # the network does not know the hue, grey is the smaller error; where it knows, full colour.
+    confidence_gamma: float = 0.0
+    rebalance_log_weights: tuple[float, ...] = ()
     render_size: int = 224
     hints: bool = True
 
@@ -129,7 +139,15 @@ class Colorizer(nn.Module):
         c = self.config
         parts: list[Tensor] = []
         if c.head in ("class", "blend"):
-            ab_c = annealed_mean(logits, self.centres, c.temperature)
+            if c.prior_correction and c.rebalance_log_weights:
+                log_w = logits.new_tensor(c.rebalance_log_weights)[None, :, None, None]
+                logits = logits.float() - c.prior_correction * log_w
+            if c.class_readout == "median":
+                ab_c = geometric_median(logits, self.centres, c.temperature)
+            else:
+                ab_c = annealed_mean(logits, self.centres, c.temperature)
+            if c.confidence_gamma:
+                ab_c = ab_c * hue_concentration(logits, self.centres) ** c.confidence_gamma
             parts.append(F.interpolate(ab_c, size=size, mode="bilinear", align_corners=False))
         if c.head in ("regression", "blend"):
             parts.append(
@@ -147,6 +165,7 @@ class Colorizer(nn.Module):
     def config_dict(self) -> dict[str, object]:
         d = asdict(self.config)
         d["widths"] = list(self.config.widths)
+        d["rebalance_log_weights"] = list(self.config.rebalance_log_weights)
         return d
 
 
