@@ -1,4 +1,4 @@
-"""Training: corpus loading (folders, tar shards, videos), the scene split, augmentation, the loop and resume."""
+"""Training: corpus loading (folders, tar shards, videos), scene split, augmentation, loop, resume."""
 
 from __future__ import annotations
 
@@ -133,3 +133,33 @@ def test_train_cli_rejects_a_missing_folder(tmp_path: Path) -> None:
     )
     assert r.exit_code != 0
     assert "nothing there" in r.output and "Traceback" not in r.output
+
+
+def test_calibrate_picks_a_readout_and_exports_it_with_the_rebalancing_weights(
+    tmp_path: Path, corpus: Path
+) -> None:
+    from vidcolor.models import load
+    from vidcolor.train import calibrate
+
+    torch.manual_seed(0)
+    last = train(_tiny(tmp_path, corpus, steps=2), progress=False)
+    report, shipped = tmp_path / "calib.json", tmp_path / "ship" / "m.pt"
+    shipped.parent.mkdir()
+    argv = [
+        "--checkpoint", str(last), "--data", str(corpus / "photos"), "--render-size", "64",
+        "--temperatures", "0.38", "1.0", "--blends", "0.5", "--saturations", "1.0", "1.5",
+        "--prior-corrections", "0", "1", "--confidence-gammas", "0", "2",
+        "--class-readouts", "mean", "median", "--min-colourfulness", "0",
+        "--report", str(report), "--export", str(shipped), "--threads", "1",
+    ]  # fmt: skip
+    assert calibrate.main(argv) == 0
+    r = json.loads(report.read_text())
+    # regression per saturation + (class + blend) per class-head combination and saturation
+    assert len(r["all"]) == 2 * (1 + 2 * 2 * 2 * 2 * 2)
+    assert r["chosen"]["ciede2000"] == min(x["ciede2000"] for x in r["all"])
+    model = load(shipped, device="cpu", half=False)
+    for key in calibrate.READOUT_KEYS:
+        assert getattr(model.config, key) == r["chosen"][key]
+    assert len(model.config.rebalance_log_weights) == model.centres.shape[0]
+    record = json.loads(shipped.with_suffix(".json").read_text())
+    assert record["calibration"]["prior_correction"] == r["chosen"]["prior_correction"]

@@ -1,8 +1,9 @@
 """Choose how a trained checkpoint reads out its colour, by measurement, and export the shipped file.
 
 The network has two heads (a distribution over ab bins, and a direct ab regression). How their
-output becomes colour (which head, the annealed-mean temperature, the blend weight, a final
-chroma gain) changes CIEDE2000 and colourfulness in opposite directions: vivid is easy, right is
+output becomes colour (which head, the class head's readout (annealed mean or geometric median)
+and temperature, how much of the training's rebalancing is divided back out, the blend weight, a
+final chroma gain) changes CIEDE2000 and colourfulness in opposite directions: vivid is easy, right is
 hard. This grid search runs the network once per picture, then scores every readout on the same
 cached logits, and picks the lowest mean CIEDE2000 among readouts whose colourfulness is at least
 ``min_colourfulness`` of the truth's.
@@ -14,6 +15,7 @@ cached logits, and picks the lowest mean CIEDE2000 among readouts whose colourfu
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -32,21 +34,46 @@ from vidcolor.pipeline.merge import merge_rgb
 TEMPERATURES = (0.25, 0.38, 0.5, 0.7, 1.0)
 BLENDS = (0.25, 0.5, 0.75)
 SATURATIONS = (0.8, 1.0, 1.2, 1.4, 1.7)
+PRIOR_CORRECTIONS = (0.0,)
+CLASS_READOUTS = ("mean",)
+CONFIDENCE_GAMMAS = (0.0,)
+READOUT_KEYS = (
+    "head",
+    "class_readout",
+    "temperature",
+    "prior_correction",
+    "confidence_gamma",
+    "blend",
+    "saturation",
+)
 
 
 def readouts(
     temperatures: tuple[float, ...] = TEMPERATURES,
     blends: tuple[float, ...] = BLENDS,
     saturations: tuple[float, ...] = SATURATIONS,
+    prior_corrections: tuple[float, ...] = PRIOR_CORRECTIONS,
+    class_readouts: tuple[str, ...] = CLASS_READOUTS,
+    confidence_gammas: tuple[float, ...] = CONFIDENCE_GAMMAS,
 ) -> list[dict[str, Any]]:
-    """Every (head, temperature, blend, saturation) tried."""
+    """Every readout tried: the regression head at each saturation, and the class head (alone
+    and blended) at each combination of the class head's settings (see READOUT_KEYS)."""
     out: list[dict[str, Any]] = []
+    base = {"class_readout": "mean", "prior_correction": 0.0, "confidence_gamma": 0.0}
     for s in saturations:
-        out.append({"head": "regression", "temperature": 0.38, "blend": 0.0, "saturation": s})
-        for t in temperatures:
-            out.append({"head": "class", "temperature": t, "blend": 1.0, "saturation": s})
-            for b in blends:
-                out.append({"head": "blend", "temperature": t, "blend": b, "saturation": s})
+        out.append({**base, "head": "regression", "temperature": 0.38, "blend": 0.0, "saturation": s})
+        for r, a, g, t in itertools.product(
+            class_readouts, prior_corrections, confidence_gammas, temperatures
+        ):
+            c = {
+                "class_readout": r,
+                "prior_correction": a,
+                "confidence_gamma": g,
+                "temperature": t,
+                "saturation": s,
+            }
+            out.append({**c, "head": "class", "blend": 1.0})
+            out.extend({**c, "head": "blend", "blend": b} for b in blends)
     return out
 
 
@@ -56,8 +83,9 @@ def score_readouts(
     data: list[Path],
     render_size: int,
     grid: list[dict[str, Any]],
-    max_frames: int = 1,
+    max_frames: int | None = 1,
     max_side: int = 320,
+    every: int = 1,
 ) -> list[dict[str, Any]]:
     """Mean CIEDE2000 and colourfulness (and the truth's) of every readout in ``grid`` over the pictures."""
     sums = np.zeros((len(grid), 2))
@@ -67,7 +95,9 @@ def score_readouts(
     from vidcolor.frames import Frame
 
     for item in discover(data):
-        for rgb in iter_truth(item, max_frames=max_frames, render_size=max_side):
+        for k, rgb in enumerate(iter_truth(item, max_frames=max_frames, render_size=max_side)):
+            if k % every:
+                continue
             y = to_grey(rgb)
             lab_true = rgb_to_lab(rgb.astype(np.float32) / 255.0)
             batch = make_batch([Frame(0, 0, Fraction(1), y)], 8, True, render_size, model.stride)
@@ -118,24 +148,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperatures", type=float, nargs="+", default=TEMPERATURES)
     ap.add_argument("--blends", type=float, nargs="+", default=BLENDS)
     ap.add_argument("--saturations", type=float, nargs="+", default=SATURATIONS)
+    ap.add_argument("--prior-corrections", type=float, nargs="+", default=PRIOR_CORRECTIONS)
+    ap.add_argument("--class-readouts", nargs="+", choices=("mean", "median"), default=CLASS_READOUTS)
+    ap.add_argument("--confidence-gammas", type=float, nargs="+", default=CONFIDENCE_GAMMAS)
+    ap.add_argument("--max-frames", type=int, default=1, help="frames per video (images have one)")
+    ap.add_argument("--every", type=int, default=1, help="score every N-th frame of a video")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    from vidcolor.models.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(args.checkpoint)
     model = load(args.checkpoint, device="cpu", half=False)
     assert isinstance(model, Colorizer)
-    grid = readouts(tuple(args.temperatures), tuple(args.blends), tuple(args.saturations))
-    results = score_readouts(model, args.data, args.render_size, grid)
+    weights = ckpt.get("extra", {}).get("rebalance_weights")
+    if weights is not None:  # a training run's checkpoint: the readout may divide them back out
+        model.config = replace(model.config, rebalance_log_weights=tuple(torch.log(weights).tolist()))
+    elif any(args.prior_corrections):
+        raise SystemExit(
+            f"--prior-corrections needs the rebalancing weights of a training run; none in {args.checkpoint}"
+        )
+    grid = readouts(
+        tuple(args.temperatures),
+        tuple(args.blends),
+        tuple(args.saturations),
+        tuple(args.prior_corrections),
+        tuple(args.class_readouts),
+        tuple(args.confidence_gammas),
+    )
+    results = score_readouts(model, args.data, args.render_size, grid, args.max_frames, every=args.every)
     best = choose(results, args.min_colourfulness)
     print(json.dumps(best))
     if args.report:
         args.report.write_text(json.dumps({"chosen": best, "all": results}, indent=1))
     if args.export:
-        from vidcolor.models.checkpoint import read_checkpoint
-
-        ckpt = read_checkpoint(args.checkpoint)
-        model.config = replace(
-            model.config, **{k: best[k] for k in ("head", "temperature", "blend", "saturation")}
-        )
+        model.config = replace(model.config, **{k: best[k] for k in READOUT_KEYS})
         metrics_ = {**ckpt.get("metrics", {}), "calibration": {k: best[k] for k in best}}
         save_checkpoint(
             args.export,
