@@ -28,14 +28,15 @@ fi
 if [[ "$DEVICE" == cuda* ]]; then
   # GPU: half precision, channels_last and pinned memory are what the pipeline does on CUDA.
   GRID=(--render-sizes 224,320,448 --batch-sizes 8,16,32)
-  KNOBS=(--knob batch_size=16 --knob batch_size=32 --knob render_size=320)
+  KNOBS=(--knob batch_size=16 --knob batch_size=32 --knob render_size=320 --knob hints=10 --knob reference=1)
   CODECS=libx264,libx265,ffv1
   if $PY -c 'import sys; from vidcolor.media.encode import _usable_nvenc; sys.exit(0 if _usable_nvenc("h264_nvenc") else 1)'; then
     CODECS=$CODECS,h264_nvenc
   fi
 else
   GRID=(--render-sizes 128,160,224,320 --batch-sizes 1,4,8)
-  KNOBS=(--knob threads=1 --knob render_size=160 --knob render_size=128 --knob batch_size=4 --knob smoothing=0 --knob verify=false --knob codec=ffv1)
+  KNOBS=(--knob threads=1 --knob render_size=160 --knob render_size=128 --knob batch_size=4 --knob smoothing=0 --knob verify=false --knob codec=ffv1
+         --knob hints=10 --knob reference=1 --knob hints=10,reference=1)
   CODECS=libx264,libx265,ffv1
 fi
 

@@ -45,6 +45,10 @@ def test_bench_command_writes_results_and_charts(tmp_path: Path) -> None:
         "2",
         "--knob",
         "threads=1",
+        "--knob",
+        "hints=3",
+        "--knob",
+        "reference=1",
         "--memory-frames",
         "6",
         "--memory-scale",
@@ -84,6 +88,9 @@ def test_bench_command_writes_results_and_charts(tmp_path: Path) -> None:
         (32, 2),
     ]
     assert clip["knobs"][0]["params"]["threads"] == 1
+    # Guidance knobs time the guided pipeline on the same clip, every frame still written.
+    assert [m["stage"] for m in clip["knobs"][1:]] == ["e2e hints=3", "e2e reference=1"]
+    assert all(m["frames"] == 12 for m in clip["knobs"])
 
     mem = r["memory"]
     assert (mem["short"]["frames"], mem["long"]["frames"]) == (6, 12)

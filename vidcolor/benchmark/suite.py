@@ -19,6 +19,7 @@ from vidcolor.pipeline.model_step import ModelStep
 from .clip import cached_film_clip
 from .e2e import bench_e2e
 from .env import environment, load_average
+from .guidance import guidance_options
 from .memory import bench_memory
 from .model import build_model
 from .stages import StageSettings, bench_stages
@@ -179,7 +180,7 @@ def _knob(
     base_threads: int,
 ) -> Measure:
     say(f"  knob {knob}")
-    opts = replace(cfg.opts, **knob)
+    opts = replace(cfg.opts, **guidance_options(path, knob))
     try:
         return bench_e2e(
             path,
