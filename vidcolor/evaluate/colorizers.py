@@ -39,7 +39,11 @@ def pipeline_colorizer(step: ModelStep, opts: ColorizeOptions, head: str | None 
 
 
 def truth_guidance(
-    truth: Iterable[np.ndarray], step: ModelStep, opts: ColorizeOptions, hints_per_shot: int, reference: bool,
+    truth: Iterable[np.ndarray],
+    step: ModelStep,
+    opts: ColorizeOptions,
+    hints_per_shot: int,
+    reference: bool,
     seed: int = 0,
 ) -> tuple[tuple[Hint, ...], tuple[Reference, ...]]:
     """Guidance taken from the colour truth of one clip, shot by shot (shots cut where the
@@ -76,7 +80,11 @@ def truth_guidance(
 
 
 def truth_guided_colorizer(
-    step: ModelStep, opts: ColorizeOptions, hints_per_shot: int, reference: bool, head: str | None = None,
+    step: ModelStep,
+    opts: ColorizeOptions,
+    hints_per_shot: int,
+    reference: bool,
+    head: str | None = None,
     seed: int = 0,
 ) -> ColorizeFn:
     """A ColorizeFn that reads the clip's truth (``wants_truth``) for its hints and references

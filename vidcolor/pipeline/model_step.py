@@ -34,7 +34,7 @@ class ModelStep:
         if model is None:
             model = models.load(opts.model, device=opts.device, half=opts.half, weights=opts.weights)
         p = next(model.parameters())
-        info = getattr(model, "info")  # every model of the registry carries one
+        info = model.info  # every model of the registry carries one
         assert isinstance(info, ModelInfo)
         return cls(model, p.device, p.dtype, info.name, info.render_size, info.stride)
 
