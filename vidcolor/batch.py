@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import glob
-import hashlib
 import json
 import multiprocessing
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vidcolor import __version__
+from vidcolor.durable import append_record, sha256_file
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.options import ColorizeOptions
 
@@ -217,27 +217,6 @@ def collect_jobs(
 # -------------------------------------------------------------------------------- manifest
 
 
-def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append ``record`` as one JSON line: one write() on an O_APPEND descriptor, then fsync.
-
-    A kill can only leave the last line torn (readers skip it); if it did, the next record starts
-    on a fresh line so that it stays whole.
-    """
-    data = json.dumps(record, sort_keys=True).encode() + b"\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size:
-            with open(path, "rb") as fh:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
-                    data = b"\n" + data
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
     """The last record of each source in the manifest at ``path`` (missing file: none); lines
     that are not whole JSON objects (a torn last line) are skipped."""
@@ -253,14 +232,6 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
             if isinstance(rec, dict) and isinstance(rec.get("source"), str):
                 last[rec["source"]] = rec
     return last
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _finished(job: Job, rec: dict[str, Any] | None) -> bool:

@@ -21,7 +21,6 @@ a half-written checkpoint under the real name.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -33,13 +32,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vidcolor.durable import sha256_file
 from vidcolor.errors import WeightsError
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.models.zhang import build_eccv16, build_siggraph17
 
 FORMAT = "vidcolor-checkpoint/1"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch colours some of its error messages
-_HASH_CHUNK = 1 << 20  # bytes read at a time while hashing
 # Batch-norm running statistics stay float32 in a half file: running_var can sit below float16's
 # normal range, and they are a negligible share of the size.
 _KEEP_FLOAT32 = ("running_mean", "running_var")
@@ -93,15 +92,6 @@ def arch_of(model: nn.Module) -> str:
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise TypeError(f"cannot save {type(model).__name__}: no config.arch among {sorted(ARCHITECTURES)}")
     return arch
-
-
-def sha256_file(path: os.PathLike[str] | str) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (about 0.5 s per 100 MB on one core)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _plain(obj: Any, where: str) -> Any:

@@ -156,7 +156,7 @@ def write_weights_record(path: os.PathLike[str] | str, *, licence: str, **fields
     The record holds the file's sha256 and size (which ``load`` checks), its ``licence`` and any
     other ``fields`` (training data id, metrics, ...), all JSON-serialisable.
     """
-    from vidcolor.models.checkpoint import sha256_file
+    from vidcolor.durable import sha256_file
 
     pt = Path(path)
     rec = pt.with_suffix(".json")

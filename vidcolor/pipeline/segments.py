@@ -41,6 +41,7 @@ import torch
 from tqdm import tqdm
 
 from vidcolor import __version__
+from vidcolor.durable import append_record, sha256_file
 from vidcolor.errors import CorruptInputError, EncodingError, InputError, UsageError
 from vidcolor.frames import SourceInfo
 from vidcolor.media.atomic import atomic_output, check_destination, same_file
@@ -300,7 +301,7 @@ def encode_segment(
         out,
         frames,
         out.stat().st_size,
-        _sha256(out),
+        sha256_file(out),
         time.perf_counter() - t0,
         stats.corrupt_skipped,
         stats.rebuilt_pts,
@@ -495,28 +496,12 @@ def _segment_ok(folder: Path, rec: dict[str, object]) -> bool:
     path = folder / str(rec.get("file", ""))
     try:
         return (
-            path.is_file() and path.stat().st_size == rec.get("size") and _sha256(path) == rec.get("sha256")
+            path.is_file()
+            and path.stat().st_size == rec.get("size")
+            and sha256_file(path) == rec.get("sha256")
         )
     except OSError:
         return False
-
-
-def _append_line(path: Path, record: dict[str, object]) -> None:
-    """Append one JSON line with a single write, then fsync (see batch.append_record)."""
-    data = json.dumps(record, sort_keys=True).encode() + b"\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size:
-            # A kill may have torn the last line: start on a fresh one so this record stays whole.
-            with open(path, "rb") as fh:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
-                    data = b"\n" + data
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_plan(folder: Path, key: str, segments: list[Segment], src: Path, dst: Path) -> None:
@@ -651,7 +636,7 @@ def _colorize_segmented(
                 continue
             path.unlink(missing_ok=True)
             result = encode_segment(src, seg, opts, path, colorizer=step.model, on_frame=tick)
-            _append_line(folder / DONE_FILE, {
+            append_record(folder / DONE_FILE, {
                 "number": seg.number, "file": path.name, "frames": result.frames, "size": result.size,
                 "sha256": result.sha256, "seconds": round(result.seconds, 3),
             })  # fmt: skip
@@ -701,14 +686,6 @@ def _fingerprint(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync(path: Path) -> None:
