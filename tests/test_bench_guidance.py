@@ -14,14 +14,14 @@ from vidcolor.guidance import as_hints, as_references
 
 
 def test_synthetic_hints_are_n_per_shot_and_parse() -> None:
-    entries = synthetic_hints(SHOT_FRAMES * 2 + 5, 640, 360, per_shot=4)
+    entries = synthetic_hints(SHOT_FRAMES * 2 + 5, per_shot=4)
     assert [e["frame"] for e in entries] == [0] * 4 + [SHOT_FRAMES] * 4 + [2 * SHOT_FRAMES] * 4
     hints = as_hints(entries)
     assert len(hints) == 12
     assert all(0.1 <= c <= 0.9 for h in hints for c in h.point)
     chroma = [float(np.hypot(*h.ab)) for h in hints]
     assert chroma == pytest.approx([40.0] * 12, abs=0.01)
-    assert synthetic_hints(10, 64, 48, 2) == synthetic_hints(10, 64, 48, 2)  # seeded
+    assert synthetic_hints(10, 2) == synthetic_hints(10, 2)  # seeded
 
 
 def test_synthetic_still_is_colour_and_film_sized() -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
+from vidcolor.errors import UsageError
 from vidcolor.media.probe import probe
 
 from .clip import SHOT_FRAMES
@@ -21,8 +23,6 @@ GUIDANCE_KNOBS = ("hints", "reference")
 
 
 def _count(knob: dict[str, Any], key: str) -> int:
-    from vidcolor.errors import UsageError
-
     raw = knob[key]
     try:
         n = int(raw)
@@ -33,15 +33,12 @@ def _count(knob: dict[str, Any], key: str) -> int:
     return n
 
 
-def synthetic_hints(
-    frames: int, width: int, height: int, per_shot: int, seed: int = 0
-) -> list[dict[str, Any]]:
+def synthetic_hints(frames: int, per_shot: int, seed: int = 0) -> list[dict[str, Any]]:
     """``per_shot`` hint entries at frame 0, SHOT_FRAMES, 2*SHOT_FRAMES ... (< ``frames``).
 
     Points are fractions of the frame in [0.1, 0.9]; colours are a*b* of chroma 40 at evenly
-    spaced hues; the radius is the default (None).
+    spaced hues; the radius is the default (None). Fractions fit a film of any size.
     """
-    del width, height  # points are fractions: the same hints fit any size
     rng = np.random.default_rng(seed)
     out: list[dict[str, Any]] = []
     for start in range(0, max(frames, 1), SHOT_FRAMES):
@@ -63,8 +60,6 @@ def synthetic_still(width: int, height: int, seed: int) -> np.ndarray:
     """A colour still (height, width, 3) uint8: a smooth colour field with fine texture."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(40, 215, size=(6, 8, 3)).astype(np.float32)
-    import cv2
-
     field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
     texture = rng.normal(0.0, 12.0, size=(height, width, 1)).astype(np.float32)
     return np.clip(field + texture, 0, 255).astype(np.uint8)
@@ -80,7 +75,7 @@ def guidance_options(path: Any, knob: dict[str, Any]) -> dict[str, Any]:
     out = dict(knob)
     if "hints" in knob:
         frames = v.frames or SHOT_FRAMES
-        out["hints"] = tuple(synthetic_hints(frames, v.width, v.height, _count(knob, "hints")))
+        out["hints"] = tuple(synthetic_hints(frames, _count(knob, "hints")))
     if "reference" in knob:
         out["reference"] = tuple(
             synthetic_still(v.width, v.height, seed=i) for i in range(_count(knob, "reference"))

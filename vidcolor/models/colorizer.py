@@ -19,6 +19,7 @@ at every scale from s8 down, so sparse user colours steer the result; zeros mean
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Literal
 
 import torch
@@ -140,7 +141,7 @@ class Colorizer(nn.Module):
         parts: list[Tensor] = []
         if c.head in ("class", "blend"):
             if c.prior_correction and c.rebalance_log_weights:
-                log_w = logits.new_tensor(c.rebalance_log_weights)[None, :, None, None]
+                log_w = _log_weights(c.rebalance_log_weights, logits.device)[None, :, None, None]
                 logits = logits.float() - c.prior_correction * log_w
             if c.class_readout == "median":
                 ab_c = geometric_median(logits, self.centres, c.temperature)
@@ -167,6 +168,13 @@ class Colorizer(nn.Module):
         d["widths"] = list(self.config.widths)
         d["rebalance_log_weights"] = list(self.config.rebalance_log_weights)
         return d
+
+
+@lru_cache(maxsize=4)
+def _log_weights(values: tuple[float, ...], device: torch.device) -> Tensor:
+    """The config's log rebalancing weights as a (Q,) float32 tensor on ``device``, made once: a
+    fresh host-to-device copy per batch would stall the stream on CUDA."""
+    return torch.tensor(values, dtype=torch.float32, device=device)
 
 
 def _up(x: Tensor, like: Tensor) -> Tensor:
