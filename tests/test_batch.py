@@ -16,6 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from clips import make_clip, read_video_pts
+from procs import default_sigint
 
 from vidcolor.batch import (
     DONE,
@@ -224,7 +225,9 @@ def test_ctrl_c_stops_workers_cleanly_and_a_rerun_finishes(tmp_path: Path, tiny)
     args = [sys.executable, "-m", "vidcolor", "batch", str(src), "-o", str(out), "--model", str(ckpt),
             "--render-size", "32", "--jobs", "2", "--segment-seconds", "0", "-q"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint
+    )
     man = out / MANIFEST_NAME
     t_end = time.monotonic() + 180
     while time.monotonic() < t_end and proc.poll() is None:

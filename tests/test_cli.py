@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from clips import AUDIO_RATE, read_packets, read_video_pts
+from procs import default_sigint
 from test_image_api import luma, pattern, read, write
 from test_pipeline_e2e import corrupted_mid_way, truncated
 
@@ -255,7 +256,9 @@ def test_a_signal_to_the_cli_leaves_no_output(clip, tmp_path, tiny_model_path, s
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "vidcolor", "colorize", str(src), "-o", str(dst),
            "--model", str(tiny_model_path), "--threads", "1", "--batch-size", "2", "-q"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, preexec_fn=default_sigint
+    )
     try:
         # The temporary file appears when the writer starts: from then on the run is mid-way.
         deadline = time.monotonic() + 120

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from clips import read_packets, read_video_pts
+from procs import default_sigint
 
 from vidcolor.errors import UsageError
 from vidcolor.media.probe import probe
@@ -246,6 +247,7 @@ def _cli(args: list[str]) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
     )
 
 
