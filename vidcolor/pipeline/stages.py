@@ -94,4 +94,9 @@ class StageGroup:
         """Stop all stages (e.g. on Ctrl-C) and wait for them to end."""
         self.stop.set()
         for t in self._threads:
-            t.join(timeout=5.0)
+            try:
+                t.join(timeout=5.0)
+            except RuntimeError:
+                # Ctrl-C landed inside Thread.start(), before the thread said it was running:
+                # join() refuses such a thread. It sees ``stop`` and ends by itself (daemon).
+                pass
