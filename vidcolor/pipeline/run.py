@@ -55,6 +55,18 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @classmethod
+    def begin(cls, src: Path, dst: Path, step: ModelStep, plan: OutputPlan) -> Summary:
+        """The summary of a run about to start: where, with what, and what planning said."""
+        return cls(
+            str(src),
+            str(dst),
+            device=str(step.device),
+            model=step.name,
+            warnings=list(plan.warnings),
+            notes=list(plan.notes),
+        )
+
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -150,14 +162,7 @@ def colorize_video(
     )
     guide_for_film(info, opts)  # hints and references are checked before the model is loaded
     step = ModelStep.create(opts, colorizer)
-    summary = Summary(
-        str(src),
-        str(dst),
-        device=str(step.device),
-        model=step.name,
-        warnings=list(plan.warnings),
-        notes=list(plan.notes),
-    )
+    summary = Summary.begin(src, dst, step, plan)
     stats = DecodeStats()
     t0 = time.perf_counter()
     with atomic_output(dst, opts.overwrite) as tmp:

@@ -576,14 +576,7 @@ def _colorize_segmented(
     segments = plan_segments(info, opts, segment_seconds)
     key = _run_key(src, info, opts, segments, f"{step.name}:{_fingerprint(step.model)}")
     folder = segment_dir(dst)
-    summary = Summary(
-        str(src),
-        str(dst),
-        device=str(step.device),
-        model=step.name,
-        warnings=list(plan.warnings),
-        notes=list(plan.notes),
-    )
+    summary = Summary.begin(src, dst, step, plan)
     if folder.is_dir():
         old = _plan_key(folder)
         if not resume:
