@@ -47,6 +47,33 @@ def nearest_bin(ab: Tensor, centres: Tensor) -> Tensor:
     return idx.view(ab.shape[0], ab.shape[2], ab.shape[3])
 
 
+@lru_cache(maxsize=4)
+def _bin_lookup(device: torch.device) -> Tensor:
+    """(2R, 2R) int64 on ``device``, R = AB_RANGE: the nearest in-gamut bin of the centre of every
+    1x1 cell of the ab plane (cell centres sit at half units, so no cell is tied between bins)."""
+    centres = in_gamut_bins()
+    r = int(AB_RANGE)
+    half = np.arange(-r, r, dtype=np.float32) + 0.5
+    a, b = np.meshgrid(half, half, indexing="ij")
+    pts = np.stack([a.ravel(), b.ravel()], axis=-1)
+    d2 = ((pts[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    return torch.from_numpy(d2.argmin(axis=1).reshape(a.shape).astype(np.int64)).to(device)
+
+
+def nearest_bin_fast(ab: Tensor) -> Tensor:
+    """:func:`nearest_bin` against :func:`in_gamut_bins` through a table of 1x1 ab cells:
+    ab (B,2,H,W) -> index (B,H,W) int64.
+
+    Differs from the exact search only within a unit of a border between bins; for the training
+    loss's rebalancing weights that is immaterial, and a look-up is far cheaper than a distance to
+    every bin per pixel.
+    """
+    r = int(AB_RANGE)
+    ia = (ab[:, 0].floor().long() + r).clamp(0, 2 * r - 1)
+    ib = (ab[:, 1].floor().long() + r).clamp(0, 2 * r - 1)
+    return _bin_lookup(ab.device)[ia, ib]
+
+
 def soft_encode(ab: Tensor, centres: Tensor, k: int = 5, sigma: float = 5.0) -> Tensor:
     """ab (B,2,H,W) -> target distribution (B,Q,H,W): Gaussian weights on the k nearest bins."""
     B, _, H, W = ab.shape

@@ -13,7 +13,16 @@ Shapes for an input of (B, 1, h, w), h and w multiples of 32:
              "regression", or "blend": a convex mix of both)
 
 Optional hints (B,3,h,w) = [a, b, mask] (raw ab where mask is 1, zero elsewhere) enter the decoder
-at every scale from s8 down, so sparse user colours steer the result; zeros mean "no hints".
+so sparse user colours steer the result; zeros mean "no hints". ``hint_version`` 1 shows them at
+s8, s4 and s2 as (mean hinted ab, hinted fraction of the cell); version 2 at every scale from the
+fusion (s32) down, as (mean hinted ab, 1 where the cell holds a hint): a coarse cell holds a hint
+of a few pixels as a fraction near 0, which says nothing, and only the coarse scales let a hint
+reach across a whole surface.
+
+With ``semantic`` the encoder's 1280-channel head map (what its ImageNet classifier reads, per
+s32 cell) also joins the fusion, projected to ``global_dim``: the pooled vector says what the
+picture shows, the map says where. ``dropout`` drops whole channels of the fused and s16 features
+in training, against a decoder learning its small corpus by heart.
 """
 
 from __future__ import annotations
@@ -57,6 +66,9 @@ class ColorizerConfig:
     rebalance_log_weights: tuple[float, ...] = ()
     render_size: int = 224
     hints: bool = True
+    hint_version: int = 1  # how hints are shown to the decoder, see the module docstring
+    semantic: bool = False  # the encoder's head map joins the fusion
+    dropout: float = 0.0  # channel dropout of the fused and s16 features, training only
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -95,14 +107,20 @@ class Colorizer(nn.Module):
         centres = torch.from_numpy(in_gamut_bins())
         self.register_buffer("centres", centres, persistent=False)
         q = centres.shape[0]
-        hc = 3 if c.hints else 0
+        if c.hint_version not in (1, 2):
+            raise ValueError(f"hint_version 1 or 2 expected, found {c.hint_version}")
+        self.hint_strides = () if not c.hints else (8, 4, 2) if c.hint_version == 1 else (32, 16, 8, 4, 2)
+        hc = {s: 3 if s in self.hint_strides else 0 for s in (32, 16, 8, 4, 2)}
         f, w16, w8, w4, w2 = c.widths
         self.global_proj = nn.Sequential(nn.Linear(1280, c.global_dim), nn.ReLU(inplace=True))
-        self.fuse = _conv_bn(320 + c.global_dim, f, 1)
-        self.dec16 = nn.Sequential(_conv_bn(f + 112, w16), _conv_bn(w16, w16))
-        self.dec8 = nn.Sequential(_conv_bn(w16 + 40 + hc, w8), _conv_bn(w8, w8))
-        self.dec4 = nn.Sequential(_conv_bn(w8 + 24 + hc, w4), _conv_bn(w4, w4))
-        self.dec2 = _sep_block(w4 + 16 + hc, w2)
+        self.semantic_proj = _conv_bn(1280, c.global_dim, 1) if c.semantic else None
+        sem = c.global_dim if c.semantic else 0
+        self.fuse = _conv_bn(320 + c.global_dim + sem + hc[32], f, 1)
+        self.dec16 = nn.Sequential(_conv_bn(f + 112 + hc[16], w16), _conv_bn(w16, w16))
+        self.dec8 = nn.Sequential(_conv_bn(w16 + 40 + hc[8], w8), _conv_bn(w8, w8))
+        self.dec4 = nn.Sequential(_conv_bn(w8 + 24 + hc[4], w4), _conv_bn(w4, w4))
+        self.dec2 = _sep_block(w4 + 16 + hc[2], w2)
+        self.drop = nn.Dropout2d(c.dropout) if c.dropout > 0 else nn.Identity()
         self.class_head = nn.Conv2d(w4, q, 1)
         self.reg_head = nn.Conv2d(w2, 2, 3, padding=1)
 
@@ -116,24 +134,32 @@ class Colorizer(nn.Module):
         """Encoder features -> (class logits (B,Q,h/4,w/4), regression ab/AB_SCALE (B,2,h/2,w/2))."""
         s32 = feats[32]
         g = self.global_proj(feats["head"])[:, :, None, None].expand(-1, -1, *s32.shape[2:])
-        h = self.fuse(torch.cat([s32, g], dim=1))
-        h = self.dec16(torch.cat([_up(h, feats[16]), feats[16]], dim=1))
-        h = self.dec8(torch.cat([_up(h, feats[8]), feats[8], *self._hints_at(hints, feats[8])], dim=1))
-        h4 = self.dec4(torch.cat([_up(h, feats[4]), feats[4], *self._hints_at(hints, feats[4])], dim=1))
-        h2 = self.dec2(torch.cat([_up(h4, feats[2]), feats[2], *self._hints_at(hints, feats[2])], dim=1))
+        parts = [s32, g]
+        if self.semantic_proj is not None:
+            parts.append(self.semantic_proj(feats["head_map"]))
+        h = self.drop(self.fuse(torch.cat([*parts, *self._hints_at(hints, s32, 32)], dim=1)))
+        f16 = feats[16]
+        h = self.drop(self.dec16(torch.cat([_up(h, f16), f16, *self._hints_at(hints, f16, 16)], dim=1)))
+        h = self.dec8(torch.cat([_up(h, feats[8]), feats[8], *self._hints_at(hints, feats[8], 8)], dim=1))
+        h4 = self.dec4(torch.cat([_up(h, feats[4]), feats[4], *self._hints_at(hints, feats[4], 4)], dim=1))
+        h2 = self.dec2(torch.cat([_up(h4, feats[2]), feats[2], *self._hints_at(hints, feats[2], 2)], dim=1))
         return self.class_head(h4), torch.tanh(self.reg_head(h2))
 
-    def _hints_at(self, hints: Tensor | None, like: Tensor) -> list[Tensor]:
-        if not self.config.hints:
+    def _hints_at(self, hints: Tensor | None, like: Tensor, stride: int) -> list[Tensor]:
+        """The hint planes shown at ``stride``: [] where hints do not enter, else (B,3,h',w')."""
+        if stride not in self.hint_strides:
             return []
         size = (like.shape[2], like.shape[3])
         if hints is None:
             return [like.new_zeros(like.shape[0], 3, *size)]
         ab, mask = hints[:, :2] / AB_SCALE, hints[:, 2:3]
-        # Average of the hinted ab over each cell, and how much of the cell is hinted.
+        # Average of the hinted ab over each cell, and how much of the cell is hinted (version 1)
+        # or whether any of it is (version 2).
         m = F.adaptive_avg_pool2d(mask, size)
         abm = F.adaptive_avg_pool2d(ab * mask, size) / m.clamp(min=1e-6)
-        return [(abm * (m > 0)).to(like.dtype), m.to(like.dtype)]
+        present = (m > 0).to(m.dtype)
+        shown = m if self.config.hint_version == 1 else present
+        return [(abm * present).to(like.dtype), shown.to(like.dtype)]
 
     def ab_from_heads(self, logits: Tensor, reg: Tensor, size: tuple[int, int]) -> Tensor:
         """Read the output ab (B,2,*size) in raw units from the two heads, per ``config.head``."""

@@ -64,7 +64,8 @@ class EfficientNetLite0(nn.Module):
 
     Input: (B,3,H,W) float, already normalised with INPUT_MEAN/INPUT_STD.
     Output: dict stride -> feature map, strides 2 (16 ch), 4 (24), 8 (40), 16 (112), 32 (320),
-    and "head": (B,1280) global average of the 1x1 head convolution.
+    "head": (B,1280) global average of the 1x1 head convolution, and "head_map": that convolution's
+    output before the average, (B,1280,H/32,W/32): the features ImageNet's classifier reads, per cell.
     """
 
     TAPS = {0: 2, 2: 4, 4: 8, 10: 16, 15: 32}  # block index -> stride of its output
@@ -89,6 +90,7 @@ class EfficientNetLite0(nn.Module):
             if i in self.TAPS:
                 feats[self.TAPS[i]] = h
         head = torch.clamp(self._bn1(self._conv_head(h)), 0.0, 6.0)
+        feats["head_map"] = head
         feats["head"] = head.mean(dim=(2, 3))
         return feats
 

@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vidcolor.models.ab_bins import nearest_bin, rebalance_weights, soft_encode
+from vidcolor.models.ab_bins import nearest_bin, nearest_bin_fast, rebalance_weights, soft_encode
 from vidcolor.models.checkpoint import save_checkpoint
 from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig, Head
 from vidcolor.train.augment import AugmentConfig, make_example
 from vidcolor.train.data import Sample, corpus_id, load_corpus, split
 
-RECIPE = "vidcolor-lite/1"
+RECIPE = "vidcolor-lite/2"
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,22 @@ class TrainConfig:
     steps: int = 6000
     batch: int = 32
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.05  # decoupled (AdamW); the decoder is large for the corpus
     rebalance_lambda: float = 0.5
     reg_weight: float = 1.0  # Huber term relative to the cross-entropy
     huber_delta: float = 0.05  # in ab / AB_SCALE units (about 5.5 raw)
     val_fraction: float = 0.05
     val_every: int = 250
+    val_batches: int = 8  # of 16 fixed crops each
     ckpt_minutes: float = 5.0
     seed: int = 0
     threads: int = 0  # 0: torch's default
     device: str = "auto"
     freeze_encoder: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    model: ColorizerConfig = field(default_factory=ColorizerConfig)
+    model: ColorizerConfig = field(
+        default_factory=lambda: ColorizerConfig(hint_version=2, semantic=True, dropout=0.1)
+    )
 
 
 def git_sha() -> str | None:
@@ -100,11 +103,11 @@ def losses(
     logits, reg = model.decode(feats, hints)
     ab4 = F.adaptive_avg_pool2d(ab, (logits.shape[2], logits.shape[3]))
     target = soft_encode(ab4, model.centres)
-    w4 = weights[nearest_bin(ab4, model.centres)]  # (B,h/4,w/4)
+    w4 = weights[nearest_bin_fast(ab4)]  # (B,h/4,w/4)
     ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
     ce = (ce * w4).mean()
     ab2 = F.adaptive_avg_pool2d(ab, (reg.shape[2], reg.shape[3]))
-    w2 = weights[nearest_bin(ab2, model.centres)]
+    w2 = weights[nearest_bin_fast(ab2)]
     hub = F.huber_loss(reg.float(), ab2 / AB_SCALE, delta=cfg.huber_delta, reduction="none").sum(dim=1)
     hub = (hub * w2).mean() / cfg.huber_delta  # ~ L1 in units of delta, comparable to the CE
     return ce + cfg.reg_weight * hub, {"ce": float(ce.detach()), "huber": float(hub.detach())}
@@ -213,7 +216,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     vrng = np.random.default_rng(12345)
     val = [
         tuple(t.to(device) for t in make_batch(val_s or train_s, 16, cfg.augment, vrng, augment=False))
-        for _ in range(4)
+        for _ in range(cfg.val_batches)
     ]
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05, last_epoch=step - 1 if step else -1
