@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import av.error
@@ -229,7 +230,8 @@ def _decode(
     threads: int,
     stats: DecodeStats,
 ) -> Iterator[Frame]:
-    stream = container.streams[info.video.index]  # the file-wide index, not a position among video streams
+    # The file-wide index, not a position among video streams; probe found a video stream there.
+    stream = cast(av.VideoStream, container.streams[info.video.index])
     if stream.codec_context is None:  # probe rejects this; the file may have changed since
         raise InputError(
             "a video stream with a known codec",
