@@ -115,7 +115,7 @@ def test_train_writes_self_describing_checkpoints_and_resumes(tmp_path: Path, co
     ck = read_checkpoint(last)
     assert ck["step"] == 2 and ck["arch"] == "vidcolor-lite"
     assert ck["config"]["widths"] == [32, 16, 16, 16, 8]
-    assert "vidcolor-lite/2" in ck["recipe"] and '"steps": 2' in ck["recipe"]
+    assert "vidcolor-lite/1" in ck["recipe"] and '"steps": 2' in ck["recipe"]
     assert ck["data"].endswith(")") or "pictures" in ck["data"]
     assert "optimizer" in ck and "rebalance_weights" in ck["extra"]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 2

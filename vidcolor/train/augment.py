@@ -17,7 +17,7 @@ from vidcolor.color import rgb_to_lab
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    crop: int = 128  # output side, pixels (a multiple of 32 keeps every encoder grid whole)
+    crop: int = 144  # output side, pixels
     scale: tuple[float, float] = (0.15, 1.0)  # crop area as a fraction of the picture
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     gamma: tuple[float, float] = (0.75, 1.35)  # applied to L/100
@@ -26,7 +26,7 @@ class AugmentConfig:
     grain: tuple[float, float] = (0.0, 4.0)  # std of Gaussian grain, L units
     blur_p: float = 0.3
     blur_sigma: tuple[float, float] = (0.3, 1.2)  # pixels
-    hint_p_none: float = 0.5  # probability that a sample gets no hints at all
+    hint_p_none: float = 0.6  # probability that a sample gets no hints at all
     hint_geom_p: float = 0.125  # number of hints ~ Geometric(p) when there are some
     hint_max: int = 40
 

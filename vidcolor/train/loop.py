@@ -25,7 +25,7 @@ from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig, Head
 from vidcolor.train.augment import AugmentConfig, make_example
 from vidcolor.train.data import Sample, corpus_id, load_corpus, split
 
-RECIPE = "vidcolor-lite/2"
+RECIPE = "vidcolor-lite/1"
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class TrainConfig:
     steps: int = 6000
     batch: int = 32
     lr: float = 1e-3
-    weight_decay: float = 0.05  # decoupled (AdamW); the decoder is large for the corpus
+    weight_decay: float = 1e-4
     rebalance_lambda: float = 0.5
     reg_weight: float = 1.0  # Huber term relative to the cross-entropy
     huber_delta: float = 0.05  # in ab / AB_SCALE units (about 5.5 raw)
@@ -48,9 +48,7 @@ class TrainConfig:
     device: str = "auto"
     freeze_encoder: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    model: ColorizerConfig = field(
-        default_factory=lambda: ColorizerConfig(hint_version=2, semantic=True, dropout=0.1)
-    )
+    model: ColorizerConfig = field(default_factory=ColorizerConfig)
 
 
 def git_sha() -> str | None:
