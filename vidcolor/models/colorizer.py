@@ -146,7 +146,9 @@ class Colorizer(nn.Module):
         return self.class_head(h4), torch.tanh(self.reg_head(h2))
 
     def _hints_at(self, hints: Tensor | None, like: Tensor, stride: int) -> list[Tensor]:
-        """The hint planes shown at ``stride``: [] where hints do not enter, else (B,3,h',w')."""
+        """The hint planes shown at ``stride``, 3 channels in all at the grid of ``like``
+        ([ab (B,2,h',w'), mask (B,1,h',w')], or zeros (B,3,h',w') without hints); [] where hints
+        do not enter."""
         if stride not in self.hint_strides:
             return []
         size = (like.shape[2], like.shape[3])
