@@ -98,6 +98,18 @@ def losses(
     """Rebalanced cross-entropy at 1/4 resolution plus rebalanced Huber at 1/2 resolution."""
     with torch.set_grad_enabled(not cfg.freeze_encoder and model.training):
         feats = model.encode(L)
+    return losses_of_features(model, feats, ab, hints, weights, cfg)
+
+
+def losses_of_features(
+    model: Colorizer,
+    feats: dict[int | str, torch.Tensor],
+    ab: torch.Tensor,
+    hints: torch.Tensor,
+    weights: torch.Tensor,
+    cfg: TrainConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`losses` from the encoder's features, for callers that already have them."""
     logits, reg = model.decode(feats, hints)
     ab4 = F.adaptive_avg_pool2d(ab, (logits.shape[2], logits.shape[3]))
     target = soft_encode(ab4, model.centres)
@@ -117,18 +129,20 @@ def validate(
 ) -> dict[str, float]:
     """Validation losses and the mean ab error of each head (raw units) on fixed crops."""
     model.eval()
+    config = model.config
     tot: dict[str, float] = {"ce": 0.0, "huber": 0.0, "ab_err_class": 0.0, "ab_err_reg": 0.0}
     for L, ab, hints in val:
-        _, parts = losses(model, L, ab, hints, weights, cfg)
+        feats = model.encode(L)  # once: the losses (with hints) and the ab errors (without) share it
+        _, parts = losses_of_features(model, feats, ab, hints, weights, cfg)
         tot["ce"] += parts["ce"]
         tot["huber"] += parts["huber"]
-        logits, reg = model.decode(model.encode(L), None)
+        logits, reg = model.decode(feats, None)
         heads: tuple[tuple[Head, str], ...] = (("class", "ab_err_class"), ("regression", "ab_err_reg"))
         for head, key in heads:
             model.config = replace(model.config, head=head, saturation=1.0)
             pred = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3]))
             tot[key] += float((pred - ab).norm(dim=1).mean())
-    model.config = replace(model.config, head=cfg.model.head)
+    model.config = config
     return {k: v / len(val) for k, v in tot.items()}
 
 
