@@ -11,6 +11,16 @@ def _f(x: float) -> str:
     return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
+def _row(label: str, cells: list[str]) -> str:
+    """One Markdown table row: the label, then its cells."""
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def _stage(clip: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The clip's stage measurement shown in the row ``name`` (None: the clip has none)."""
+    return next((m for m in clip.get("stages", []) if _row_name(m) == name), None)
+
+
 def markdown(result: dict[str, Any]) -> str:
     """Stage and end-to-end frames/s per clip, the model grid, the memory figures."""
     env, model = result.get("environment", {}), result.get("model", {})
@@ -31,69 +41,73 @@ def markdown(result: dict[str, Any]) -> str:
                 if label not in names:
                     names.append(label)
         out.append(
-            "| frames/s (median; min..max) | "
-            + " | ".join(f"{c['label']} {c['width']}x{c['height']}" for c in clips)
-            + " |"
+            _row("frames/s (median; min..max)", [f"{c['label']} {c['width']}x{c['height']}" for c in clips])
         )
         out.append("|---|" + "---:|" * len(clips))
         for name in names:
-            cells = []
-            for c in clips:
-                m = next((m for m in c.get("stages", []) if _row_name(m) == name), None)
-                cells.append(_cell(m, c))
-            out.append(f"| {name} | " + " | ".join(cells) + " |")
+            out.append(_row(name, [_cell(_stage(c, name), c) for c in clips]))
         out.append(
-            "| **end to end** | "
-            + " | ".join(
-                f"**{_f(c['e2e']['fps'])}** ({_f(c['e2e']['fps_min'])}..{_f(c['e2e']['fps_max'])})"
-                if "e2e" in c
-                else "-"
-                for c in clips
+            _row(
+                "**end to end**",
+                [
+                    f"**{_f(c['e2e']['fps'])}** ({_f(c['e2e']['fps_min'])}..{_f(c['e2e']['fps_max'])})"
+                    if "e2e" in c
+                    else "-"
+                    for c in clips
+                ],
             )
-            + " |"
         )
         out.append(
-            "| end to end / slowest stage | "
-            + " | ".join(
-                f"{c['e2e_vs_slowest']:.2f} ({c['slowest_stage']['stage']})" if "e2e_vs_slowest" in c else "-"
-                for c in clips
+            _row(
+                "end to end / slowest stage",
+                [
+                    f"{c['e2e_vs_slowest']:.2f} ({c['slowest_stage']['stage']})"
+                    if "e2e_vs_slowest" in c
+                    else "-"
+                    for c in clips
+                ],
             )
-            + " |"
         )
         out.append("")
         if any(c.get("cpu_budget") for c in clips):
             out.append("CPU time per frame (ms, every thread of the process, median pass):")
             out.append("")
-            out.append("| CPU ms/frame | " + " | ".join(c["label"] for c in clips) + " |")
+            out.append(_row("CPU ms/frame", [c["label"] for c in clips]))
             out.append("|---|" + "---:|" * len(clips))
             for name in names:
-                cells = []
-                for c in clips:
-                    m = next((m for m in c.get("stages", []) if _row_name(m) == name), None)
-                    cells.append(f"{m['cpu_ms_per_frame']:.1f}" if m and "cpu_ms_per_frame" in m else "-")
-                out.append(f"| {name} | " + " | ".join(cells) + " |")
-            out.append(
-                "| sum of the run's own stages | "
-                + " | ".join(
-                    f"{c['cpu_budget']['sum_ms_per_frame']:.1f}" if c.get("cpu_budget") else "-"
-                    for c in clips
+                ms = [_stage(c, name) for c in clips]
+                out.append(
+                    _row(
+                        name,
+                        [
+                            f"{m['cpu_ms_per_frame']:.1f}" if m and "cpu_ms_per_frame" in m else "-"
+                            for m in ms
+                        ],
+                    )
                 )
-                + " |"
+            budgets = [c.get("cpu_budget") for c in clips]
+            out.append(
+                _row(
+                    "sum of the run's own stages",
+                    [f"{b['sum_ms_per_frame']:.1f}" if b else "-" for b in budgets],
+                )
             )
             out.append(
-                "| end to end (with verification) | "
-                + " | ".join(
-                    f"{c['e2e']['cpu_ms_per_frame']:.1f}" if "cpu_ms_per_frame" in c.get("e2e", {}) else "-"
-                    for c in clips
+                _row(
+                    "end to end (with verification)",
+                    [
+                        f"{c['e2e']['cpu_ms_per_frame']:.1f}"
+                        if "cpu_ms_per_frame" in c.get("e2e", {})
+                        else "-"
+                        for c in clips
+                    ],
                 )
-                + " |"
             )
             out.append(
-                "| ceiling: cores x 1000 / sum, frames/s | "
-                + " | ".join(
-                    f"{c['cpu_budget']['ceiling_fps']:.2f}" if c.get("cpu_budget") else "-" for c in clips
+                _row(
+                    "ceiling: cores x 1000 / sum, frames/s",
+                    [f"{b['ceiling_fps']:.2f}" if b else "-" for b in budgets],
                 )
-                + " |"
             )
             out.append("")
         knobs = [k for c in clips for k in c.get("knobs", [])]
@@ -117,7 +131,7 @@ def markdown(result: dict[str, Any]) -> str:
             "frames/s by render size and batch size:"
         )
         out.append("")
-        out.append("| render (input) | " + " | ".join(f"batch {b}" for b in batches) + " |")
+        out.append(_row("render (input)", [f"batch {b}" for b in batches]))
         out.append("|---|" + "---:|" * len(batches))
         for r in renders:
             row = [m for m in sweep if m["params"]["render_size"] == r]
@@ -125,7 +139,7 @@ def markdown(result: dict[str, Any]) -> str:
             cells = [
                 next((_f(m["fps"]) for m in row if m["params"]["batch_size"] == b), "-") for b in batches
             ]
-            out.append(f"| {r} ({shape[-2]}x{shape[-1]}) | " + " | ".join(cells) + " |")
+            out.append(_row(f"{r} ({shape[-2]}x{shape[-1]})", cells))
         out.append("")
     variants = result.get("model_variants", [])
     if variants:
