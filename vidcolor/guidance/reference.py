@@ -35,7 +35,7 @@ A reference can be limited to a time range of the film ([start, end) in seconds)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,7 +217,13 @@ def descriptors(feats: dict[Any, torch.Tensor], cells: tuple[int, int]) -> torch
     return d.flatten(2).transpose(1, 2).contiguous()
 
 
-def _cells(content: tuple[int, int]) -> tuple[int, int]:
+def has_encoder(model: object) -> bool:
+    """Whether ``model`` runs in two halves (a vidcolor model), so its features can be matched."""
+    return all(hasattr(model, a) for a in ("encode", "decode", "ab_from_heads"))
+
+
+def cell_grid(content: tuple[int, int]) -> tuple[int, int]:
+    """(hc, wc): the CELL x CELL cells that cover a picture area of ``content`` = (h, w) pixels."""
     return -(-content[0] // CELL), -(-content[1] // CELL)
 
 
@@ -264,7 +270,7 @@ class ReferenceMatcher:
     def _prepare(self, step: ModelStep, render: int) -> list[_Prepared]:
         if self._prepared is not None and self._render == (render, step.stride):
             return self._prepared
-        if not all(hasattr(step.model, a) for a in ("encode", "decode", "ab_from_heads")):
+        if not has_encoder(step.model):
             raise UsageError(
                 "a vidcolor model for --reference (it matches on the model's own features)",
                 step.name,
@@ -283,8 +289,8 @@ class ReferenceMatcher:
             with torch.inference_mode():
                 t = torch.from_numpy(np.ascontiguousarray(L))[None, None].to(step.device, step.dtype)
                 feats = step.model.encode(t)  # type: ignore[operator]
-                desc = descriptors(feats, _cells((ch, cw)))[0]
-            out.append(_Prepared(ref, desc, _cell_models(lab).to(desc.device)))
+                desc = descriptors(feats, cell_grid((ch, cw)))[0]
+            out.append(_Prepared(ref, desc, cell_models(lab).to(desc.device)))
         self._prepared, self._render = out, (render, step.stride)
         return out
 
@@ -297,7 +303,7 @@ class ReferenceMatcher:
     ) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Per frame: (matched ab (2, hc, wc), confidence (hc, wc)) on the cell grid, or None when no
         reference covers the frame."""
-        hc, wc = _cells(content)
+        hc, wc = cell_grid(content)
         desc = descriptors(feats, (hc, wc))
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
         for i, t in enumerate(times):
@@ -307,10 +313,7 @@ class ReferenceMatcher:
                 continue
             rd = torch.cat([p.desc for p in live]) if len(live) > 1 else live[0].desc
             rab = torch.cat([p.ab for p in live]) if len(live) > 1 else live[0].ab
-            sim, j = (desc[i] @ rd.T).max(dim=1)
-            ab = rab[j].T.reshape(-1, hc, wc).cpu().numpy()
-            conf = ((sim - SIM_LOW) / (SIM_HIGH - SIM_LOW)).clamp(0, 1).reshape(hc, wc).cpu().numpy()
-            out.append((ab.astype(np.float32), conf.astype(np.float32)))
+            out.append(best_match(desc[i], rd, rab, (hc, wc), SIM_LOW, SIM_HIGH))
         return out
 
     def run(
@@ -320,15 +323,19 @@ class ReferenceMatcher:
         times: Sequence[float],
         render: int,
         user_planes: np.ndarray | None,
+        on_features: Callable[[dict[Any, torch.Tensor]], None] | None = None,
     ) -> np.ndarray:
         """The model's ab (N, 2, h, w) for ``batch`` with the references applied (and the users'
-        hint planes, when given, shown to the network as well)."""
+        hint planes, when given, shown to the network as well). ``on_features`` is shown the
+        encoder's features of the batch."""
         prepared = self._prepare(step, render)
         ch, cw = batch.content
         n, _, hp, wp = batch.L.shape
         fields: list[tuple[np.ndarray, np.ndarray] | None] = []
 
         def planes_for(feats: dict[Any, torch.Tensor]) -> np.ndarray | None:
+            if on_features is not None:
+                on_features(feats)
             fields.extend(self.match(feats, (ch, cw), times, prepared))
             planes = user_planes
             for i, fc in enumerate(fields):
@@ -356,19 +363,41 @@ class ReferenceMatcher:
         for i, fc in enumerate(fields):
             if fc is None:
                 continue
-            ab_c, conf_c = fc
-            L = batch.L[i, 0, :ch, :cw]
-            up = _upsample_cells(np.concatenate([ab_c, conf_c[None]]), (ch, cw))
-            ab_m = np.clip(up[:2] * L + up[2:4], -AB_MAX, AB_MAX)
-            if GUIDE_RADIUS > 0:
-                ab_m = guided_filter(L, ab_m, GUIDE_RADIUS, GUIDE_EPS)
-            conf = np.clip(up[4], 0.0, 1.0)
-            cur = out[i, :, :ch, :cw]
-            out[i, :, :ch, :cw] = cur + conf * (ab_m - cur)
+            out[i, :, :ch, :cw] = blend_matched(out[i, :, :ch, :cw], batch.L[i, 0, :ch, :cw], *fc)
         return out
 
 
-def _cell_models(lab: np.ndarray) -> torch.Tensor:
+def best_match(
+    desc: torch.Tensor,
+    ref_desc: torch.Tensor,
+    ref_lines: torch.Tensor,
+    cells: tuple[int, int],
+    low: float,
+    high: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell of a frame, described by ``desc`` (hc*wc, D), takes the line of its most similar
+    reference cell (``ref_desc`` (M, D), ``ref_lines`` (M, 4)); its confidence grows from 0 at
+    similarity ``low`` to 1 at ``high``. Returns (lines (4, hc, wc), confidence (hc, wc)), float32."""
+    hc, wc = cells
+    sim, j = (desc @ ref_desc.T).max(dim=1)
+    lines = ref_lines[j].T.reshape(-1, hc, wc).cpu().numpy()
+    conf = ((sim - low) / (high - low)).clamp(0, 1).reshape(hc, wc).cpu().numpy()
+    return lines.astype(np.float32), conf.astype(np.float32)
+
+
+def blend_matched(cur: np.ndarray, L: np.ndarray, lines: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """The model's ab ``cur`` (2, h, w) drawn toward the matched colour, per pixel the matched cell
+    lines (4, hc, wc) applied to its own L (h, w), by the matches' confidence (hc, wc); the lines
+    and confidences are interpolated between cell centres. Returns a new array."""
+    up = upsample_cells(np.concatenate([lines, conf[None]]), L.shape)
+    ab_m = np.clip(up[:2] * L + up[2:4], -AB_MAX, AB_MAX)
+    if GUIDE_RADIUS > 0:
+        ab_m = guided_filter(L, ab_m, GUIDE_RADIUS, GUIDE_EPS)
+    w = np.clip(up[4], 0.0, 1.0)
+    return (cur + w * (ab_m - cur)).astype(np.float32)
+
+
+def cell_models(lab: np.ndarray) -> torch.Tensor:
     """Per CELL x CELL cell of a Lab picture (h, w, 3): the least-squares line ab = A * L + B over
     its pixels (A shrunk toward 0 by ``LINE_EPS`` and capped at ``LINE_SLOPE``), as (M, 4) float32
     rows (A_a, A_b, B_a, B_b). A matched cell brings the reference's colour *and* how it varies with
@@ -387,7 +416,7 @@ def _cell_models(lab: np.ndarray) -> torch.Tensor:
     return torch.cat([A, B]).flatten(1).T.float().contiguous()
 
 
-def _upsample_cells(x: np.ndarray, content: tuple[int, int]) -> np.ndarray:
+def upsample_cells(x: np.ndarray, content: tuple[int, int]) -> np.ndarray:
     """(C, hc, wc) values at cell centres -> (C, ch, cw) by bilinear interpolation between centres."""
     ch, cw = content
     c, hc, wc = x.shape
