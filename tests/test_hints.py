@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
@@ -197,6 +199,22 @@ def test_pull_colours_the_region_and_leaves_the_rest() -> None:
     assert pull(ab, G, []) is ab and spread(ab, G, [], 60) is ab
 
 
+def test_pull_can_keep_the_variation_it_finds() -> None:
+    """With ``keep`` 1 (where a reference coloured the frame) the region takes the hint's colour
+    at the point and keeps the texture of colour around it; with 0 it is flat."""
+    L = np.full((60, 80), 20, np.float32)
+    L[10:40, 10:50] = 70
+    G = guide_l(L)
+    ab = np.zeros((2, 60, 80), np.float32)
+    ab[0] = np.linspace(-6, 6, 80, dtype=np.float32)[None, :]  # a ramp of a* across the picture
+    hint = ActiveHint(30, 25, (40.0, 30.0), reach=40)
+    flat, kept = pull(ab, G, [hint]), pull(ab, G, [hint], keep=1.0)
+    inner = (slice(None), slice(14, 36), slice(18, 42))
+    assert np.ptp(flat[inner][0]) < 0.5
+    assert np.allclose(kept[inner][0] - ab[inner][0], kept[0, 25, 30] - ab[0, 25, 30], atol=0.5)
+    assert abs(kept[0, 25, 30] - 40) < 0.5 and abs(kept[1, 25, 30] - 30) < 0.5
+
+
 def test_spread_leans_toward_hints_by_luma_and_distance() -> None:
     L = np.full((64, 96), 30, np.float32)
     L[:, 48:] = 80  # two halves of different luma
@@ -250,3 +268,79 @@ def test_ended_hints_stay_as_the_shots_palette_until_a_cut() -> None:
     cut[0, 0, ::7, ::5] = 5  # another picture altogether: a cut
     g(Zero(), LBatch((13,), cut, (64, 96)), [13.0])  # type: ignore[arg-type]
     assert g.palette == []
+
+
+class _Described:
+    """A stand-in vidcolor model in two halves whose encoder tells three kinds of surface apart
+    (bright and textured, bright and flat, dark) and whose colour is nil, so what comes out is the
+    guidance's alone."""
+
+    config = None  # no hint input: the guidance works after the model
+
+    def encode(self, L: torch.Tensor) -> dict[int, torch.Tensor]:
+        x = L.float()
+        mean = F.avg_pool2d(x, 5, 1, 2, count_include_pad=False)
+        std = (F.avg_pool2d(x * x, 5, 1, 2, count_include_pad=False) - mean**2).clamp(min=0).sqrt()
+        textured, bright = std > 2, mean > 45
+        kinds = torch.cat([textured & bright, ~textured & bright, ~bright], 1).float()
+        return {s: F.avg_pool2d(kinds, s) for s in (8, 16, 32)}
+
+    def decode(self, feats: dict[int, torch.Tensor], hints: torch.Tensor | None) -> tuple[None, None]:
+        return None, None
+
+    def ab_from_heads(self, logits: None, reg: None, size: tuple[int, int]) -> torch.Tensor:
+        return torch.zeros((1, 2, *size))
+
+
+@pytest.mark.parametrize("by", ["palette", "memory"])
+def test_an_ended_hint_comes_back_where_its_surface_is_seen_again(
+    by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hints on two surfaces of the same luma (one textured, one flat) end when both leave
+    the picture; when each comes back elsewhere, it takes its own hint's colour: through the
+    shot's palette, because each hint remembers how the encoder saw its place, and through the
+    shot's memory of its hinted frame, matched like a reference. By luma alone they would mix."""
+    h, w = 112, 176
+    red, blue = (40.0, 20.0), (-10.0, -40.0)
+
+    def frame(i: int) -> LBatch:
+        L = _textured(4, h, w, 25, 4)
+        if i == 0:
+            L[16:48, 16:48] = _textured(5, 32, 32, 60, 8)  # A: textured
+            L[16:48, 80:112] = 60.0  # C: flat, the same mean luma
+        elif i >= 2:
+            L[64:96, 112:144] = _textured(7, 32, 32, 60, 8)  # A seen again, elsewhere
+            L[64:96, 16:48] = 60.0  # C seen again, elsewhere
+        return LBatch((i,), L[None, None].astype(np.float32), (h, w))
+
+    hints = [
+        PlacedHint(0, "entry 1 of t", 0.0, 24.0, 24.0, red, None),
+        PlacedHint(1, "entry 2 of t", 0.0, 88.0, 24.0, blue, None),
+    ]
+
+    class Step:  # the model step: the model in one call, or in two halves for the guidance
+        model, device, dtype = _Described(), torch.device("cpu"), torch.float32
+
+        def __call__(self, batch: LBatch, hints: np.ndarray | None = None) -> np.ndarray:
+            return np.zeros((batch.L.shape[0], 2, *batch.L.shape[2:]), np.float32)
+
+    step = Step()
+
+    def run(palette: bool, memory: bool) -> np.ndarray:
+        monkeypatch.setattr("vidcolor.guidance.guide.MATCH_FEATURES", palette)
+        monkeypatch.setattr("vidcolor.guidance.guide.MEMORY", memory)
+        g = Guide(hints, (w, h), 1.0)
+        g.detector.is_cut = lambda small: False  # type: ignore[method-assign]  # one shot throughout
+        for i in range(3):
+            out = g(step, frame(i), [float(i)])  # type: ignore[arg-type]
+        assert not g.tracker.tracks and len(g.palette) == 2  # both tracks ended on frame 1
+        assert len(g.memory.frames) == int(memory)
+        g.detector.is_cut = lambda small: True  # type: ignore[method-assign]
+        g(step, frame(3), [3.0])  # type: ignore[arg-type]
+        assert not g.palette and not g.memory.frames  # a cut forgets the shot
+        return out[0, :, 80, [128, 32]]  # (A, C) x (a, b) at the centres of the blocks seen again
+
+    a_again, c_again = run(by == "palette", by == "memory")
+    assert np.allclose(a_again, red, atol=6) and np.allclose(c_again, blue, atol=6)
+    a_luma, _ = run(False, False)
+    assert np.linalg.norm(a_luma - red) > 20  # by luma alone, A takes mostly C's colour

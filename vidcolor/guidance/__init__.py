@@ -4,6 +4,7 @@
 - :mod:`~vidcolor.guidance.track`: carry a hint to the following frames (Lucas-Kanade, per shot).
 - :mod:`~vidcolor.guidance.render`: a hint's colour for the network, and the pull over its region.
 - :mod:`~vidcolor.guidance.reference`: take colours from reference stills where the film matches.
+- :mod:`~vidcolor.guidance.memory`: a shot's hinted frames, once coloured, as its references.
 - :mod:`~vidcolor.guidance.guide`: all of it around the model step, frame by frame.
 
 With no hints and no reference the pipeline does not touch any of this.

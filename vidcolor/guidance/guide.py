@@ -7,8 +7,12 @@
 2. hints whose time has come start on this frame (a hint at a time between two frames starts on
    the later one, within half a frame);
 3. the hints live on each frame (and those derived from the reference stills) become the
-   network's hint input, and after the model, the pull toward them over their regions
-   (guidance/render.py).
+   network's hint input; the model runs in two halves, so the encoder's per-cell descriptors
+   serve the matching below at no extra cost;
+4. after the model, per frame in order: the shot's memory of its hinted frames colours what
+   looks like them (guidance/memory.py; not where a reference still applies), then the soft
+   spread of the live hints and of the shot's palette of ended ones, and the pull over the live
+   hints' regions (guidance/render.py); a frame hints were placed on is then remembered.
 
 Frames without any hint in a batch cost nothing extra; a batch without any hint calls the model
 exactly as the unguided pipeline does (``hints=None``).
@@ -17,17 +21,31 @@ exactly as the unguided pipeline does (``hints=None``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from vidcolor.frames import Frame, LBatch, SourceInfo
 from vidcolor.guidance.hints import PlacedHint, place_hints
+from vidcolor.guidance.memory import MEMORY, ShotMemory
+from vidcolor.guidance.reference import (
+    CELL,
+    ReferenceMatcher,
+    cell_grid,
+    descriptors,
+    has_encoder,
+    split_forward,
+)
 from vidcolor.guidance.region import guide_l
 from vidcolor.guidance.render import (
     DEFAULT_REACH,
+    KEEP_VARIATION,
     LUMA_TOL,
+    MATCH_FEATURES,
+    REFERENCE_KEEP,
     REFERENCE_PRIOR,
+    SPREAD_PRIOR,
     ActiveHint,
     hint_planes,
     pull,
@@ -37,7 +55,6 @@ from vidcolor.guidance.track import PointTracker
 from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
 
 if TYPE_CHECKING:
-    from vidcolor.guidance.reference import ReferenceMatcher
     from vidcolor.options import ColorizeOptions
     from vidcolor.pipeline.model_step import ModelStep
 
@@ -66,11 +83,14 @@ class Guide:
         self.by_key = {h.key: h for h in hints}
         self.spread: dict[int, float | None] = {}  # per hint: sigma of its soft spread, render px
         self.ref_l: dict[int, float] = {}  # per hint: the luma it was placed on
-        self.palette: list[tuple[float, tuple[float, float]]] = []  # this shot's ended hints (luma, ab)
+        self.palette: list[int] = []  # keys of this shot's ended hints
+        self.described: dict[int, torch.Tensor] = {}  # per hint: the encoder's descriptor of its cell
+        self.placed: dict[int, tuple[int, float, float]] = {}  # per hint: frame in batch, x, y placed
+        self.memory = ShotMemory()  # the shot's hinted frames, as coloured
         self.started = 0  # hints placed on a frame so far
         self.skipped = 0  # hints whose frame lay before the section that was decoded
 
-    def _start_due(self, t: float, G: np.ndarray, scale: tuple[float, float], short: int) -> None:
+    def _start_due(self, i: int, t: float, G: np.ndarray, scale: tuple[float, float], short: int) -> None:
         while self.pending and self.pending[0].time <= t + self.half_frame:
             h = self.pending.pop(0)
             if t - h.time > 3 * self.half_frame:  # its frame was never seen (the section starts later)
@@ -82,7 +102,31 @@ class Guide:
             track = self.tracker.add(h.key, x, y, max(reach, 1.0), LUMA_TOL, G)
             self.ref_l[h.key] = track.ref_l
             self.spread[h.key] = None if h.radius is None else max(reach, 1.0)
+            self.placed[h.key] = (i, x, y)
             self.started += 1
+
+    def _describe(self, desc: torch.Tensor, content: tuple[int, int]) -> None:
+        """Keep the descriptor (D,) of the cell each hint placed in this batch sits in; ``desc``
+        is the batch's (N, hc*wc, D)."""
+        hc, wc = cell_grid(content)
+        for key, (i, x, y) in self.placed.items():
+            cy = min(max(int(y) // CELL, 0), hc - 1)
+            cx = min(max(int(x) // CELL, 0), wc - 1)
+            self.described[key] = desc[i, cy * wc + cx].clone()
+
+    def _similarity(
+        self, desc: torch.Tensor | None, i: int, content: tuple[int, int], keys: Sequence[int]
+    ) -> dict[int, np.ndarray]:
+        """Per hint key: how much each cell (hc, wc) of frame ``i`` looks like where the hint was
+        placed (cosine similarity of the encoder descriptors), for the hints described so far."""
+        if desc is None:
+            return {}
+        known = [k for k in dict.fromkeys(keys) if k in self.described]
+        if not known:
+            return {}
+        hc, wc = cell_grid(content)
+        sims = (desc[i] @ torch.stack([self.described[k] for k in known]).T).T.reshape(-1, hc, wc)
+        return {k: sims[j].cpu().numpy() for j, k in enumerate(known)}
 
     def __call__(self, step: ModelStep, batch: LBatch, times: Sequence[float]) -> np.ndarray:
         """The model's ab (N, 2, h, w) float32 for ``batch`` with the guidance of its frames;
@@ -93,17 +137,21 @@ class Guide:
         scale = (cw / W, ch / H)
         per_frame: list[list[ActiveHint]] = []
         guides: list[np.ndarray] = []
-        palettes: list[tuple[tuple[float, tuple[float, float]], ...]] = []
+        palettes: list[tuple[int, ...]] = []
+        cuts: list[bool] = []
+        self.placed.clear()
         for i in range(n):
             L = batch.L[i, 0, :ch, :cw]
             G = guide_l(L)
             cut = self.detector.is_cut(small_luma(batch.L[i, 0]))
             ended = self.tracker.next_frame(L, G, cut)
+            cuts.append(cut)
             if cut:
                 self.palette.clear()
+                self.described.clear()
             else:
-                self.palette.extend((self.ref_l[k], self.by_key[k].ab) for k in ended)
-            self._start_due(times[i], G, scale, min(ch, cw))
+                self.palette.extend(ended)
+            self._start_due(i, times[i], G, scale, min(ch, cw))
             active = [
                 ActiveHint(t.x, t.y, self.by_key[t.key].ab, t.reach, t.tol, spread=self.spread[t.key])
                 for t in self.tracker.tracks.values()
@@ -114,19 +162,50 @@ class Guide:
         planes = np.stack([hint_planes(a, (hp, wp)) for a in per_frame]) if any(per_frame) else None
         if not getattr(getattr(step.model, "config", None), "hints", False):
             planes = None  # a model without hint inputs (upstream ones): the pull alone applies the hints
+        wants = (MATCH_FEATURES or MEMORY) and (any(per_frame) or any(palettes) or bool(self.memory.frames))
+        wants = wants and has_encoder(step.model)
+        descs: list[torch.Tensor] = []
+
+        def keep(feats: dict[Any, torch.Tensor]) -> None:
+            descs.append(descriptors(feats, cell_grid((ch, cw))).float())
+
+        def keep_then_planes(feats: dict[Any, torch.Tensor]) -> np.ndarray | None:
+            keep(feats)
+            return planes
+
         if self.reference is not None:
-            ab = self.reference.run(step, batch, times, min(ch, cw), planes)
+            ab = self.reference.run(step, batch, times, min(ch, cw), planes, keep if wants else None)
+        elif wants:
+            ab = split_forward(step, batch, keep_then_planes)
         elif planes is None:
             ab = step(batch)
         else:
             ab = step(batch, planes)
+        desc = descs[0] if descs else None
+        cells = cell_grid((ch, cw))
+        if desc is not None:
+            self._describe(desc, (ch, cw))
         for i, active in enumerate(per_frame):
-            if active or palettes[i]:
-                # Where a reference coloured the frame, the hints' soft spread trusts that more.
-                referenced = self.reference is not None and self.reference.covers(times[i])
-                prior = REFERENCE_PRIOR if referenced else None
-                soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw), palettes[i], prior)
-                ab[i, :, :ch, :cw] = pull(soft, guides[i], active)
+            if cuts[i]:
+                self.memory.forget()
+            L = batch.L[i, 0, :ch, :cw]
+            # Where a reference coloured the frame, the hints' soft spread trusts that more.
+            referenced = self.reference is not None and self.reference.covers(times[i])
+            prior: float | np.ndarray | None = REFERENCE_PRIOR if referenced else None
+            if desc is not None and not referenced and self.memory.frames:
+                ab[i, :, :ch, :cw], conf = self.memory.recall(desc[i], L, ab[i, :, :ch, :cw], cells)
+                if conf is not None:  # and where the shot's hinted frames did
+                    prior = SPREAD_PRIOR + conf * (REFERENCE_PRIOR - SPREAD_PRIOR)
+            gone = () if referenced else palettes[i]  # a reference knows better what comes back
+            if active or gone:
+                sims = self._similarity(desc, i, (ch, cw), gone)
+                palette = [(self.ref_l[k], self.by_key[k].ab, sims.get(k)) for k in gone]
+                soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw), palette, prior)
+                hold = REFERENCE_KEEP if referenced else KEEP_VARIATION
+                ab[i, :, :ch, :cw] = pull(soft, guides[i], active, hold)
+            placed_here = any(f == i for f, _, _ in self.placed.values())
+            if desc is not None and not referenced and MEMORY and placed_here:
+                self.memory.remember(desc[i], L, ab[i, :, :ch, :cw].copy())
         return ab
 
 
@@ -149,8 +228,6 @@ def guide_for(
     placed = place_hints(hints, width, height, rate, duration=duration, frames=frames)
     matcher = None
     if refs:
-        from vidcolor.guidance.reference import ReferenceMatcher
-
         matcher = ReferenceMatcher(refs, duration=duration)
     return Guide(placed, (width, height), rate, matcher)
 
