@@ -28,7 +28,7 @@ import torch
 
 from vidcolor.frames import Frame, LBatch, SourceInfo
 from vidcolor.guidance.hints import PlacedHint, place_hints
-from vidcolor.guidance.memory import MEMORY, ShotMemory
+from vidcolor.guidance.memory import MEMORY, MEMORY_PRIOR, ShotMemory
 from vidcolor.guidance.reference import (
     CELL,
     ReferenceMatcher,
@@ -195,7 +195,7 @@ class Guide:
             if desc is not None and not referenced and self.memory.frames:
                 ab[i, :, :ch, :cw], conf = self.memory.recall(desc[i], L, ab[i, :, :ch, :cw], cells)
                 if conf is not None:  # and where the shot's hinted frames did
-                    prior = SPREAD_PRIOR + conf * (REFERENCE_PRIOR - SPREAD_PRIOR)
+                    prior = SPREAD_PRIOR + conf * (MEMORY_PRIOR - SPREAD_PRIOR)
             gone = () if referenced else palettes[i]  # a reference knows better what comes back
             if active or gone:
                 sims = self._similarity(desc, i, (ch, cw), gone)

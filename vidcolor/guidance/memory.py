@@ -9,8 +9,8 @@ shot exactly as a reference still is (guidance/reference.py: per 16-pixel cell, 
 descriptors, the most similar cell's colour line ab = A * L + B applied to the frame's own L,
 weighted by a confidence that grows with the similarity). The hints still live then pull and
 spread on top, and the spread trusts the remembered colour as it trusts a reference's
-(guidance/render.py ``REFERENCE_PRIOR``), by the match's confidence. A scene cut forgets
-everything; a frame that a user's reference still covers is left to that reference.
+(``MEMORY_PRIOR``), by the match's confidence. A scene cut forgets everything; a frame that a
+user's reference still covers is left to that reference.
 
 The remembered colours are cell lines interpolated between cell centres, which greys the edges
 between surfaces, so they are taken with a chroma gain (``MEMORY_GAIN``). Measured on
@@ -35,6 +35,7 @@ MEMORY = True  # whether a shot remembers its hinted frames
 MEMORY_LOW = 0.5  # cosine similarity to the remembered frame's best cell below which nothing is taken ...
 MEMORY_HIGH = 0.7  # ... and from which its colour is taken fully
 MEMORY_GAIN = 1.2  # chroma gain on the remembered colours
+MEMORY_PRIOR = 5.0  # the model's weight in the hints' soft spread where the memory matched fully
 MEMORY_FRAMES = 4  # hinted frames a shot remembers (the oldest is forgotten first)
 
 

@@ -53,7 +53,10 @@ Hints with a reference (10 hints and the first true frame of each shot, first 24
 pull keeping the reference's variation inside a hint's region (``REFERENCE_KEEP``) 0, 0.5 and 1
 gave 0.3314x / 0.8253x, 0.3301x / 0.8256x and 0.3294x / 0.8262x; leaving the ended hints'
 palette out where a reference applies (it knows better what comes back into view), with 1:
-0.3260x / 0.8283x, adopted.
+0.3260x / 0.8283x, adopted. Over whole clips the hints' soft spread still evened out the
+reference's colour: the model's (here, the reference's) weight in the spread (``REFERENCE_PRIOR``)
+5, 20 and 100 gave 0.369x / 0.791x, 0.352x / 0.816x and 0.349x / 0.827x (reference alone: 0.351x
+/ 0.824x): where a reference coloured the frame a hint holds over its region and barely beyond.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ SPREAD_CELL = 8  # render pixels: grid of the soft spread
 KEEP_CHROMA = True  # a mix of hint colours keeps their mean chroma
 SPREAD_RESIDUAL = 0.0  # share of the model's own variation a hint's colour carries (0: flat colour)
 REFERENCE_KEEP = 1.0  # the pull's KEEP_VARIATION where a reference coloured the frame
-REFERENCE_PRIOR = 5.0  # the model's weight in the soft spread where a reference already coloured the frame
+REFERENCE_PRIOR = 100.0  # the model's weight in the soft spread where a reference coloured the frame
 PALETTE_WEIGHT = 0.2  # weight of an ended hint's colour, by luma alone, for the rest of its shot
 MATCH_FEATURES = True  # hints remember the encoder's description of where they were placed
 MATCH_LOW = 0.4  # cosine similarity to a hint's place below which a cell does not look like it ...
