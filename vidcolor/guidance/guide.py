@@ -105,17 +105,17 @@ class Guide:
             self.placed[h.key] = (i, x, y)
             self.started += 1
 
-    def _describe(self, desc: torch.Tensor, content: tuple[int, int]) -> None:
+    def _describe(self, desc: torch.Tensor, cells: tuple[int, int]) -> None:
         """Keep the descriptor (D,) of the cell each hint placed in this batch sits in; ``desc``
-        is the batch's (N, hc*wc, D)."""
-        hc, wc = cell_grid(content)
+        is the batch's (N, hc*wc, D) on the ``cells`` = (hc, wc) grid."""
+        hc, wc = cells
         for key, (i, x, y) in self.placed.items():
             cy = min(max(int(y) // CELL, 0), hc - 1)
             cx = min(max(int(x) // CELL, 0), wc - 1)
             self.described[key] = desc[i, cy * wc + cx].clone()
 
     def _similarity(
-        self, desc: torch.Tensor | None, i: int, content: tuple[int, int], keys: Sequence[int]
+        self, desc: torch.Tensor | None, i: int, cells: tuple[int, int], keys: Sequence[int]
     ) -> dict[int, np.ndarray]:
         """Per hint key: how much each cell (hc, wc) of frame ``i`` looks like where the hint was
         placed (cosine similarity of the encoder descriptors), for the hints described so far."""
@@ -124,7 +124,7 @@ class Guide:
         known = [k for k in dict.fromkeys(keys) if k in self.described]
         if not known:
             return {}
-        hc, wc = cell_grid(content)
+        hc, wc = cells
         sims = (desc[i] @ torch.stack([self.described[k] for k in known]).T).T.reshape(-1, hc, wc)
         return {k: sims[j].cpu().numpy() for j, k in enumerate(known)}
 
@@ -164,13 +164,14 @@ class Guide:
             planes = None  # a model without hint inputs (upstream ones): the pull alone applies the hints
         wants = (MATCH_FEATURES or MEMORY) and (any(per_frame) or any(palettes) or bool(self.memory.frames))
         wants = wants and has_encoder(step.model)
+        cells = cell_grid((ch, cw))
         descs: list[torch.Tensor] = []
 
-        def keep(feats: dict[Any, torch.Tensor]) -> None:
-            descs.append(descriptors(feats, cell_grid((ch, cw))).float())
+        def keep(desc: torch.Tensor) -> None:
+            descs.append(desc.float())
 
         def keep_then_planes(feats: dict[Any, torch.Tensor]) -> np.ndarray | None:
-            keep(feats)
+            keep(descriptors(feats, cells))
             return planes
 
         if self.reference is not None:
@@ -182,9 +183,9 @@ class Guide:
         else:
             ab = step(batch, planes)
         desc = descs[0] if descs else None
-        cells = cell_grid((ch, cw))
         if desc is not None:
-            self._describe(desc, (ch, cw))
+            self._describe(desc, cells)
+        hinted = {f for f, _, _ in self.placed.values()}  # frames of the batch hints were placed on
         for i, active in enumerate(per_frame):
             if cuts[i]:
                 self.memory.forget()
@@ -198,13 +199,12 @@ class Guide:
                     prior = SPREAD_PRIOR + conf * (MEMORY_PRIOR - SPREAD_PRIOR)
             gone = () if referenced else palettes[i]  # a reference knows better what comes back
             if active or gone:
-                sims = self._similarity(desc, i, (ch, cw), gone)
+                sims = self._similarity(desc, i, cells, gone)
                 palette = [(self.ref_l[k], self.by_key[k].ab, sims.get(k)) for k in gone]
                 soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw), palette, prior)
                 hold = REFERENCE_KEEP if referenced else KEEP_VARIATION
                 ab[i, :, :ch, :cw] = pull(soft, guides[i], active, hold)
-            placed_here = any(f == i for f, _, _ in self.placed.values())
-            if desc is not None and not referenced and MEMORY and placed_here:
+            if desc is not None and not referenced and MEMORY and i in hinted:
                 self.memory.remember(desc[i], L, ab[i, :, :ch, :cw].copy())
         return ab
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vidcolor.guidance.reference import best_match, blend_matched, cell_models, upsample_cells
+from vidcolor.guidance.reference import best_match, blend_matched, cell_models
 
 MEMORY = True  # whether a shot remembers its hinted frames
 MEMORY_LOW = 0.5  # cosine similarity to the remembered frame's best cell below which nothing is taken ...
@@ -50,10 +50,12 @@ class ShotMemory:
 
     def __init__(self) -> None:
         self.frames: list[_Remembered] = []
+        self._all: _Remembered | None = None  # the frames' cells together, as recall reads them
 
     def forget(self) -> None:
         """A new shot: nothing from the last one applies."""
         self.frames.clear()
+        self._all = None
 
     def remember(self, desc: torch.Tensor, L: np.ndarray, ab: np.ndarray) -> None:
         """Keep a coloured frame: ``desc`` (hc*wc, D) its cell descriptors, ``L`` (h, w) its CIE L
@@ -61,6 +63,9 @@ class ShotMemory:
         lab = np.concatenate([L[None], ab]).transpose(1, 2, 0)
         self.frames.append(_Remembered(desc, cell_models(lab).to(desc.device)))
         del self.frames[:-MEMORY_FRAMES]
+        self._all = _Remembered(
+            torch.cat([f.desc for f in self.frames]), torch.cat([f.lines for f in self.frames])
+        )
 
     def recall(
         self, desc: torch.Tensor, L: np.ndarray, ab: np.ndarray, cells: tuple[int, int]
@@ -68,12 +73,8 @@ class ShotMemory:
         """``ab`` (2, h, w) of a later frame of the shot, drawn toward the remembered colours where
         its cells (``desc`` (hc*wc, D) on the ``cells`` = (hc, wc) grid) look like theirs, and how
         confident that is per pixel (h, w) in [0, 1]. Returns (``ab``, None) when nothing is
-        remembered, else a new array."""
-        if not self.frames:
+        remembered, else (a new array, the confidence)."""
+        if self._all is None:
             return ab, None
-        rd = torch.cat([f.desc for f in self.frames])
-        lines = torch.cat([f.lines for f in self.frames])
-        matched, conf = best_match(desc, rd, lines, cells, MEMORY_LOW, MEMORY_HIGH)
-        return blend_matched(ab, L, matched * MEMORY_GAIN, conf), np.clip(
-            upsample_cells(conf[None], L.shape)[0], 0, 1
-        )
+        matched, conf = best_match(desc, self._all.desc, self._all.lines, cells, MEMORY_LOW, MEMORY_HIGH)
+        return blend_matched(ab, L, matched * MEMORY_GAIN, conf)

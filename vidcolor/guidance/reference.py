@@ -296,15 +296,14 @@ class ReferenceMatcher:
 
     def match(
         self,
-        feats: dict[Any, torch.Tensor],
-        content: tuple[int, int],
+        desc: torch.Tensor,
+        cells: tuple[int, int],
         times: Sequence[float],
         prepared: list[_Prepared],
     ) -> list[tuple[np.ndarray, np.ndarray] | None]:
-        """Per frame: (matched ab (2, hc, wc), confidence (hc, wc)) on the cell grid, or None when no
-        reference covers the frame."""
-        hc, wc = cell_grid(content)
-        desc = descriptors(feats, (hc, wc))
+        """Per frame of the batch's descriptors ``desc`` (N, hc*wc, D) on the ``cells`` = (hc, wc)
+        grid: (matched ab (2, hc, wc), confidence (hc, wc)), or None when no reference covers it."""
+        hc, wc = cells
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
         for i, t in enumerate(times):
             live = [p for p in prepared if p.ref.covers(t)]
@@ -323,20 +322,22 @@ class ReferenceMatcher:
         times: Sequence[float],
         render: int,
         user_planes: np.ndarray | None,
-        on_features: Callable[[dict[Any, torch.Tensor]], None] | None = None,
+        on_descriptors: Callable[[torch.Tensor], None] | None = None,
     ) -> np.ndarray:
         """The model's ab (N, 2, h, w) for ``batch`` with the references applied (and the users'
-        hint planes, when given, shown to the network as well). ``on_features`` is shown the
-        encoder's features of the batch."""
+        hint planes, when given, shown to the network as well). ``on_descriptors`` is shown the
+        batch's cell descriptors (N, hc*wc, D), made once for the matching here and the caller."""
         prepared = self._prepare(step, render)
         ch, cw = batch.content
         n, _, hp, wp = batch.L.shape
         fields: list[tuple[np.ndarray, np.ndarray] | None] = []
 
         def planes_for(feats: dict[Any, torch.Tensor]) -> np.ndarray | None:
-            if on_features is not None:
-                on_features(feats)
-            fields.extend(self.match(feats, (ch, cw), times, prepared))
+            cells = cell_grid((ch, cw))
+            desc = descriptors(feats, cells)
+            if on_descriptors is not None:
+                on_descriptors(desc)
+            fields.extend(self.match(desc, cells, times, prepared))
             planes = user_planes
             for i, fc in enumerate(fields):
                 if fc is None:
@@ -363,7 +364,7 @@ class ReferenceMatcher:
         for i, fc in enumerate(fields):
             if fc is None:
                 continue
-            out[i, :, :ch, :cw] = blend_matched(out[i, :, :ch, :cw], batch.L[i, 0, :ch, :cw], *fc)
+            out[i, :, :ch, :cw] = blend_matched(out[i, :, :ch, :cw], batch.L[i, 0, :ch, :cw], *fc)[0]
         return out
 
 
@@ -385,16 +386,19 @@ def best_match(
     return lines.astype(np.float32), conf.astype(np.float32)
 
 
-def blend_matched(cur: np.ndarray, L: np.ndarray, lines: np.ndarray, conf: np.ndarray) -> np.ndarray:
+def blend_matched(
+    cur: np.ndarray, L: np.ndarray, lines: np.ndarray, conf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The model's ab ``cur`` (2, h, w) drawn toward the matched colour, per pixel the matched cell
     lines (4, hc, wc) applied to its own L (h, w), by the matches' confidence (hc, wc); the lines
-    and confidences are interpolated between cell centres. Returns a new array."""
+    and confidences are interpolated between cell centres. Returns a new array and the per-pixel
+    confidence it was blended by (h, w) in [0, 1]."""
     up = upsample_cells(np.concatenate([lines, conf[None]]), L.shape)
     ab_m = np.clip(up[:2] * L + up[2:4], -AB_MAX, AB_MAX)
     if GUIDE_RADIUS > 0:
         ab_m = guided_filter(L, ab_m, GUIDE_RADIUS, GUIDE_EPS)
     w = np.clip(up[4], 0.0, 1.0)
-    return (cur + w * (ab_m - cur)).astype(np.float32)
+    return (cur + w * (ab_m - cur)).astype(np.float32), w
 
 
 def cell_models(lab: np.ndarray) -> torch.Tensor:
