@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -251,3 +252,37 @@ def test_ctrl_c_stops_workers_cleanly_and_a_rerun_finishes(tmp_path: Path, tiny)
     assert again.returncode == 0, again.stderr.decode()
     table = again.stdout.decode()
     assert f"6 files: {6 - len(done)} succeeded, 0 failed, {len(done)} skipped" in table
+
+
+def test_a_stop_that_lands_in_a_finaliser_still_stops_the_worker_quietly() -> None:
+    """The parent's SIGTERM reaches a busy worker while Python runs a finaliser (here a ``__del__``;
+    in the wild a weak reference's callback during garbage collection). The KeyboardInterrupt
+    raised there cannot leave the finaliser: without care Python prints "Exception ignored" with a
+    traceback and the worker goes on with its file. It must be raised again, from ordinary code."""
+    child = textwrap.dedent(
+        """
+        import os, signal, time
+        from vidcolor.batch import _WORKER, _init_worker
+        from vidcolor.options import ColorizeOptions
+
+        _init_worker(ColorizeOptions(), object(), 0.0)  # a colorizer given: nothing is loaded
+        _WORKER["busy"] = True
+
+        class Finaliser:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives while this runs
+                for _ in range(100000):
+                    pass
+
+        try:
+            Finaliser()  # dropped at once: its __del__ runs
+            time.sleep(10)
+            print("not stopped")
+        except KeyboardInterrupt:
+            print("stopped")
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "stopped", proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr

@@ -18,6 +18,7 @@ import glob
 import json
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -335,6 +336,8 @@ def _init_worker(options: ColorizeOptions, colorizer: Any, segment_seconds: floa
     # finished segments kept for the next run).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGALRM, _terminated)  # the retry of a stop that landed in a finaliser
+    sys.unraisablehook = _unraisable
     torch.set_num_threads(max(1, options.threads))
     if colorizer is None:
         colorizer = models.load(
@@ -347,6 +350,23 @@ def _terminated(_signum: int, _frame: object) -> None:
     if _WORKER.get("busy"):
         raise KeyboardInterrupt  # unwinds through atomic_output, which removes the temporary file
     os._exit(0)  # idle or still loading the model: nothing to clean up, nothing to say
+
+
+STOP_RETRY = 0.05  # seconds: when a stop that landed in a finaliser is raised again
+
+
+def _unraisable(args: Any) -> None:
+    """A worker's ``sys.unraisablehook``. The stop raised by :func:`_terminated` can land while
+    the interpreter runs a finaliser (a weak reference's callback, a ``__del__``), which cannot
+    pass an exception on: Python would print it as "Exception ignored" with a traceback and carry
+    on with the file. Raise it again a moment later, from ordinary code, instead; anything else
+    is reported as Python would."""
+    if isinstance(args.exc_value, KeyboardInterrupt):
+        import signal
+
+        signal.setitimer(signal.ITIMER_REAL, STOP_RETRY)
+        return
+    sys.__unraisablehook__(args)
 
 
 def _worker_job(job: Job) -> JobResult:
