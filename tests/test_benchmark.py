@@ -4,14 +4,16 @@ figure is a positive number, the charts are PNGs. No timing is asserted (see ben
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import pytest
+import torch
 from click.testing import CliRunner
 
 from vidcolor.benchmark.clip import FilmFrames, make_film_clip, size_of
-from vidcolor.benchmark.timing import Measure, time_repeats
+from vidcolor.benchmark.timing import Measure, round_ratios, time_alternating, time_repeats
 from vidcolor.cli import main
 
 
@@ -91,6 +93,12 @@ def test_bench_command_writes_results_and_charts(tmp_path: Path) -> None:
     # Guidance knobs time the guided pipeline on the same clip, every frame still written.
     assert [m["stage"] for m in clip["knobs"][1:]] == ["e2e hints=3", "e2e reference=1"]
     assert all(m["frames"] == 12 for m in clip["knobs"])
+    # Knobs are timed in turn with the default, and compared round by round.
+    for k in clip["knobs"]:
+        vs = k["vs_default"]
+        assert vs["min"] <= vs["median"] <= vs["max"] and _positive(vs["median"])
+    # The threads=1 knob's passes left the default's alone.
+    assert clip["e2e"]["params"]["threads"] == torch.get_num_threads()
 
     mem = r["memory"]
     assert (mem["short"]["frames"], mem["long"]["frames"]) == (6, 12)
@@ -124,6 +132,27 @@ def test_time_repeats_warms_up_then_times_each_repeat() -> None:
     assert (m["cpu_ms_per_frame"], m["cores_busy"]) == (200.0, 2.0)
     with pytest.raises(ValueError):
         time_repeats(lambda: None, repeats=0, warmup=0)
+
+
+def test_time_alternating_takes_turns_and_reverses_every_other_round() -> None:
+    calls: list[str] = []
+
+    def do(name: str) -> Callable[[], None]:
+        return lambda: calls.append(name)
+
+    timed = time_alternating(
+        [do("a"), do("b"), do("c")], repeats=3, warmup=1, setup=lambda k: calls.append(f"setup{k}")
+    )
+    runs = [c for c in calls if not c.startswith("setup")]
+    # A warm-up round, then three timed: abc, cba, abc, cba (ABBA: a drift falls on all alike).
+    assert runs == list("abccbaabccba")
+    assert calls[:2] == ["setup0", "a"] and calls.count("setup2") == 4
+    assert [len(t.wall) for t in timed] == [3, 3, 3] and all(len(t.cpu) == 3 for t in timed)
+    with pytest.raises(ValueError):
+        time_alternating([do("a")], repeats=0, warmup=0)
+    # Ratios within rounds: the other run is twice as slow in every round, whatever the drift.
+    assert round_ratios([1.0, 3.0, 2.0], [2.0, 6.0, 4.0]) == {"median": 0.5, "min": 0.5, "max": 0.5}
+    assert round_ratios([1.0, 1.0, 1.0], [0.5, 1.0, 2.0]) == {"median": 1.0, "min": 0.5, "max": 2.0}
 
 
 def test_film_clip_has_texture_motion_and_cuts(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ does, so loading weights is not counted.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -19,7 +20,7 @@ from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.run import Summary, colorize_video
 
 from .stages import CODEC_EXT
-from .timing import Measure, time_repeats
+from .timing import Measure, Timed, time_alternating
 
 #: Options recorded with an end-to-end figure.
 E2E_FIELDS = ("render_size", "batch_size", "threads", "smoothing", "codec", "guide", "verify", "device")
@@ -53,23 +54,55 @@ def bench_e2e(
     label: str = "e2e",
 ) -> Measure:
     """Time ``colorize_video(src, ...)`` ``repeats`` times after ``warmup`` runs."""
-    opts = replace(opts, overwrite=True)
-    dst = Path(work_dir) / f"e2e{CODEC_EXT.get(opts.codec, '.mp4')}"
-    last: list[Summary] = []
-    device = next(model.parameters()).device
+    return bench_e2e_in_turn(src, [(label, opts)], model, work_dir, repeats=repeats, warmup=warmup)[0]
 
-    def once() -> None:
-        last[:] = [run_with(src, dst, opts, model, on_frame=None)]
+
+def bench_e2e_in_turn(
+    src: Path,
+    cases: Sequence[tuple[str, ColorizeOptions]],
+    model: torch.nn.Module,
+    work_dir: Path,
+    *,
+    repeats: int,
+    warmup: int,
+    setup: Callable[[int], object] | None = None,
+) -> list[Measure]:
+    """Time ``colorize_video(src, ...)`` with each of ``cases`` (label, options), taken in turn
+    round after round (:func:`~.timing.time_alternating`): one :class:`Measure` per case, their
+    passes in the same rounds, so per-round ratios between them compare like with like.
+    ``setup(k)`` runs untimed before each pass of case ``k``."""
+    runs = [replace(opts, overwrite=True) for _, opts in cases]
+    last: dict[int, Summary] = {}
+    threads: dict[int, int] = {}  # torch threads each case ran with (a run may set them globally)
+    device = next(model.parameters()).device
+    dsts = [Path(work_dir) / f"e2e{CODEC_EXT.get(o.codec, '.mp4')}" for o in runs]
+
+    def once(k: int) -> Callable[[], None]:
+        def run() -> None:
+            last[k] = run_with(src, dsts[k], runs[k], model, on_frame=None)
+            threads[k] = torch.get_num_threads()
+
+        return run
 
     try:
-        secs = time_repeats(once, repeats=repeats, warmup=warmup, device=device)
+        timed = time_alternating(
+            [once(k) for k in range(len(runs))], repeats=repeats, warmup=warmup, device=device, setup=setup
+        )
     finally:
-        dst.unlink(missing_ok=True)
-    s = last[0]
+        for d in dsts:
+            d.unlink(missing_ok=True)
+    return [
+        _measure(label, runs[k], model, last[k], timed[k], threads[k]) for k, (label, _) in enumerate(cases)
+    ]
+
+
+def _measure(
+    label: str, opts: ColorizeOptions, model: torch.nn.Module, s: Summary, timed: Timed, threads: int
+) -> Measure:
     params: dict[str, Any] = {k: getattr(opts, k) for k in E2E_FIELDS}
     params["render_size"] = opts.render_size or _info(model).render_size
-    params["threads"] = opts.threads or torch.get_num_threads()
+    params["threads"] = threads
     notes = [*s.warnings]
     if s.verify is not None:
         notes.append(f"verified: {s.verify.frames} frames, Y identical: {s.verify.y_identical}")
-    return Measure.of(label, s.frames, secs, params, notes)
+    return Measure.of(label, s.frames, timed, params, notes)

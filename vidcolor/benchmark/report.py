@@ -11,6 +11,15 @@ def _f(x: float) -> str:
     return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
+def _vs_default(knob: dict[str, Any], base_fps: float) -> str:
+    """A knob's speed over the default's: the per-round ratio when the runs were taken in turn
+    (results before that have only the medians' ratio)."""
+    vs = knob.get("vs_default")
+    if vs is None:
+        return f"{knob['fps'] / base_fps:.2f}"
+    return f"{vs['median']:.3f} ({vs['min']:.3f} - {vs['max']:.3f})"
+
+
 def _row(label: str, cells: list[str]) -> str:
     """One Markdown table row: the label, then its cells."""
     return f"| {label} | " + " | ".join(cells) + " |"
@@ -115,12 +124,12 @@ def markdown(result: dict[str, Any]) -> str:
             first = clips[0]
             out.append(f"End to end on {first['label']}, one knob changed at a time:")
             out.append("")
-            out.append("| run | frames/s | vs default |")
+            out.append("| run | frames/s | vs default (per round: lowest - highest) |")
             out.append("|---|---:|---:|")
             base = first["e2e"]["fps"]
             out.append(f"| default ({_opts(first['e2e'])}) | {_f(base)} | 1.00 |")
             for k in knobs:
-                out.append(f"| {k['stage'][4:]} | {_f(k['fps'])} | {k['fps'] / base:.2f} |")
+                out.append(f"| {k['stage'][4:]} | {_f(k['fps'])} | {_vs_default(k, base)} |")
             out.append("")
     sweep = result.get("model_sweep", [])
     if sweep:

@@ -17,13 +17,13 @@ from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.model_step import ModelStep
 
 from .clip import cached_film_clip
-from .e2e import bench_e2e
+from .e2e import bench_e2e, bench_e2e_in_turn
 from .env import environment, load_average
 from .guidance import guidance_options
 from .memory import bench_memory
 from .model import build_model
 from .stages import StageSettings, bench_stages
-from .timing import Measure
+from .timing import round_ratios
 
 SCHEMA = "vidcolor.bench/1"
 
@@ -145,14 +145,13 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
             )
         if cfg.e2e:
             say(f"{label}: end to end")
-            e2e = bench_e2e(path, cfg.opts, net, work, repeats=cfg.repeats, warmup=cfg.warmup)
-            clip["e2e"] = e2e.to_dict()
-            if clip.get("slowest_stage"):
-                clip["e2e_vs_slowest"] = round(e2e.fps / clip["slowest_stage"]["fps"], 4)
             if k == 0 and cfg.knobs:
-                clip["knobs"] = [
-                    _knob(path, cfg, knob, net, work, say, base_threads).to_dict() for knob in cfg.knobs
-                ]
+                e2e, clip["knobs"] = _e2e_with_knobs(path, cfg, net, work, say, base_threads)
+            else:
+                e2e = bench_e2e(path, cfg.opts, net, work, repeats=cfg.repeats, warmup=cfg.warmup).to_dict()
+            clip["e2e"] = e2e
+            if clip.get("slowest_stage"):
+                clip["e2e_vs_slowest"] = round(e2e["fps"] / clip["slowest_stage"]["fps"], 4)
         clip["load_average_end"] = load_average()
         result["clips"].append(clip)
     torch.set_num_threads(base_threads)
@@ -170,29 +169,37 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
     return result
 
 
-def _knob(
+def _e2e_with_knobs(
     path: Path,
     cfg: BenchConfig,
-    knob: dict[str, Any],
     net: torch.nn.Module,
     work: Path,
     say: Callable[[str], None],
     base_threads: int,
-) -> Measure:
-    say(f"  knob {knob}")
-    opts = replace(cfg.opts, **guidance_options(path, knob))
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The default end-to-end run and each knob's, taken in turn round after round, so a knob's
+    ``vs_default`` (the median per-round speed ratio, > 1: faster) compares runs minutes apart
+    at most; returns (the default's measure, the knobs' measures)."""
+    cases = [("e2e", cfg.opts)]
+    for knob in cfg.knobs:
+        say(f"  knob {knob}")
+        label = "e2e " + ", ".join(f"{k}={v}" for k, v in knob.items())
+        cases.append((label, replace(cfg.opts, **guidance_options(path, knob))))
+    threads = cfg.opts.threads or base_threads
+
+    def setup(_k: int) -> None:
+        torch.set_num_threads(threads)  # a run with its own threads sets them globally
+
     try:
-        return bench_e2e(
-            path,
-            opts,
-            net,
-            work,
-            repeats=cfg.repeats,
-            warmup=cfg.warmup,
-            label="e2e " + ", ".join(f"{k}={v}" for k, v in knob.items()),
+        measures = bench_e2e_in_turn(
+            path, cases, net, work, repeats=cfg.repeats, warmup=cfg.warmup, setup=setup
         )
     finally:
-        torch.set_num_threads(cfg.opts.threads or base_threads)  # ModelStep.create sets it globally
+        torch.set_num_threads(threads)
+    base, *knobs = measures
+    return base.to_dict(), [
+        dict(m.to_dict(), vs_default=round_ratios(base.seconds, m.seconds)) for m in knobs
+    ]
 
 
 def _settings(cfg: BenchConfig) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,3 +138,50 @@ def time_repeats(
         out.wall.append(time.perf_counter() - t0)
         out.cpu.append(time.process_time() - c0)
     return out
+
+
+def time_alternating(
+    fns: Sequence[Callable[[], object]],
+    *,
+    repeats: int,
+    warmup: int,
+    device: torch.device | str | None = None,
+    setup: Callable[[int], object] | None = None,
+) -> list[Timed]:
+    """Time several ways of doing the same work in turn: round after round, each ``fn`` once,
+    in the order given on even rounds and reversed on odd ones; ``warmup`` untimed rounds first.
+
+    A machine's speed drifts over minutes (other tenants, clocks, caches); timed one after the
+    other, two runs a few percent apart can swap places. Taken in turn (ABBA), a drift falls on
+    all of them alike, and the ratio within a round (see :func:`round_ratios`) compares like with
+    like. ``setup(k)`` runs untimed before each pass of ``fns[k]``. Returns one :class:`Timed`
+    per ``fn``, its passes in round order.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    out = [Timed([], []) for _ in fns]
+    for r in range(max(0, warmup) + repeats):
+        order = range(len(fns)) if r % 2 == 0 else range(len(fns) - 1, -1, -1)
+        for k in order:
+            if setup is not None:
+                setup(k)
+            synchronize(device)
+            c0, t0 = time.process_time(), time.perf_counter()
+            fns[k]()
+            synchronize(device)
+            if r >= warmup:
+                out[k].wall.append(time.perf_counter() - t0)
+                out[k].cpu.append(time.process_time() - c0)
+    return out
+
+
+def round_ratios(base: Sequence[float], other: Sequence[float]) -> dict[str, float]:
+    """Speed of ``other`` relative to ``base`` (> 1: faster), from seconds taken in the same
+    rounds of :func:`time_alternating`: the median of the per-round ratios base / other, with
+    the lowest and highest beside it."""
+    ratios = [b / o for b, o in zip(base, other, strict=True)]
+    return {
+        "median": round(statistics.median(ratios), 4),
+        "min": round(min(ratios), 4),
+        "max": round(max(ratios), 4),
+    }
