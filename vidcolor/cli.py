@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from vidcolor import __version__
+from vidcolor.allocator import tune
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
 
@@ -439,3 +440,10 @@ main.add_command(bench_command)
 from vidcolor.preview.cli import preview_command  # noqa: E402 - it imports run_command lazily
 
 main.add_command(preview_command)
+
+
+def run() -> None:
+    """The ``vidcolor`` command: the allocator tuned for big buffers (vidcolor/allocator.py), then
+    :func:`main`."""
+    tune()
+    main()

@@ -91,6 +91,8 @@ def environment(device: str) -> dict[str, Any]:
         "device": device,
         # OpenMP's waiting policy changes torch's speed several-fold on a busy machine (README)
         "omp_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_"))},
+        # malloc's settings change the model's speed up to twofold (vidcolor/allocator.py)
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
         "load_average_start": load_average(),
     }
     if torch.cuda.is_available():
