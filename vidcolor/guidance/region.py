@@ -26,7 +26,11 @@ def patch_value(img: np.ndarray, x: float, y: float, r: int = PATCH) -> float:
     """Median of ``img`` over the (2r+1)^2 patch at (x, y), clipped to the picture."""
     h, w = img.shape
     cx, cy = int(round(min(max(x, 0), w - 1))), int(round(min(max(y, 0), h - 1)))
-    return float(np.median(img[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1]))
+    # np.median's own arithmetic (the two middle values' mean in the array's dtype), without its
+    # overhead: it is called for every hint on every frame, several times.
+    v = np.sort(img[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1], axis=None)
+    k = v.size // 2
+    return float(v[k] if v.size % 2 else (v[k - 1] + v[k]) / 2)
 
 
 @dataclass(frozen=True)

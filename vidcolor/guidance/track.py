@@ -57,7 +57,9 @@ class Track:
 
 def to_u8(L: np.ndarray) -> np.ndarray:
     """CIE L in [0, 100] -> uint8 0..255 for OpenCV's tracker."""
-    return np.clip(L * 2.55 + 0.5, 0, 255).astype(np.uint8)
+    t = L * 2.55
+    t += 0.5
+    return np.clip(t, 0, 255, out=t).astype(np.uint8)
 
 
 class PointTracker:
