@@ -29,8 +29,9 @@ _THREAD = re.compile(r"^thread \((?P<tid>\w+)\)(?:: (?P<name>[^;]*))?;(?P<stack>
 _FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:]+):(?P<line>\d+)\)$")
 #: Stage threads of the runner and what their work is called here.
 THREADS = {
-    "vidcolor-decode": "[1] decode + [2] to L",
-    "vidcolor-model": "[3] model + [4] smooth",
+    "vidcolor-decode": "[1] decode + [2] to L (+ guidance: tracking)",
+    "vidcolor-model": "[3] model",
+    "vidcolor-colour": "[4] smooth (+ guidance: colours applied)",
     "vidcolor-merge": "[5] merge",
     "MainThread": "[6] encode (and verify)",
 }
@@ -39,6 +40,9 @@ THREADS = {
 #: A function on the stack -> the stage it works for (first match, deepest frame first).
 _WORK = (
     ("ModelStep.__call__", "model"),
+    ("split_forward", "model"),
+    ("Guide.plan", "guide: plan"),
+    ("Guide.finish", "guide: finish"),
     ("TemporalSmoother.", "smooth"),
     ("make_batch", "to L"),
     ("merge_frame", "merge"),

@@ -38,6 +38,7 @@ from .timing import Measure, Timed, time_repeats
 
 #: The runner's thread names (pipeline/run.py): each stage is timed on a thread of its own, as it runs there.
 DECODE_THREAD, MODEL_THREAD, MERGE_THREAD = "vidcolor-decode", "vidcolor-model", "vidcolor-merge"
+COLOUR_THREAD = "vidcolor-colour"
 #: Output extension per codec (one whose container holds the codec and the clip's AAC track).
 CODEC_EXT = {"ffv1": ".mkv", "prores": ".mov", "prores_ks": ".mov", "vp9": ".webm", "libvpx-vp9": ".webm"}
 
@@ -261,7 +262,7 @@ class ClipStages:
             n += len(sm.flush())
             assert n == len(pairs), "smoother lost frames"
 
-        secs = self._time(once, MODEL_THREAD)
+        secs = self._time(once, COLOUR_THREAD)
         name = "smooth+cuts" if scene_cuts else "smooth"
         return Measure.of(
             name,

@@ -1,18 +1,23 @@
 """The model step with guidance: hints tracked through their shot, reference colours, per batch.
 
-:class:`Guide` sits where the pipeline calls the model (stage [3]) and sees the frames in order:
+:class:`Guide` sits where the pipeline calls the model (stage [3]) and sees the frames in order,
+in three steps that a pipeline runs on three threads, so that the guidance's work before and
+after the model overlaps the model's on other batches (:meth:`Guide.plan`, :meth:`Guide.model`,
+:meth:`Guide.finish`; calling the guide runs them one after the other):
 
-1. every frame goes through its own scene-cut detector (the smoother's detector and thresholds,
-   on the same L), and the point tracker moves the live hints onto it; a cut ends them all;
-2. hints whose time has come start on this frame (a hint at a time between two frames starts on
-   the later one, within half a frame);
-3. the hints live on each frame (and those derived from the reference stills) become the
-   network's hint input; the model runs in two halves, so the encoder's per-cell descriptors
-   serve the matching below at no extra cost;
-4. after the model, per frame in order: the shot's memory of its hinted frames colours what
-   looks like them (guidance/memory.py; not where a reference still applies), then the soft
-   spread of the live hints and of the shot's palette of ended ones, and the pull over the live
-   hints' regions (guidance/render.py); a frame hints were placed on is then remembered.
+1. plan: every frame goes through its own scene-cut detector (the smoother's detector and
+   thresholds, on the same L), and the point tracker moves the live hints onto it; a cut ends
+   them all; hints whose time has come start on this frame (a hint at a time between two frames
+   starts on the later one, within half a frame); the hints live on each frame become the
+   network's hint input;
+2. model: the model runs (with the hints derived from the reference stills added to the input)
+   in two halves, so the encoder's per-cell descriptors serve the matching below at no extra
+   cost;
+3. finish, per frame in order: the references' matched colours (guidance/reference.py), the
+   shot's memory of its hinted frames where it looks like them (guidance/memory.py; not where a
+   reference still applies), then the soft spread of the live hints and of the shot's palette
+   of ended ones, and the pull over the live hints' regions (guidance/render.py); a frame hints
+   were placed on is then remembered.
 
 Frames without any hint in a batch cost nothing extra; a batch without any hint calls the model
 exactly as the unguided pipeline does (``hints=None``).
@@ -21,6 +26,7 @@ exactly as the unguided pipeline does (``hints=None``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +38,7 @@ from vidcolor.guidance.memory import MEMORY, MEMORY_PRIOR, ShotMemory
 from vidcolor.guidance.reference import (
     CELL,
     ReferenceMatcher,
+    blend_matched,
     cell_grid,
     descriptors,
     has_encoder,
@@ -57,6 +64,29 @@ from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
 if TYPE_CHECKING:
     from vidcolor.options import ColorizeOptions
     from vidcolor.pipeline.model_step import ModelStep
+
+
+@dataclass
+class GuidePlan:
+    """What :meth:`Guide.plan` decided for a batch of N frames before the model runs."""
+
+    times: list[float]  # seconds from the start of the film, per frame
+    hints: list[list[ActiveHint]] = field(default_factory=list)  # per frame: the live hints
+    guides: list[np.ndarray] = field(default_factory=list)  # per frame: blurred L (ch, cw) float32
+    palettes: list[tuple[int, ...]] = field(default_factory=list)  # per frame: the shot's ended hints
+    cuts: list[bool] = field(default_factory=list)  # per frame: whether a shot starts on it
+    placed: dict[int, tuple[int, float, float]] = field(default_factory=dict)  # hint: frame, x, y
+    planes: np.ndarray | None = None  # the network's hint input (N, 3, hp, wp) float32
+    shot_hinted: bool = False  # whether a hint was placed in the shot before this batch
+
+
+@dataclass
+class ModelOutput:
+    """What :meth:`Guide.model` gives :meth:`Guide.finish` for a batch of N frames."""
+
+    ab: np.ndarray  # (N, 2, hp, wp) float32, the model's
+    desc: torch.Tensor | None  # (N, hc*wc, D) the encoder's unit cell descriptors, when needed
+    matches: list[tuple[np.ndarray, np.ndarray] | None] | None  # per frame: the references' match
 
 
 class Guide:
@@ -85,12 +115,20 @@ class Guide:
         self.ref_l: dict[int, float] = {}  # per hint: the luma it was placed on
         self.palette: list[int] = []  # keys of this shot's ended hints
         self.described: dict[int, torch.Tensor] = {}  # per hint: the encoder's descriptor of its cell
-        self.placed: dict[int, tuple[int, float, float]] = {}  # per hint: frame in batch, x, y placed
+        self.shot_hinted = False  # whether a hint was placed in the shot the planning is in
         self.memory = ShotMemory()  # the shot's hinted frames, as coloured
         self.started = 0  # hints placed on a frame so far
         self.skipped = 0  # hints whose frame lay before the section that was decoded
 
-    def _start_due(self, i: int, t: float, G: np.ndarray, scale: tuple[float, float], short: int) -> None:
+    def _start_due(
+        self,
+        i: int,
+        t: float,
+        G: np.ndarray,
+        scale: tuple[float, float],
+        short: int,
+        placed: dict[int, tuple[int, float, float]],
+    ) -> None:
         while self.pending and self.pending[0].time <= t + self.half_frame:
             h = self.pending.pop(0)
             if t - h.time > 3 * self.half_frame:  # its frame was never seen (the section starts later)
@@ -102,14 +140,18 @@ class Guide:
             track = self.tracker.add(h.key, x, y, max(reach, 1.0), LUMA_TOL, G)
             self.ref_l[h.key] = track.ref_l
             self.spread[h.key] = None if h.radius is None else max(reach, 1.0)
-            self.placed[h.key] = (i, x, y)
+            placed[h.key] = (i, x, y)
+            self.shot_hinted = True
             self.started += 1
 
-    def _describe(self, desc: torch.Tensor, cells: tuple[int, int]) -> None:
-        """Keep the descriptor (D,) of the cell each hint placed in this batch sits in; ``desc``
-        is the batch's (N, hc*wc, D) on the ``cells`` = (hc, wc) grid."""
+    def _describe(
+        self, desc: torch.Tensor, cells: tuple[int, int], placed: dict[int, tuple[int, float, float]]
+    ) -> None:
+        """Keep the descriptor (D,) of the cell each hint ``placed`` in this batch sits in
+        (key: frame in the batch, x, y); ``desc`` is the batch's (N, hc*wc, D) on the ``cells``
+        = (hc, wc) grid."""
         hc, wc = cells
-        for key, (i, x, y) in self.placed.items():
+        for key, (i, x, y) in placed.items():
             cy = min(max(int(y) // CELL, 0), hc - 1)
             cx = min(max(int(x) // CELL, 0), wc - 1)
             self.described[key] = desc[i, cy * wc + cx].clone()
@@ -128,41 +170,51 @@ class Guide:
         sims = (desc[i] @ torch.stack([self.described[k] for k in known]).T).T.reshape(-1, hc, wc)
         return {k: sims[j].cpu().numpy() for j, k in enumerate(known)}
 
-    def __call__(self, step: ModelStep, batch: LBatch, times: Sequence[float]) -> np.ndarray:
-        """The model's ab (N, 2, h, w) float32 for ``batch`` with the guidance of its frames;
-        ``times`` are the frames' times in seconds from the start of the film."""
+    def plan(self, batch: LBatch, times: Sequence[float]) -> GuidePlan:
+        """Steps 1-2 for ``batch``, whose frames are at ``times`` (seconds from the start of the
+        film): cuts, tracking, the hints that start, and the network's hint input. Needs nothing
+        from the model, so a pipeline runs it ahead, on another thread than the model's."""
         n, _, hp, wp = batch.L.shape
         ch, cw = batch.content
         W, H = self.frame_size
         scale = (cw / W, ch / H)
-        per_frame: list[list[ActiveHint]] = []
-        guides: list[np.ndarray] = []
-        palettes: list[tuple[int, ...]] = []
-        cuts: list[bool] = []
-        self.placed.clear()
+        plan = GuidePlan(list(times))
+        plan.shot_hinted = self.shot_hinted
         for i in range(n):
             L = batch.L[i, 0, :ch, :cw]
             G = guide_l(L)
             cut = self.detector.is_cut(small_luma(batch.L[i, 0]))
             ended = self.tracker.next_frame(L, G, cut)
-            cuts.append(cut)
+            plan.cuts.append(cut)
             if cut:
                 self.palette.clear()
-                self.described.clear()
+                self.shot_hinted = False
             else:
                 self.palette.extend(ended)
-            self._start_due(i, times[i], G, scale, min(ch, cw))
+            self._start_due(i, times[i], G, scale, min(ch, cw), plan.placed)
             active = [
                 ActiveHint(t.x, t.y, self.by_key[t.key].ab, t.reach, t.tol, spread=self.spread[t.key])
                 for t in self.tracker.tracks.values()
             ]
-            per_frame.append(active)
-            guides.append(G)
-            palettes.append(tuple(self.palette))
-        planes = np.stack([hint_planes(a, (hp, wp)) for a in per_frame]) if any(per_frame) else None
+            plan.hints.append(active)
+            plan.guides.append(G)
+            plan.palettes.append(tuple(self.palette))
+        if any(plan.hints):
+            plan.planes = np.zeros((n, 3, hp, wp), np.float32)
+            for i, active in enumerate(plan.hints):
+                hint_planes(active, (hp, wp), out=plan.planes[i])
+        return plan
+
+    def model(self, step: ModelStep, batch: LBatch, plan: GuidePlan) -> ModelOutput:
+        """Step 3: the model on ``batch`` with the plan's hint input, the references matched, and
+        the encoder's cell descriptors when the steps after need them."""
+        ch, cw = batch.content
+        planes = plan.planes
         if not getattr(getattr(step.model, "config", None), "hints", False):
             planes = None  # a model without hint inputs (upstream ones): the pull alone applies the hints
-        wants = (MATCH_FEATURES or MEMORY) and (any(per_frame) or any(palettes) or bool(self.memory.frames))
+        # Descriptors serve the hints placed in this shot (their cells, the shot's memory) and the
+        # ended ones; a shot no hint was placed in has no use for them.
+        wants = (MATCH_FEATURES or MEMORY) and (plan.shot_hinted or any(plan.hints) or any(plan.palettes))
         wants = wants and has_encoder(step.model)
         cells = cell_grid((ch, cw))
         descs: list[torch.Tensor] = []
@@ -174,39 +226,63 @@ class Guide:
             keep(descriptors(feats, cells))
             return planes
 
+        matches = None
         if self.reference is not None:
-            ab = self.reference.run(step, batch, times, min(ch, cw), planes, keep if wants else None)
+            ab, matches = self.reference.run(
+                step, batch, plan.times, min(ch, cw), planes, keep if wants else None
+            )
         elif wants:
             ab = split_forward(step, batch, keep_then_planes)
         elif planes is None:
             ab = step(batch)
         else:
             ab = step(batch, planes)
-        desc = descs[0] if descs else None
+        return ModelOutput(ab, descs[0] if descs else None, matches)
+
+    def finish(self, batch: LBatch, plan: GuidePlan, out: ModelOutput) -> np.ndarray:
+        """Step 4: the model's output for ``batch`` with the references' colours, the shot's
+        memory, the spread and the pull applied, frame by frame in order; returns the ab
+        (N, 2, h, w) float32 (the model's array, written in place). Batches must come in the
+        order :meth:`plan` saw them; a pipeline runs this on a thread of its own."""
+        ch, cw = batch.content
+        cells = cell_grid((ch, cw))
+        ab, desc = out.ab, out.desc
+        if any(plan.cuts):
+            self.described.clear()  # the hints of shots that ended: only the last shot's can come back
         if desc is not None:
-            self._describe(desc, cells)
-        hinted = {f for f, _, _ in self.placed.values()}  # frames of the batch hints were placed on
-        for i, active in enumerate(per_frame):
-            if cuts[i]:
+            self._describe(desc, cells, plan.placed)
+        hinted = {f for f, _, _ in plan.placed.values()}  # frames of the batch hints were placed on
+        for i, active in enumerate(plan.hints):
+            if plan.cuts[i]:
                 self.memory.forget()
             L = batch.L[i, 0, :ch, :cw]
+            match = out.matches[i] if out.matches is not None else None
+            if match is not None:
+                ab[i, :, :ch, :cw] = blend_matched(ab[i, :, :ch, :cw], L, *match)[0]
             # Where a reference coloured the frame, the hints' soft spread trusts that more.
-            referenced = self.reference is not None and self.reference.covers(times[i])
+            referenced = self.reference is not None and self.reference.covers(plan.times[i])
             prior: float | np.ndarray | None = REFERENCE_PRIOR if referenced else None
             if desc is not None and not referenced and self.memory.frames:
                 ab[i, :, :ch, :cw], conf = self.memory.recall(desc[i], L, ab[i, :, :ch, :cw], cells)
                 if conf is not None:  # and where the shot's hinted frames did
                     prior = SPREAD_PRIOR + conf * (MEMORY_PRIOR - SPREAD_PRIOR)
-            gone = () if referenced else palettes[i]  # a reference knows better what comes back
+            gone = () if referenced else plan.palettes[i]  # a reference knows better what comes back
             if active or gone:
                 sims = self._similarity(desc, i, cells, gone)
                 palette = [(self.ref_l[k], self.by_key[k].ab, sims.get(k)) for k in gone]
-                soft = spread(ab[i, :, :ch, :cw], guides[i], active, min(ch, cw), palette, prior)
+                soft = spread(ab[i, :, :ch, :cw], plan.guides[i], active, min(ch, cw), palette, prior)
                 hold = REFERENCE_KEEP if referenced else KEEP_VARIATION
-                ab[i, :, :ch, :cw] = pull(soft, guides[i], active, hold)
+                ab[i, :, :ch, :cw] = pull(soft, plan.guides[i], active, hold)
             if desc is not None and not referenced and MEMORY and i in hinted:
                 self.memory.remember(desc[i], L, ab[i, :, :ch, :cw].copy())
         return ab
+
+    def __call__(self, step: ModelStep, batch: LBatch, times: Sequence[float]) -> np.ndarray:
+        """The model's ab (N, 2, h, w) float32 for ``batch`` with the guidance of its frames;
+        ``times`` are the frames' times in seconds from the start of the film. The three steps
+        one after the other, for callers that hold one batch at a time."""
+        plan = self.plan(batch, times)
+        return self.finish(batch, plan, self.model(step, batch, plan))
 
 
 def guide_for(

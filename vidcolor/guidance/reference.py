@@ -323,10 +323,12 @@ class ReferenceMatcher:
         render: int,
         user_planes: np.ndarray | None,
         on_descriptors: Callable[[torch.Tensor], None] | None = None,
-    ) -> np.ndarray:
-        """The model's ab (N, 2, h, w) for ``batch`` with the references applied (and the users'
-        hint planes, when given, shown to the network as well). ``on_descriptors`` is shown the
-        batch's cell descriptors (N, hc*wc, D), made once for the matching here and the caller."""
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray] | None]]:
+        """The model's ab (N, 2, h, w) for ``batch`` with the references' matched cells shown to
+        the network as hints (and the users' hint planes, when given, as well), and per frame the
+        match (lines, confidence) that :func:`blend_matched` draws the frame's ab toward, or None
+        where no reference covers the frame. ``on_descriptors`` is shown the batch's cell
+        descriptors (N, hc*wc, D), made once for the matching here and the caller."""
         prepared = self._prepare(step, render)
         ch, cw = batch.content
         n, _, hp, wp = batch.L.shape
@@ -360,12 +362,7 @@ class ReferenceMatcher:
                     planes[i, 2, cy - 2 : cy + 3, cx - 2 : cx + 3] = 1.0
             return planes
 
-        out = split_forward(step, batch, planes_for)
-        for i, fc in enumerate(fields):
-            if fc is None:
-                continue
-            out[i, :, :ch, :cw] = blend_matched(out[i, :, :ch, :cw], batch.L[i, 0, :ch, :cw], *fc)[0]
-        return out
+        return split_forward(step, batch, planes_for), fields
 
 
 def best_match(
@@ -394,11 +391,15 @@ def blend_matched(
     and confidences are interpolated between cell centres. Returns a new array and the per-pixel
     confidence it was blended by (h, w) in [0, 1]."""
     up = upsample_cells(np.concatenate([lines, conf[None]]), L.shape)
-    ab_m = np.clip(up[:2] * L + up[2:4], -AB_MAX, AB_MAX)
+    ab_m = np.stack([up[0] * L + up[2], up[1] * L + up[3]])
+    np.clip(ab_m, -AB_MAX, AB_MAX, out=ab_m)
     if GUIDE_RADIUS > 0:
         ab_m = guided_filter(L, ab_m, GUIDE_RADIUS, GUIDE_EPS)
     w = np.clip(up[4], 0.0, 1.0)
-    return (cur + w * (ab_m - cur)).astype(np.float32), w
+    ab_m -= cur  # cur + w * (ab_m - cur), in place
+    ab_m *= w
+    ab_m += cur
+    return ab_m.astype(np.float32, copy=False), w
 
 
 def cell_models(lab: np.ndarray) -> torch.Tensor:
@@ -420,14 +421,13 @@ def cell_models(lab: np.ndarray) -> torch.Tensor:
     return torch.cat([A, B]).flatten(1).T.float().contiguous()
 
 
-def upsample_cells(x: np.ndarray, content: tuple[int, int]) -> np.ndarray:
-    """(C, hc, wc) values at cell centres -> (C, ch, cw) by bilinear interpolation between centres."""
+def upsample_cells(x: np.ndarray, content: tuple[int, int]) -> list[np.ndarray]:
+    """(C, hc, wc) values at cell centres -> C views (ch, cw) by bilinear interpolation between
+    centres (each a view into its own enlarged plane: nothing is copied to cut them)."""
     ch, cw = content
     c, hc, wc = x.shape
-    big = np.stack(
-        [cv2.resize(x[k], (wc * CELL, hc * CELL), interpolation=cv2.INTER_LINEAR) for k in range(c)]
-    )
-    return np.ascontiguousarray(big[:, :ch, :cw])
+    size = (wc * CELL, hc * CELL)
+    return [cv2.resize(x[k], size, interpolation=cv2.INTER_LINEAR)[:ch, :cw] for k in range(c)]
 
 
 @torch.inference_mode()

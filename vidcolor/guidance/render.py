@@ -125,15 +125,22 @@ def likeness(sim: np.ndarray | None, shape: tuple[int, int], cell: int) -> np.nd
     return out
 
 
-def hint_planes(hints: Sequence[ActiveHint], shape: tuple[int, int], patch: int | None = None) -> np.ndarray:
+def hint_planes(
+    hints: Sequence[ActiveHint],
+    shape: tuple[int, int],
+    patch: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """The network's hint input for one frame: float32 (3, h, w) = [a, b, mask] in raw ab units,
     zero where there is no hint. ``shape`` is the padded (h, w) of the batch; ``patch`` the side
-    of each hint's square (None: ``NET_PATCH``; 0: the network is shown nothing)."""
+    of each hint's square (None: ``NET_PATCH``; 0: the network is shown nothing). ``out``: a
+    zeroed (3, h, w) float32 array to draw into (e.g. one frame of the batch's planes)."""
     h, w = shape
     patch = NET_PATCH if patch is None else patch
+    if out is None:
+        out = np.zeros((3, h, w), np.float32)
     if patch <= 0:
-        return np.zeros((3, h, w), np.float32)
-    out = np.zeros((3, h, w), np.float32)
+        return out
     lo, hi = (patch - 1) // 2, patch // 2 + 1
     for hint in hints:
         cx, cy = int(round(hint.x)), int(round(hint.y))
@@ -254,9 +261,17 @@ def spread(
         mixed = np.sqrt(colour[0] ** 2 + colour[1] ** 2)
         colour *= (chroma / np.maximum(sharp, 1e-30)) / np.maximum(mixed, 1e-3)
     share /= np.maximum(sharp, 1e-30)
-    field = np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (*colour, conf, share)])
-    target = field[:2] + res * field[3] * ab if res > 0 else field[:2]
-    return (ab + field[2] * (target - ab)).astype(np.float32)
+
+    def up(x: np.ndarray) -> np.ndarray:
+        return cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    target = np.stack([up(colour[0]), up(colour[1])])
+    if res > 0:
+        target += res * up(share) * ab
+    target -= ab  # ab + conf * (target - ab), in place
+    target *= up(conf)
+    target += ab
+    return target.astype(np.float32, copy=False)
 
 
 def pull(

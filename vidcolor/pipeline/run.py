@@ -295,6 +295,7 @@ def _run_stages(
     guide = guide_for_film(info, opts)  # None without hints and references: the unguided path
     group = StageGroup()
     to_model = group.pipe(QUEUE_BATCHES)
+    to_colour = group.pipe(QUEUE_BATCHES)
     to_merge = group.pipe(QUEUE_BATCHES * opts.batch_size)
     to_encode = group.pipe(QUEUE_BATCHES * opts.batch_size)
 
@@ -321,8 +322,17 @@ def _run_stages(
                 )
             )
         for batch in _batches(frames, opts.batch_size):
-            to_model.put((batch, make_batch(batch, v.bit_depth, full_range, render, step.stride)))
+            lb = make_batch(batch, v.bit_depth, full_range, render, step.stride)
+            # The guidance's tracking needs nothing from the model: it runs here, ahead of it.
+            plan = None if guide is None else guide.plan(lb, frame_times(batch, info))
+            to_model.put((batch, lb, plan))
         to_model.put(END)
+
+    def model() -> None:
+        for batch, lb, plan in to_model:
+            ab = step(lb) if guide is None or plan is None else guide.model(step, lb, plan)
+            to_colour.put((batch, lb, plan, ab))
+        to_colour.put(END)
 
     def colour() -> None:
         smoother = TemporalSmoother(
@@ -346,8 +356,8 @@ def _run_stages(
                     encoded += 1
                 to_merge.put((frame, ab, content))
 
-        for batch, lb in to_model:
-            ab = step(lb) if guide is None else guide(step, lb, frame_times(batch, info))
+        for batch, lb, plan, out in to_colour:
+            ab = out if guide is None or plan is None else guide.finish(lb, plan, out)
             for i, frame in enumerate(batch):
                 pending.append((frame, lb.content))
                 send(smoother.push(frame.index, ab[i], lb.L[i, 0]))
@@ -383,7 +393,8 @@ def _run_stages(
         # Started inside the try: a Ctrl-C that lands between two starts must still stop and join
         # the stages, or the interpreter exits with a model thread inside torch (abort at exit).
         group.start("decode", read)
-        group.start("model", colour)
+        group.start("model", model)
+        group.start("colour", colour)
         group.start("merge", merge)
         with VideoWriter(tmp, info, plan, start=opts.start, duration=opts.duration) as writer:
             for index, pts, planes in to_encode:
