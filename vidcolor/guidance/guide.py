@@ -171,7 +171,7 @@ class Guide:
         return {k: sims[j].cpu().numpy() for j, k in enumerate(known)}
 
     def plan(self, batch: LBatch, times: Sequence[float]) -> GuidePlan:
-        """Steps 1-2 for ``batch``, whose frames are at ``times`` (seconds from the start of the
+        """Step 1 for ``batch``, whose frames are at ``times`` (seconds from the start of the
         film): cuts, tracking, the hints that start, and the network's hint input. Needs nothing
         from the model, so a pipeline runs it ahead, on another thread than the model's."""
         n, _, hp, wp = batch.L.shape
@@ -206,7 +206,7 @@ class Guide:
         return plan
 
     def model(self, step: ModelStep, batch: LBatch, plan: GuidePlan) -> ModelOutput:
-        """Step 3: the model on ``batch`` with the plan's hint input, the references matched, and
+        """Step 2: the model on ``batch`` with the plan's hint input, the references matched, and
         the encoder's cell descriptors when the steps after need them."""
         ch, cw = batch.content
         planes = plan.planes
@@ -240,7 +240,7 @@ class Guide:
         return ModelOutput(ab, descs[0] if descs else None, matches)
 
     def finish(self, batch: LBatch, plan: GuidePlan, out: ModelOutput) -> np.ndarray:
-        """Step 4: the model's output for ``batch`` with the references' colours, the shot's
+        """Step 3: the model's output for ``batch`` with the references' colours, the shot's
         memory, the spread and the pull applied, frame by frame in order; returns the ab
         (N, 2, h, w) float32 (the model's array, written in place). Batches must come in the
         order :meth:`plan` saw them; a pipeline runs this on a thread of its own."""

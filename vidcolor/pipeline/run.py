@@ -324,14 +324,14 @@ def _run_stages(
         for batch in _batches(frames, opts.batch_size):
             lb = make_batch(batch, v.bit_depth, full_range, render, step.stride)
             # The guidance's tracking needs nothing from the model: it runs here, ahead of it.
-            plan = None if guide is None else guide.plan(lb, frame_times(batch, info))
-            to_model.put((batch, lb, plan))
+            guided = None if guide is None else guide.plan(lb, frame_times(batch, info))
+            to_model.put((batch, lb, guided))
         to_model.put(END)
 
     def model() -> None:
-        for batch, lb, plan in to_model:
-            ab = step(lb) if guide is None or plan is None else guide.model(step, lb, plan)
-            to_colour.put((batch, lb, plan, ab))
+        for batch, lb, guided in to_model:
+            ab = step(lb) if guide is None or guided is None else guide.model(step, lb, guided)
+            to_colour.put((batch, lb, guided, ab))
         to_colour.put(END)
 
     def colour() -> None:
@@ -356,8 +356,8 @@ def _run_stages(
                     encoded += 1
                 to_merge.put((frame, ab, content))
 
-        for batch, lb, plan, out in to_colour:
-            ab = out if guide is None or plan is None else guide.finish(lb, plan, out)
+        for batch, lb, guided, out in to_colour:
+            ab = out if guide is None or guided is None else guide.finish(lb, guided, out)
             for i, frame in enumerate(batch):
                 pending.append((frame, lb.content))
                 send(smoother.push(frame.index, ab[i], lb.L[i, 0]))
