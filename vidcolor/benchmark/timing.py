@@ -122,22 +122,8 @@ def time_repeats(
         if isinstance(box[0], BaseException):
             raise box[0]
         return box[0]
-    for _ in range(max(0, warmup)):
-        if setup is not None:
-            setup()
-        fn()
-        synchronize(device)
-    out = Timed([], [])
-    for _ in range(repeats):
-        if setup is not None:
-            setup()
-        synchronize(device)
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        synchronize(device)
-        out.wall.append(time.perf_counter() - t0)
-        out.cpu.append(time.process_time() - c0)
-    return out
+    each = None if setup is None else (lambda _k: setup())
+    return time_alternating([fn], repeats=repeats, warmup=warmup, device=device, setup=each)[0]
 
 
 def time_alternating(

@@ -256,11 +256,11 @@ class Guide:
             if plan.cuts[i]:
                 self.memory.forget()
             L = batch.L[i, 0, :ch, :cw]
-            match = out.matches[i] if out.matches is not None else None
+            match = out.matches[i] if out.matches is not None else None  # None: no reference covers it
+            referenced = match is not None
             if match is not None:
                 ab[i, :, :ch, :cw] = blend_matched(ab[i, :, :ch, :cw], L, *match)[0]
             # Where a reference coloured the frame, the hints' soft spread trusts that more.
-            referenced = self.reference is not None and self.reference.covers(plan.times[i])
             prior: float | np.ndarray | None = REFERENCE_PRIOR if referenced else None
             if desc is not None and not referenced and self.memory.frames:
                 ab[i, :, :ch, :cw], conf = self.memory.recall(desc[i], L, ab[i, :, :ch, :cw], cells)

@@ -263,10 +263,6 @@ class ReferenceMatcher:
         self._prepared: list[_Prepared] | None = None
         self._render: tuple[int, int] | None = None
 
-    def covers(self, t: float) -> bool:
-        """Whether any reference applies at time ``t`` (seconds)."""
-        return any(r.covers(t) for r in self.refs)
-
     def _prepare(self, step: ModelStep, render: int) -> list[_Prepared]:
         if self._prepared is not None and self._render == (render, step.stride):
             return self._prepared
@@ -390,7 +386,7 @@ def blend_matched(
     lines (4, hc, wc) applied to its own L (h, w), by the matches' confidence (hc, wc); the lines
     and confidences are interpolated between cell centres. Returns a new array and the per-pixel
     confidence it was blended by (h, w) in [0, 1]."""
-    up = upsample_cells(np.concatenate([lines, conf[None]]), L.shape)
+    up = upsample_cells([*lines, conf], L.shape)
     ab_m = np.stack([up[0] * L + up[2], up[1] * L + up[3]])
     np.clip(ab_m, -AB_MAX, AB_MAX, out=ab_m)
     if GUIDE_RADIUS > 0:
@@ -421,13 +417,18 @@ def cell_models(lab: np.ndarray) -> torch.Tensor:
     return torch.cat([A, B]).flatten(1).T.float().contiguous()
 
 
-def upsample_cells(x: np.ndarray, content: tuple[int, int]) -> list[np.ndarray]:
-    """(C, hc, wc) values at cell centres -> C views (ch, cw) by bilinear interpolation between
-    centres (each a view into its own enlarged plane: nothing is copied to cut them)."""
+def upsample_cells(
+    planes: Iterable[np.ndarray], content: tuple[int, int], cell: int = CELL
+) -> list[np.ndarray]:
+    """Planes (hc, wc) of values at the centres of cells of ``cell`` pixels -> views (ch, cw) by
+    bilinear interpolation between centres, cut to ``content`` = (ch, cw) (each a view into its
+    own enlarged plane: nothing is copied to cut it)."""
     ch, cw = content
-    c, hc, wc = x.shape
-    size = (wc * CELL, hc * CELL)
-    return [cv2.resize(x[k], size, interpolation=cv2.INTER_LINEAR)[:ch, :cw] for k in range(c)]
+    out = []
+    for x in planes:
+        hc, wc = x.shape
+        out.append(cv2.resize(x, (wc * cell, hc * cell), interpolation=cv2.INTER_LINEAR)[:ch, :cw])
+    return out
 
 
 @torch.inference_mode()

@@ -68,6 +68,7 @@ import cv2
 import numpy as np
 
 from vidcolor.guidance.reference import CELL as FEATURE_CELL
+from vidcolor.guidance.reference import upsample_cells
 from vidcolor.guidance.region import grow_region, patch_value
 
 NET_PATCH = 5  # render pixels: side of the square patch each hint shows the network
@@ -110,19 +111,13 @@ class ActiveHint:
 
 
 def likeness(sim: np.ndarray | None, shape: tuple[int, int], cell: int) -> np.ndarray | None:
-    """Similarities (hc, wc) per ``FEATURE_CELL`` cell -> weights in [0, 1] on a grid of ``cell``
-    pixels, cut to ``shape`` = (hs, ws): 0 up to ``MATCH_LOW``, 1 from ``MATCH_HIGH``."""
+    """Similarities (hc, wc) per ``FEATURE_CELL`` cell of a picture -> weights in [0, 1] on its grid
+    of ``cell`` pixels, ``shape`` = (hs, ws) (the cells cover the picture, so they cover its grid):
+    0 up to ``MATCH_LOW``, 1 from ``MATCH_HIGH``."""
     if sim is None:
         return None
     r = np.clip((sim - MATCH_LOW) / (MATCH_HIGH - MATCH_LOW), 0.0, 1.0).astype(np.float32)
-    hc, wc = r.shape
-    big = cv2.resize(
-        r, (wc * FEATURE_CELL // cell, hc * FEATURE_CELL // cell), interpolation=cv2.INTER_LINEAR
-    )
-    out = np.zeros(shape, np.float32)
-    hs, ws = min(shape[0], big.shape[0]), min(shape[1], big.shape[1])
-    out[:hs, :ws] = big[:hs, :ws]
-    return out
+    return upsample_cells([r], shape, FEATURE_CELL // cell)[0]
 
 
 def hint_planes(
