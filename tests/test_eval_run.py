@@ -233,3 +233,23 @@ def test_evaluate_on_shared_eval_data(tmp_path: Path) -> None:
         assert it["colorizers"]["grey"]["ciede2000"] > 2.3
         assert it["truth"]["colourfulness"] > 10.0
     assert video["truth"]["cdc"] > 0.0
+
+
+def test_eval_command_scores_a_compared_model_beside_the_first(
+    media: Path, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from vidcolor.cli import main
+
+    other = tmp_path / "before" / tiny_model_path.name
+    other.parent.mkdir()
+    other.write_bytes(tiny_model_path.read_bytes())
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--data", str(media), "--model", str(tiny_model_path), "--compare-model", str(other),
+            "--out", str(out), "--max-frames", "2", "--threads", "1", "-q"]  # fmt: skip
+    r = CliRunner().invoke(main, argv)
+    assert r.exit_code == 0, r.output
+    names = set(json.loads(out.read_text())["aggregate"]["videos"]["colorizers"])
+    # The same weights under two files of one name: both scored, the second told apart by its folder.
+    assert names - {"grey", "truth"} == {"tiny/smooth0.5", "before/tiny:tiny/smooth0.5"}

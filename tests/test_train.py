@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from vidcolor.cli import main
 from vidcolor.models import read_checkpoint
-from vidcolor.models.colorizer import ColorizerConfig
+from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.train.augment import AugmentConfig, degrade_l, make_example, sample_hints
 from vidcolor.train.data import encode_png, load_corpus, split
 from vidcolor.train.loop import TrainConfig, train
@@ -163,3 +163,42 @@ def test_calibrate_picks_a_readout_and_exports_it_with_the_rebalancing_weights(
     assert len(model.config.rebalance_log_weights) == model.centres.shape[0]
     record = json.loads(shipped.with_suffix(".json").read_text())
     assert record["calibration"]["prior_correction"] == r["chosen"]["prior_correction"]
+
+
+def test_encoder_tail_trains_only_the_last_blocks_and_the_head_conv(tmp_path: Path, corpus: Path) -> None:
+    from vidcolor.models import load
+    from vidcolor.models.efficientnet_lite import EfficientNetLite0
+
+    torch.manual_seed(0)
+    cfg = replace(_tiny(tmp_path, corpus, steps=2), encoder_tail=2)
+    after = load(train(cfg, progress=False), "cpu", half=False)
+    assert isinstance(after, Colorizer)
+    pretrained = EfficientNetLite0()
+    pretrained.load_pretrained()
+    before = pretrained.state_dict()
+    changed = {
+        ".".join(k.split(".")[:2] if k.startswith("_blocks") else k.split(".")[:1])
+        for k, v in after.encoder.state_dict().items()
+        if v.is_floating_point() and not torch.equal(v.float(), before[k])
+    }
+    # Only the last two of 16 blocks and the head convolution (with its BN affine) moved.
+    assert changed == {"_blocks.14", "_blocks.15", "_conv_head", "_bn1"}
+
+
+def test_calibrate_chooses_on_the_runs_own_validation_split(tmp_path: Path, corpus: Path) -> None:
+    from vidcolor.train import calibrate
+    from vidcolor.train.data import load_corpus, split
+
+    torch.manual_seed(0)
+    last = train(_tiny(tmp_path, corpus, steps=2), progress=False)
+    ckpt = read_checkpoint(last)
+    val = calibrate.validation_pictures(ckpt, [corpus])
+    _, expected = split(load_corpus([corpus], max_side=320), 0.3, 0)
+    assert len(val) == len(expected) > 0
+    assert all(np.array_equal(a, b.rgb) for a, b in zip(val, expected, strict=True))
+    report = tmp_path / "calib.json"
+    argv = ["--checkpoint", str(last), "--val-of", str(corpus), "--render-size", "64", "--temperatures",
+            "0.38", "--blends", "0.5", "--saturations", "1.0", "--min-colourfulness", "0",
+            "--report", str(report), "--threads", "1"]  # fmt: skip
+    assert calibrate.main(argv) == 0
+    assert json.loads(report.read_text())["chosen"]["ciede2000"] > 0

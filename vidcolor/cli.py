@@ -265,6 +265,13 @@ def models_cmd(as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--val-fraction", type=float, default=0.05, show_default=True)
 @click.option("--finetune-encoder", is_flag=True, help="Train the encoder too (about 10x slower on a CPU).")
+@click.option(
+    "--encoder-tail",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Train the encoder's last N blocks and head conv, at a tenth of --lr (cheap: 1/32 resolution).",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, default=0)
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
@@ -281,6 +288,7 @@ def train(
     seed: int,
     val_fraction: float,
     finetune_encoder: bool,
+    encoder_tail: int,
     device: str,
     threads: int,
     resume: bool,
@@ -305,6 +313,7 @@ def train(
             seed=seed,
             val_fraction=val_fraction,
             freeze_encoder=not finetune_encoder,
+            encoder_tail=encoder_tail,
             device=device,
             threads=threads,
         )
@@ -343,6 +352,12 @@ def train(
     "--out", "out_json", type=click.Path(path_type=Path), default=Path("eval.json"), show_default=True
 )
 @click.option("--sheet", type=click.Path(path_type=Path), default=None, help="Contact sheet PNG.")
+@click.option(
+    "--compare-model",
+    "compare_models",
+    multiple=True,
+    help="Another model (registry name or checkpoint file) scored beside --model (repeatable).",
+)
 @click.option("--max-frames", type=int, default=None, help="Score at most this many frames per clip.")
 @click.option(
     "--hints-from-truth",
@@ -364,6 +379,7 @@ def eval_cmd(
     smoothings: str,
     out_json: Path,
     sheet: Path | None,
+    compare_models: tuple[str, ...],
     max_frames: int | None,
     hints_from_truth: int,
     reference_from_truth: bool,
@@ -374,6 +390,8 @@ def eval_cmd(
     """Turn colour footage grey, colorize it and score it against the truth (JSON + contact sheet)."""
 
     def body() -> None:
+        from dataclasses import replace
+
         from vidcolor.evaluate.colorizers import model_variants
         from vidcolor.evaluate.run import evaluate
 
@@ -387,8 +405,18 @@ def eval_cmd(
         opts = ColorizeOptions(**kw)
         if hints_from_truth < 0:
             raise UsageError("--hints-from-truth of 0 or more", str(hints_from_truth), "pass e.g. 10")
-        colorizers = model_variants(opts, head_list, strengths, hints_from_truth=hints_from_truth,
-                                    reference_from_truth=reference_from_truth)  # fmt: skip
+        colorizers: dict[str, Any] = {}
+        for model in (opts.model, *compare_models):
+            variants = model_variants(
+                replace(opts, model=model),
+                head_list,
+                strengths,
+                hints_from_truth=hints_from_truth,
+                reference_from_truth=reference_from_truth,
+            )
+            # Two checkpoints may share a name (runs/a/best.pt, runs/b/best.pt): the path tells them apart.
+            tag = f"{Path(model).parent.name}/{Path(model).stem}" if Path(model).suffix else model
+            colorizers |= {(f"{tag}:{k}" if k in colorizers else k): v for k, v in variants.items()}
         report = evaluate(
             [*data, *more_data],
             colorizers,

@@ -8,8 +8,12 @@ hard. This grid search runs the network once per picture, then scores every read
 cached logits, and picks the lowest mean CIEDE2000 among readouts whose colourfulness is at least
 ``min_colourfulness`` of the truth's.
 
+The pictures it chooses on are the training run's own validation split (``--val-of``: the corpus
+folders, split by scene exactly as the run split them, from the seed and fraction recorded in the
+checkpoint), never the evaluation media: a readout chosen on what it is scored on flatters the score.
+
     python -m vidcolor.train.calibrate --checkpoint runs/lite/best.pt \
-        --data ../shared/data/eval/images --export vidcolor/models/weights/vidcolor-lite.pt
+        --val-of /data/vidcolor-train --export vidcolor/models/weights/vidcolor-lite.pt
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -77,43 +82,58 @@ def readouts(
     return out
 
 
+def media_pictures(
+    data: list[Path], max_frames: int | None = 1, max_side: int = 320, every: int = 1
+) -> Iterator[np.ndarray]:
+    """RGB uint8 (H, W, 3) pictures of image and video files (every ``every``-th frame of a video)."""
+    for item in discover(data):
+        for k, rgb in enumerate(iter_truth(item, max_frames=max_frames, render_size=max_side)):
+            if k % every == 0:
+                yield rgb
+
+
+def validation_pictures(
+    checkpoint: dict[str, Any], corpus: list[Path], max_side: int = 320
+) -> list[np.ndarray]:
+    """The validation pictures (RGB uint8) of the run that wrote ``checkpoint``: ``corpus`` loaded and
+    split by scene with the seed and fraction the run recorded, so no picture it trained on is used."""
+    from vidcolor.train.data import load_corpus, split
+
+    cfg = json.loads(str(checkpoint["recipe"]).split(" ", 1)[1])
+    samples = load_corpus(corpus, max_side=max_side)
+    _, val = split(samples, float(cfg["val_fraction"]), int(cfg["seed"]))
+    return [s.rgb for s in val]
+
+
 @torch.inference_mode()
 def score_readouts(
-    model: Colorizer,
-    data: list[Path],
-    render_size: int,
-    grid: list[dict[str, Any]],
-    max_frames: int | None = 1,
-    max_side: int = 320,
-    every: int = 1,
+    model: Colorizer, pictures: Iterable[np.ndarray], render_size: int, grid: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Mean CIEDE2000 and colourfulness (and the truth's) of every readout in ``grid`` over the pictures."""
+    """Mean CIEDE2000 and colourfulness (and the truth's) of every readout in ``grid`` over the
+    pictures (RGB uint8 (H, W, 3) each)."""
     sums = np.zeros((len(grid), 2))
     truth_colourfulness, grey_ciede, n = 0.0, 0.0, 0
     from fractions import Fraction
 
     from vidcolor.frames import Frame
 
-    for item in discover(data):
-        for k, rgb in enumerate(iter_truth(item, max_frames=max_frames, render_size=max_side)):
-            if k % every:
-                continue
-            y = to_grey(rgb)
-            lab_true = rgb_to_lab(rgb.astype(np.float32) / 255.0)
-            batch = make_batch([Frame(0, 0, Fraction(1), y)], 8, True, render_size, model.stride)
-            L = torch.from_numpy(batch.L)
-            logits, reg = model.decode(model.encode(L), None)
-            truth_colourfulness += metrics.colourfulness(rgb)
-            grey_lab = rgb_to_lab(np.repeat(y[..., None], 3, axis=2).astype(np.float32) / 255.0)
-            grey_ciede += float(metrics.ciede2000(grey_lab, lab_true).mean())
-            for i, r in enumerate(grid):
-                model.config = replace(model.config, **r)
-                ab = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3]))[0].numpy()
-                out = merge_rgb(y, ab, batch.content, 8)
-                lab = rgb_to_lab(out.astype(np.float32) / 255.0)
-                sums[i, 0] += float(metrics.ciede2000(lab, lab_true).mean())
-                sums[i, 1] += metrics.colourfulness(out)
-            n += 1
+    for rgb in pictures:
+        y = to_grey(rgb)
+        lab_true = rgb_to_lab(rgb.astype(np.float32) / 255.0)
+        batch = make_batch([Frame(0, 0, Fraction(1), y)], 8, True, render_size, model.stride)
+        L = torch.from_numpy(batch.L)
+        logits, reg = model.decode(model.encode(L), None)
+        truth_colourfulness += metrics.colourfulness(rgb)
+        grey_lab = rgb_to_lab(np.repeat(y[..., None], 3, axis=2).astype(np.float32) / 255.0)
+        grey_ciede += float(metrics.ciede2000(grey_lab, lab_true).mean())
+        for i, r in enumerate(grid):
+            model.config = replace(model.config, **r)
+            ab = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3]))[0].numpy()
+            out = merge_rgb(y, ab, batch.content, 8)
+            lab = rgb_to_lab(out.astype(np.float32) / 255.0)
+            sums[i, 0] += float(metrics.ciede2000(lab, lab_true).mean())
+            sums[i, 1] += metrics.colourfulness(out)
+        n += 1
     results = []
     for r, (c, f) in zip(grid, sums / max(n, 1), strict=True):
         results.append(
@@ -139,7 +159,15 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--data", nargs="+", required=True, type=Path)
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--val-of",
+        nargs="+",
+        type=Path,
+        metavar="CORPUS",
+        help="the training corpus folders: score on the run's own validation split (the default way)",
+    )
+    where.add_argument("--data", nargs="+", type=Path, help="score on these image and video files instead")
     ap.add_argument("--render-size", type=int, default=224)
     ap.add_argument("--min-colourfulness", type=float, default=0.7)
     ap.add_argument("--report", type=Path, default=None, help="JSON of every readout's scores")
@@ -164,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = ckpt.get("extra", {}).get("rebalance_weights")
     if weights is not None:  # a training run's checkpoint: the readout may divide them back out
         model.config = replace(model.config, rebalance_log_weights=tuple(torch.log(weights).tolist()))
-    elif any(args.prior_corrections):
+    elif any(args.prior_corrections) and not model.config.rebalance_log_weights:
         raise SystemExit(
             f"--prior-corrections needs the rebalancing weights of a training run; none in {args.checkpoint}"
         )
@@ -176,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         tuple(args.class_readouts),
         tuple(args.confidence_gammas),
     )
-    results = score_readouts(model, args.data, args.render_size, grid, args.max_frames, every=args.every)
+    pictures: Iterable[np.ndarray] = (
+        validation_pictures(ckpt, args.val_of)
+        if args.val_of
+        else media_pictures(args.data, args.max_frames, every=args.every)
+    )
+    results = score_readouts(model, pictures, args.render_size, grid)
     best = choose(results, args.min_colourfulness)
     print(json.dumps(best))
     if args.report:
