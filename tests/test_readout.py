@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from vidcolor.models.ab_bins import annealed_mean, geometric_median, in_gamut_bins
+from vidcolor.models.ab_bins import annealed_mean, geometric_median, in_gamut_bins, mode_mean
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 
 
@@ -49,6 +49,34 @@ def _model(**kw: object) -> Colorizer:
     torch.manual_seed(0)
     m = Colorizer(ColorizerConfig(head="class", saturation=1.0, **kw)).eval()  # type: ignore[arg-type]
     return m
+
+
+def test_mode_readout_picks_the_stronger_of_two_distant_colours_where_the_mean_mixes_them() -> None:
+    c = _centres()
+    # Green grass 55%, dry brown 45%: the mean is a dull olive, the mode readout stays green.
+    logits = _logits_for(c, {(-40.0, 40.0): 0.55, (20.0, 30.0): 0.45}).expand(1, -1, 6, 6)
+    mean = annealed_mean(logits, c, 1.0)[0, :, 3, 3]
+    mode = mode_mean(logits, c, 1.0)[0, :, 3, 3]
+    assert torch.allclose(mode, torch.tensor([-40.0, 40.0]), atol=0.5)
+    assert float((mean - torch.tensor([-40.0, 40.0])).norm()) > 20.0
+
+
+def test_mode_readout_equals_the_annealed_mean_with_one_mode_and_keeps_shape() -> None:
+    c = _centres()
+    logits = _logits_for(c, {(30.0, 20.0): 0.6, (40.0, 20.0): 0.4}).expand(2, -1, 5, 7).contiguous()
+    for t in (0.38, 1.0):
+        assert torch.allclose(mode_mean(logits, c, t), annealed_mean(logits, c, t), atol=1e-4)
+    assert mode_mean(logits, c, 0.38).shape == (2, 2, 5, 7)
+
+
+def test_mode_readout_decides_over_a_region_not_pixel_by_pixel() -> None:
+    c = _centres()
+    green = _logits_for(c, {(-40.0, 40.0): 0.6, (20.0, 30.0): 0.4})
+    brown = _logits_for(c, {(-40.0, 40.0): 0.45, (20.0, 30.0): 0.55})
+    logits = green.expand(1, -1, 8, 8).clone()
+    logits[..., 4, 4] = brown[..., 0, 0]  # one doubting pixel inside a green surface
+    ab = mode_mean(logits, c, 1.0)
+    assert torch.allclose(ab[0, :, 4, 4], torch.tensor([-40.0, 40.0]), atol=0.5)
 
 
 def test_prior_correction_divides_the_rebalancing_weights_out() -> None:

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from vidcolor.color import lab_to_linear_rgb
@@ -144,3 +145,40 @@ def hue_concentration(logits: Tensor, centres: Tensor) -> Tensor:
     mean = torch.einsum("bqhw,qc->bchw", p, c)
     expected_norm = torch.einsum("bqhw,q->bhw", p, c.norm(dim=1))[:, None]
     return mean.norm(dim=1, keepdim=True) / expected_norm.clamp(min=1e-6)
+
+
+@lru_cache(maxsize=8)
+def _near_pairs(radius: float, device: torch.device) -> Tensor:
+    """(Q, Q) float32 on ``device``: 1 where two in-gamut bin centres lie within ``radius`` ab units."""
+    c = torch.from_numpy(in_gamut_bins())
+    return (torch.cdist(c, c) <= radius).float().to(device)
+
+
+def mode_mean(
+    logits: Tensor, centres: Tensor, temperature: float, radius: float = 25.0, region: int = 5
+) -> Tensor:
+    """logits (B,Q,H,W) -> ab (B,2,H,W): the annealed mean of the distribution's main mode only.
+
+    Where the network hesitates between distant colours (green grass or dry brown grass, a blue
+    or a grey sky) the mean of both is a colour that is neither, dull and often wrong (brown
+    lawns). This readout first finds, for each pixel, the ab bin whose neighbourhood of ``radius``
+    units holds the most probability, summed over a ``region`` x ``region`` window of pixels so a
+    surface picks one colour as a whole; then it takes the annealed mean at ``temperature`` of the
+    bins within ``radius`` of that mode. With one mode it equals the annealed mean.
+
+    The mode is searched on every second pixel (the votes are a window's average anyway), as one
+    (pixels, Q) x (Q, Q) product.
+    """
+    B, Q, H, W = logits.shape
+    p = torch.softmax(logits.float(), dim=1)
+    votes = F.avg_pool2d(p, region, stride=2, padding=region // 2, count_include_pad=False)
+    h, w = votes.shape[2:]
+    mass = votes.permute(0, 2, 3, 1).reshape(-1, Q) @ _near_pairs(radius, p.device)
+    mode = mass.argmax(dim=1).view(B, 1, h, w)  # bin index
+    mode = F.interpolate(mode.float(), size=(H, W), mode="nearest").long()[:, 0]
+    c = centres.to(p.dtype)
+    at = c[mode].permute(0, 3, 1, 2)  # (B,2,H,W): the mode's centre
+    d2 = (c[None, :, 0, None, None] - at[:, None, 0]) ** 2 + (c[None, :, 1, None, None] - at[:, None, 1]) ** 2
+    pt = torch.softmax(logits.float() / temperature, dim=1) * (d2 <= radius * radius)
+    pt = pt / pt.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    return torch.einsum("bqhw,qc->bchw", pt, c)

@@ -35,7 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidcolor.models.ab_bins import annealed_mean, geometric_median, hue_concentration, in_gamut_bins
+from vidcolor.models.ab_bins import (
+    annealed_mean,
+    geometric_median,
+    hue_concentration,
+    in_gamut_bins,
+    mode_mean,
+)
 from vidcolor.models.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite0
 from vidcolor.models.info import ModelInfo
 
@@ -52,7 +58,8 @@ class ColorizerConfig:
     widths: tuple[int, int, int, int, int] = (256, 128, 96, 64, 32)  # fusion, s16, s8, s4, s2
     head: Head = "blend"  # which head produces the output ab
     temperature: float = 0.38  # annealed-mean temperature of the class head
-    class_readout: Literal["mean", "median"] = "mean"  # annealed mean, or geometric median
+    # annealed mean, geometric median, or the annealed mean of the main mode (ab_bins.mode_mean)
+    class_readout: Literal["mean", "median", "mode"] = "mean"
     blend: float = 0.5  # weight of the class head in "blend"
     saturation: float = 1.0  # final chroma gain (calibrated after training)
     # Training rebalances rare colours (weights w per ab bin), which tilts the class head towards
@@ -173,6 +180,8 @@ class Colorizer(nn.Module):
                 logits = logits.float() - c.prior_correction * log_w
             if c.class_readout == "median":
                 ab_c = geometric_median(logits, self.centres, c.temperature)
+            elif c.class_readout == "mode":
+                ab_c = mode_mean(logits, self.centres, c.temperature)
             else:
                 ab_c = annealed_mean(logits, self.centres, c.temperature)
             if c.confidence_gamma:

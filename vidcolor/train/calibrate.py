@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blends", type=float, nargs="+", default=BLENDS)
     ap.add_argument("--saturations", type=float, nargs="+", default=SATURATIONS)
     ap.add_argument("--prior-corrections", type=float, nargs="+", default=PRIOR_CORRECTIONS)
-    ap.add_argument("--class-readouts", nargs="+", choices=("mean", "median"), default=CLASS_READOUTS)
+    ap.add_argument("--class-readouts", nargs="+", choices=("mean", "median", "mode"), default=CLASS_READOUTS)
     ap.add_argument("--confidence-gammas", type=float, nargs="+", default=CONFIDENCE_GAMMAS)
     ap.add_argument("--max-frames", type=int, default=1, help="frames per video (images have one)")
     ap.add_argument("--every", type=int, default=1, help="score every N-th frame of a video")
