@@ -202,3 +202,16 @@ def test_calibrate_chooses_on_the_runs_own_validation_split(tmp_path: Path, corp
             "--report", str(report), "--threads", "1"]  # fmt: skip
     assert calibrate.main(argv) == 0
     assert json.loads(report.read_text())["chosen"]["ciede2000"] > 0
+
+
+def test_train_cli_takes_the_decoder_size_and_rejects_a_bad_one(tmp_path: Path, corpus: Path) -> None:
+    base = ["train", "--data", str(corpus), "--out", str(tmp_path / "r"), "--steps", "1", "--batch", "2",
+            "--crop", "64", "--threads", "1", "--val-every", "1", "-q"]  # fmt: skip
+    r = CliRunner().invoke(main, [*base, "--decoder-widths", "16,8,8,8,8", "--global-dim", "8"])
+    assert r.exit_code == 0, r.output
+    ck = read_checkpoint(tmp_path / "r" / "last.pt")
+    assert ck["config"]["widths"] == [16, 8, 8, 8, 8] and ck["config"]["global_dim"] == 8
+    bad = CliRunner().invoke(main, [*base, "--decoder-widths", "16,8"])
+    assert (
+        bad.exit_code != 0 and "five positive channel counts" in bad.output and "Traceback" not in bad.output
+    )

@@ -264,6 +264,18 @@ def models_cmd(as_json: bool) -> None:
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--val-fraction", type=float, default=0.05, show_default=True)
+@click.option(
+    "--val-every", type=int, default=250, show_default=True, help="Steps between validations (and best.pt)."
+)
+@click.option(
+    "--decoder-widths",
+    default="256,128,96,64,32",
+    show_default=True,
+    help="Channels of the fusion and the decoder at 1/16, 1/8, 1/4 and 1/2 (five numbers).",
+)
+@click.option(
+    "--global-dim", type=int, default=256, show_default=True, help="Width of the global context vector."
+)
 @click.option("--finetune-encoder", is_flag=True, help="Train the encoder too (about 10x slower on a CPU).")
 @click.option(
     "--encoder-tail",
@@ -287,6 +299,9 @@ def train(
     lr: float,
     seed: int,
     val_fraction: float,
+    val_every: int,
+    decoder_widths: str,
+    global_dim: int,
     finetune_encoder: bool,
     encoder_tail: int,
     device: str,
@@ -300,10 +315,21 @@ def train(
     def body() -> None:
         from dataclasses import replace
 
+        from vidcolor.models.colorizer import ColorizerConfig
         from vidcolor.train.augment import AugmentConfig
         from vidcolor.train.loop import TrainConfig
         from vidcolor.train.loop import train as run_train
 
+        try:
+            widths = tuple(int(w) for w in decoder_widths.split(","))
+        except ValueError:
+            widths = ()
+        if len(widths) != 5 or min(widths) < 1:
+            raise UsageError(
+                "five positive channel counts for --decoder-widths",
+                repr(decoder_widths),
+                "write e.g. 128,64,48,32,16",
+            )
         cfg = TrainConfig(
             data=tuple(str(p) for p in (*data, *more_data)),
             out=str(out),
@@ -312,6 +338,10 @@ def train(
             lr=lr,
             seed=seed,
             val_fraction=val_fraction,
+            val_every=val_every,
+            model=ColorizerConfig(
+                widths=(widths[0], widths[1], widths[2], widths[3], widths[4]), global_dim=global_dim
+            ),
             freeze_encoder=not finetune_encoder,
             encoder_tail=encoder_tail,
             device=device,
