@@ -120,13 +120,13 @@ class _Driver:
         self.reused = 0  # frames of segments finished by an earlier run
         self.finished = 0  # frames of films settled (what the bar shows if the board is lost)
         self.step: ModelStep | None = None
-        self.bar = BatchBar(0, None, progress)
+        self.progress = progress
         self.expected = 0
 
     # ------------------------------------------------------------------------------ handing out
 
     def run(self, todo: list[tuple[int, Job]]) -> None:
-        self.bar.films = len(todo)
+        self.bar = BatchBar(len(todo), None, self.progress)
         try:
             for i, job in todo:
                 self._hand_out(i, job)

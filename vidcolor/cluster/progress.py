@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 #: Seconds between a worker's posts: often enough for a live bar, rare enough to cost nothing.
 POST_EVERY = 0.5
+#: Seconds between redraws of the bar (and so lines, where stderr is a file).
+TICK = 1.0
 Key = tuple[int, int]  # (film index in the batch, segment number or -1 for a whole film)
 
 
@@ -60,7 +62,7 @@ class BatchBar:
         self.films_done = 0
         self.bar = tqdm(
             total=frames or None, unit="frame", desc="batch", disable=not enabled, dynamic_ncols=True,
-            smoothing=0.05,
+            smoothing=0.05, mininterval=TICK,
         )  # fmt: skip
         self._show()
 
@@ -69,14 +71,11 @@ class BatchBar:
 
     def frames(self, n: int) -> None:
         """Set the frames done so far (a running count: it may come back lower after a retry)."""
-        if n != self.bar.n:
-            self.bar.n = n
-            self.bar.refresh()
+        self.bar.update(n - self.bar.n)  # tqdm redraws at most every TICK seconds
 
     def film_done(self) -> None:
         self.films_done += 1
         self._show()
-        self.bar.refresh()
 
     def write(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` (which prints) with the bar cleared around it."""

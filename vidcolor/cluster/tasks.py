@@ -38,10 +38,8 @@ class Node:
     def here(cls) -> Node:
         import ray
 
-        try:
-            node = ray.get_runtime_context().get_node_id()
-        except Exception:  # noqa: BLE001 - outside a Ray worker (a direct call): no node id
-            node = ""
+        # Asked only inside Ray: elsewhere get_runtime_context() would start a Ray of its own.
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         return cls(node or "", socket.gethostname())
 
 
