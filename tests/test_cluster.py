@@ -1,4 +1,4 @@
-"""``vidcolor batch --ray`` on a real two-node Ray cluster on 127.0.0.1 (tests/raycluster.py):
+"""``vidcolor batch --ray`` on a real two-node Ray cluster on 127.0.0.1 (vidcolor/cluster/local.py):
 the same outputs and manifest as local batch, a long film's segments on both nodes, a node lost
 mid-batch; and the errors that need no cluster (no Ray, a path a worker cannot see)."""
 
@@ -20,10 +20,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from clips import make_clip, read_packets, read_video_pts
-from raycluster import Cluster
 
 from vidcolor.batch import DONE, FAILED, MANIFEST_NAME, Job, read_manifest, run_batch, sha256_file
 from vidcolor.cli import main
+from vidcolor.cluster.local import LocalCluster
 from vidcolor.cluster.tasks import film_task, segment_task
 from vidcolor.media.probe import probe
 from vidcolor.models import save_checkpoint
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[1]
 _ENV_PATH = {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-_CLUSTERS: dict[str, Cluster] = {}
+_CLUSTERS: dict[str, LocalCluster] = {}
 
 
 def _env(address: str) -> dict[str, str]:
@@ -54,9 +54,9 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def _cluster() -> Iterator[Cluster]:
+def _cluster() -> Iterator[LocalCluster]:
     root = Path(tempfile.mkdtemp(prefix="vc-ray-", dir="/tmp"))  # Ray's socket paths must stay short
-    cluster = Cluster(root)
+    cluster = LocalCluster(root)
     _CLUSTERS[cluster.address] = cluster
     try:
         yield cluster.start()
@@ -66,12 +66,12 @@ def _cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+def cluster() -> Iterator[LocalCluster]:
     yield from _cluster()
 
 
 @pytest.fixture
-def own_cluster() -> Iterator[Cluster]:
+def own_cluster() -> Iterator[LocalCluster]:
     """A cluster of its own, for a test that kills one of its nodes."""
     yield from _cluster()
 
@@ -97,7 +97,7 @@ def planes(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="yuv444p") for f in c.decode(video=0)]
 
 
-def test_batch_on_two_nodes_matches_local_batch(cluster: Cluster, ckpt: Path, tmp_path: Path) -> None:
+def test_batch_on_two_nodes_matches_local_batch(cluster: LocalCluster, ckpt: Path, tmp_path: Path) -> None:
     src = tmp_path / "reels"
     (src / "day2").mkdir(parents=True)
     make_clip(src / "a.mp4", frames=12, size=(64, 48), audio=[("aac", "eng")])
@@ -135,7 +135,7 @@ def test_batch_on_two_nodes_matches_local_batch(cluster: Cluster, ckpt: Path, tm
     assert again.returncode == 1 and "4 files: 0 succeeded, 1 failed, 3 skipped" in again.stdout, again.stderr
 
 
-def test_long_film_runs_its_segments_on_both_nodes(cluster: Cluster, ckpt: Path, tmp_path: Path) -> None:
+def test_long_film_runs_its_segments_on_both_nodes(cluster: LocalCluster, ckpt: Path, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     film = make_clip(src / "long.mkv", frames=96, rate=24, size=(64, 48), audio=[("aac", "eng")], bframes=2)
@@ -161,7 +161,7 @@ def test_long_film_runs_its_segments_on_both_nodes(cluster: Cluster, ckpt: Path,
     assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST_NAME, "long.mkv"])  # segments gone
 
 
-def test_a_node_lost_mid_batch(own_cluster: Cluster, ckpt: Path, tmp_path: Path) -> None:
+def test_a_node_lost_mid_batch(own_cluster: LocalCluster, ckpt: Path, tmp_path: Path) -> None:
     """SIGKILL the second node's raylet while it runs a film: Ray runs that film again on the
     head, and the batch ends with every film done once, whole, and recorded as it is."""
     src = tmp_path / "in"

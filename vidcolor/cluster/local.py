@@ -1,8 +1,10 @@
-"""A real Ray cluster of two nodes on 127.0.0.1 for the tests of ``vidcolor batch --ray``.
+"""Ray nodes on this machine (127.0.0.1): a real cluster of several nodes without other machines,
+for the tests of ``vidcolor batch --ray`` and the benchmark of one node against two.
 
-Each node is a ``ray start --block`` in a process group of its own, with one CPU, a small object
-store, every port chosen free (so it meets no other Ray on the machine) and a temporary folder of
-its own; stopping kills the groups (never ``ray stop``, which would end every Ray on the machine).
+Each node is a ``ray start --block`` in a process group of its own, with the CPUs it is given, a
+small object store, every port chosen free (so it meets no other Ray on the machine), a
+temporary folder and an authentication token of its own; stopping kills the groups (never
+``ray stop``, which would end every Ray on the machine).
 """
 
 from __future__ import annotations
@@ -101,11 +103,14 @@ class Node:
         self.proc.wait()
 
 
-class Cluster:
-    """``ray start --head`` and ``ray start --address`` on 127.0.0.1; ``address`` for the driver."""
+class LocalCluster:
+    """``ray start --head`` and ``nodes - 1`` times ``ray start --address`` on 127.0.0.1, each
+    node with ``cpus`` CPUs; ``address`` and ``env`` for the drivers that connect to it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, nodes: int = 2, cpus: int = 1) -> None:
         self.root = root
+        self.count = nodes
+        self.cpus = cpus
         self.temp = root / "ray"  # Ray's sockets live here: keep the path short
         self.temp.mkdir(parents=True, exist_ok=True)
         self.nodes: list[Node] = []
@@ -123,7 +128,7 @@ class Cluster:
         workers = free_range(WORKER_PORTS)
         cmd = [
             str(Path(sys.executable).parent / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1",
-            "--num-cpus", "1", "--num-gpus", "0", "--object-store-memory", str(OBJECT_STORE),
+            "--num-cpus", str(self.cpus), "--num-gpus", "0", "--object-store-memory", str(OBJECT_STORE),
             "--temp-dir", str(self.temp), "--disable-usage-stats",
             "--node-manager-port", str(p[0]), "--object-manager-port", str(p[1]),
             "--min-worker-port", str(workers), "--max-worker-port", str(workers + WORKER_PORTS - 1),
@@ -145,11 +150,17 @@ class Cluster:
         self.nodes.append(node)
         return node
 
-    def start(self, timeout: float = 120) -> Cluster:
-        self._start(head=True)
-        self._wait(1, timeout)
-        self._start(head=False)
-        self._wait(2, timeout)
+    def start(self, timeout: float = 120) -> LocalCluster:
+        """Start the nodes and wait until the head counts them all alive; stop them on failure."""
+        try:
+            self._start(head=True)
+            self._wait(1, timeout)
+            for _ in range(self.count - 1):
+                self._start(head=False)
+            self._wait(self.count, timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _wait(self, count: int, timeout: float) -> None:
