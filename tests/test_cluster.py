@@ -23,6 +23,7 @@ from clips import make_clip, read_packets, read_video_pts
 
 from vidcolor.batch import DONE, FAILED, MANIFEST_NAME, Job, read_manifest, run_batch, sha256_file
 from vidcolor.cli import main
+from vidcolor.cluster.connect import check_address
 from vidcolor.cluster.local import LocalCluster
 from vidcolor.cluster.tasks import film_task, segment_task
 from vidcolor.media.probe import probe
@@ -223,6 +224,8 @@ def test_bad_address_and_jobs_with_ray_are_one_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 5 and "either --jobs or --ray" in result.output
     assert not (tmp_path / "out").exists()
+    assert [check_address(a) for a in (None, "", "local", "auto", "ray://head:10001", "head.lan:6379")] == [
+        "local", "local", "local", "auto", "ray://head:10001", "head.lan:6379"]  # fmt: skip
 
 
 def test_a_path_a_worker_cannot_see_is_a_clear_error_for_that_film(tmp_path: Path, ckpt: Path) -> None:
