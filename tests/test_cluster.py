@@ -130,6 +130,7 @@ def test_batch_on_two_nodes_matches_local_batch(cluster: LocalCluster, ckpt: Pat
     for rec in ours.values():
         if rec["status"] == DONE:
             assert rec["sha256"] == sha256_file(out / rec["output"]) and rec["frames"] in (12, 10, 9)
+            assert len(rec["nodes"]) == 1  # started once: no node was lost
     assert not list(out.rglob(".*"))  # no temporary file, no segment folder
 
     again = _ray_batch(src, out, ckpt, cluster.address, "-q")
@@ -150,6 +151,7 @@ def test_long_film_runs_its_segments_on_both_nodes(cluster: LocalCluster, ckpt: 
     assert [s["number"] for s in rec["segments"]] == [0, 1, 2, 3]
     assert sum(s["frames"] for s in rec["segments"]) == 96
     assert len({s["node"] for s in rec["segments"]}) == 2  # both nodes ran segments
+    assert [s["attempts"] for s in rec["segments"]] == [1, 1, 1, 1]
 
     whole = tmp_path / "whole.mkv"
     opts = _opts(ckpt)
@@ -167,7 +169,9 @@ def test_a_node_lost_mid_batch(own_cluster: LocalCluster, ckpt: Path, tmp_path: 
     head, and the batch ends with every film done once, whole, and recorded as it is."""
     src = tmp_path / "in"
     src.mkdir()
-    counts = {f"f{k}.mp4": 90 + k for k in range(4)}
+    # Long enough that the lost node's worker, which notices its raylet gone within about a
+    # second, dies in the middle of its film rather than finishing it.
+    counts = {f"f{k}.mp4": 300 + k for k in range(4)}
     for name, n in counts.items():
         make_clip(src / name, frames=n, size=(96, 64))
     out = tmp_path / "out"
@@ -182,6 +186,8 @@ def test_a_node_lost_mid_batch(own_cluster: LocalCluster, ckpt: Path, tmp_path: 
     while time.monotonic() < end and proc.poll() is None and not second.busy():
         time.sleep(0.05)
     assert second.busy(), "the second node never ran a film"
+    time.sleep(0.5)  # well into the film: its worker has said it started
+    assert second.busy(), "the film on the second node ended before it could be cut short"
     raylet = second.raylet()
     assert raylet is not None
     os.kill(raylet, 9)
@@ -195,6 +201,10 @@ def test_a_node_lost_mid_batch(own_cluster: LocalCluster, ckpt: Path, tmp_path: 
         assert [r["status"] for r in mine] == ["started", DONE], mine  # handed out once, recorded once
         assert mine[-1]["sha256"] == sha256_file(out / name) and mine[-1]["frames"] == n
         assert read_video_pts(out / name) == read_video_pts(src / name)  # nothing lost or doubled
+    # The film the lost node was running was started once more, on the other node.
+    starts = [r["nodes"] for r in records if r["status"] == DONE]
+    assert sorted(len(n) for n in starts) == [1, 1, 1, 2], starts
+    assert next(n for n in starts if len(n) == 2)[0] != next(n for n in starts if len(n) == 2)[1]
     assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST_NAME, *counts])  # no temporary file
 
 

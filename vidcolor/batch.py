@@ -76,6 +76,9 @@ class JobResult:
     #: Where each segment of a film ran, when a cluster ran them: [{"number", "node", "host",
     #: "frames", "seconds"}]; None otherwise (and then left out of the manifest record).
     segments: list[dict[str, Any]] | None = None
+    #: The cluster nodes (Ray node ids) that started the file's task, one per attempt: more than
+    #: one when a node was lost and the task ran again elsewhere; None off a cluster (left out).
+    nodes: list[str] | None = None
 
 
 @dataclass
@@ -272,8 +275,9 @@ def _adopted(job: Job, rec: dict[str, Any] | None) -> JobResult | None:
 
 def _record(result: JobResult) -> dict[str, Any]:
     rec = asdict(result)
-    if rec["segments"] is None:
-        del rec["segments"]
+    for key in ("segments", "nodes"):  # cluster-only fields
+        if rec[key] is None:
+            del rec[key]
     rec["time"] = datetime.now(UTC).isoformat(timespec="seconds")
     rec["vidcolor"] = __version__
     return rec

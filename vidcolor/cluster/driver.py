@@ -119,6 +119,7 @@ class _Driver:
         self.pending: dict[Any, tuple[str, _Film, int]] = {}  # task ref -> (kind, film, segment)
         self.reused = 0  # frames of segments finished by an earlier run
         self.finished = 0  # frames of films settled (what the bar shows if the board is lost)
+        self.seen = 0  # the board's last count
         self.step: ModelStep | None = None
         self.progress = progress
         self.expected = 0
@@ -258,7 +259,11 @@ class _Driver:
         for stale in stale_partials(film.job.output):
             stale.unlink(missing_ok=True)
         if film.run is not None:
+            for placed in film.placed:
+                placed["attempts"] = len(self._started_on((film.index, placed["number"]))) or 1
             result.segments = sorted(film.placed, key=lambda p: p["number"])
+        else:
+            result.nodes = self._started_on((film.index, -1)) or None
         if timed and result.frames:
             seconds = time.time() - film.started
             result.seconds, result.fps = round(seconds, 3), round(result.frames / seconds, 2)
@@ -274,13 +279,24 @@ class _Driver:
 
     def _frames_done(self) -> int:
         """Frames done across the cluster by the tasks of this run (the board's count; if the
-        board is lost with its node, the frames of the films settled so far)."""
+        board is lost, the frames of the films settled so far)."""
         if self.board is not None:
             try:
-                return int(self.ray.get(self.board.total.remote(), timeout=5))
+                self.seen = int(self.ray.get(self.board.total.remote(), timeout=TICK))
+            except self.ray.exceptions.GetTimeoutError:
+                pass  # a busy moment (a node being declared lost): the last count will do
             except Exception:  # noqa: BLE001 - progress only: go on without it
                 self.board = None
-        return self.finished
+        return self.seen if self.board is not None else self.finished
+
+    def _started_on(self, key: tuple[int, int]) -> list[str]:
+        """The nodes that started task ``key``, one per attempt (none known without the board)."""
+        if self.board is None:
+            return []
+        try:
+            return list(self.ray.get(self.board.started_on.remote(key), timeout=60))
+        except Exception:  # noqa: BLE001 - bookkeeping for the record only
+            return []
 
     def _stop(self) -> None:
         """Ctrl-C or an error here: stop the tasks (a stopped task removes its temporary file)
@@ -296,16 +312,17 @@ class _Driver:
 
 
 def _board(ray: Any) -> Any:
-    """The progress actor, on this node when it is a Ray node (it goes with the driver)."""
+    """The progress actor, pinned to this node when it is a Ray node: it goes with the driver,
+    not with a worker node that may be lost (a Ray Client driver is no node: anywhere)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    actor = ray.remote(FrameBoard).options(num_cpus=0, max_restarts=0)
+    options: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0}
     try:
         here = ray.get_runtime_context().get_node_id()
-        actor = actor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True))
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(here, soft=False)
     except Exception:  # noqa: BLE001 - a Ray Client driver is no node: anywhere will do
         pass
-    return actor.remote()
+    return ray.remote(FrameBoard).options(**options).remote()
 
 
 def _lost(exc: BaseException) -> str:

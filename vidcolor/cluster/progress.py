@@ -22,16 +22,25 @@ Key = tuple[int, int]  # (film index in the batch, segment number or -1 for a wh
 
 
 class FrameBoard:
-    """Frames done per task (the actor's class: ``ray.remote(FrameBoard)``)."""
+    """Frames done per task, and the nodes that started each task, one per attempt (the actor's
+    class: ``ray.remote(FrameBoard)``)."""
 
     def __init__(self) -> None:
         self.frames: dict[Key, int] = {}
+        self.starts: dict[Key, list[str]] = {}
+
+    def start(self, key: Key, node: str) -> None:
+        self.starts.setdefault(key, []).append(node)
+        self.frames[key] = 0
 
     def post(self, key: Key, frames: int) -> None:
         self.frames[key] = frames
 
     def total(self) -> int:
         return sum(self.frames.values())
+
+    def started_on(self, key: Key) -> list[str]:
+        return list(self.starts.get(key, []))
 
 
 def poster(board: Any, key: Key) -> Callable[[int], None]:
@@ -47,6 +56,11 @@ def poster(board: Any, key: Key) -> Callable[[int], None]:
         board.post.remote(key, n)
 
     return on_frame
+
+
+def post_start(board: Any, key: Key, node: str) -> None:
+    if board is not None:
+        board.start.remote(key, node)
 
 
 def post_final(board: Any, key: Key, frames: int) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vidcolor.batch import Job, JobResult, error_of, failure, run_job, succeeded
-from vidcolor.cluster.progress import Key, post_final, poster
+from vidcolor.cluster.progress import Key, post_final, post_start, poster
 from vidcolor.errors import EncodingError, InputError, VidcolorError
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.segments import Segment, SegmentedRun, SegmentResult, encode_segment
@@ -86,6 +86,7 @@ def film_task(
 ) -> tuple[JobResult, Node]:
     """Colorize one film or still whole, as local batch does (:func:`vidcolor.batch.run_job`)."""
     node = Node.here()
+    post_start(board, key, node.id)
     missing = unreachable(node, job.source, out_dir)
     if missing is not None:
         return failure(job, missing), node
@@ -103,6 +104,7 @@ def segment_task(
 ) -> SegmentDone:
     """Colorize and encode one segment of a long film into ``out`` (the run's segment file)."""
     node = Node.here()
+    post_start(board, key, node.id)
     try:
         missing = unreachable(node, src, out.parent)
         if missing is not None:
