@@ -7,7 +7,7 @@ import os
 import pytest
 
 from vidcolor.errors import EncodingError, UsageError
-from vidcolor.media.atomic import atomic_output, same_file
+from vidcolor.media.atomic import atomic_output, same_file, stale_partials
 
 
 def _leftovers(folder):
@@ -102,3 +102,17 @@ def test_same_file(tmp_path):
     assert same_file(a, tmp_path / "hard.mp4")
     assert same_file(a, tmp_path / "sub" / ".." / "a.mp4")
     assert not same_file(a, tmp_path / "b.mp4")
+
+
+def test_stale_partials_are_those_of_their_destination_only(tmp_path):
+    """What a killed writer leaves is found by its destination's name, and nothing else is."""
+    left = {}
+    for dst in (tmp_path / "a.mp4", tmp_path / "a.b.mp4"):
+        with pytest.raises(KeyboardInterrupt), atomic_output(dst, overwrite=False) as tmp:
+            os.link(tmp, tmp_path / "hold")  # a SIGKILLed writer would leave its temporary file
+            raise KeyboardInterrupt
+        os.replace(tmp_path / "hold", tmp)
+        left[dst] = tmp
+    (tmp_path / ".a.mkv.partial.mp4").write_bytes(b"")  # not a name atomic_output makes for a.mp4
+    for dst, tmp in left.items():
+        assert stale_partials(dst) == [tmp]

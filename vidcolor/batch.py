@@ -73,6 +73,12 @@ class JobResult:
     exit_code: int = 0
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Where each segment of a film ran, when a cluster ran them: [{"number", "node", "host",
+    #: "frames", "seconds"}]; None otherwise (and then left out of the manifest record).
+    segments: list[dict[str, Any]] | None = None
+    #: The cluster nodes (Ray node ids) that started the file's task, one per attempt: more than
+    #: one when a node was lost and the task ran again elsewhere; None off a cluster (left out).
+    nodes: list[str] | None = None
 
 
 @dataclass
@@ -269,6 +275,9 @@ def _adopted(job: Job, rec: dict[str, Any] | None) -> JobResult | None:
 
 def _record(result: JobResult) -> dict[str, Any]:
     rec = asdict(result)
+    for key in ("segments", "nodes"):  # cluster-only fields
+        if rec[key] is None:
+            del rec[key]
     rec["time"] = datetime.now(UTC).isoformat(timespec="seconds")
     rec["vidcolor"] = __version__
     return rec
@@ -277,8 +286,31 @@ def _record(result: JobResult) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- running
 
 
-def run_job(job: Job, options: ColorizeOptions, colorizer: Any, segment_seconds: float) -> JobResult:
-    """Colorize one file; a VidcolorError (or any other failure) becomes a failed result."""
+def error_of(exc: BaseException) -> tuple[str, int]:
+    """The recorded message and exit status of a failure: a VidcolorError's own, anything else
+    an internal error with the place it came from."""
+    if isinstance(exc, VidcolorError):
+        return str(exc), exc.exit_code
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    place = f" ({Path(where.filename).name}:{where.lineno})" if where else ""
+    return f"internal error {type(exc).__name__}: {exc}{place}; please report it", 1
+
+
+def failure(job: Job, exc: BaseException) -> JobResult:
+    """The failed result of ``job`` for ``exc`` (see :func:`error_of`)."""
+    error, code = error_of(exc)
+    return JobResult(str(job.source), job.rel, FAILED, error=error, exit_code=code)
+
+
+def run_job(
+    job: Job,
+    options: ColorizeOptions,
+    colorizer: Any,
+    segment_seconds: float,
+    on_frame: Callable[[int], None] | None = None,
+) -> JobResult:
+    """Colorize one file; a VidcolorError (or any other failure) becomes a failed result.
+    ``on_frame(n)`` is called with the number of frames done so far as the film goes."""
     from vidcolor.pipeline.image import colorize_image
     from vidcolor.pipeline.segments import colorize_film
 
@@ -288,6 +320,8 @@ def run_job(job: Job, options: ColorizeOptions, colorizer: Any, segment_seconds:
         if job.still:
             colorize_image(job.source, job.output, options, colorizer=colorizer)
             frames, warnings, notes = 1, [], []
+            if on_frame is not None:
+                on_frame(1)
         else:
             summary = colorize_film(
                 job.source,
@@ -296,16 +330,18 @@ def run_job(job: Job, options: ColorizeOptions, colorizer: Any, segment_seconds:
                 segment_seconds=segment_seconds,
                 resume=True,
                 colorizer=colorizer,
+                on_frame=on_frame,
             )
             frames, warnings, notes = summary.frames, summary.warnings, summary.notes
-    except VidcolorError as exc:
-        return JobResult(str(job.source), job.rel, FAILED, error=str(exc), exit_code=exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the batch; it is recorded
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        return JobResult(str(job.source), job.rel, FAILED, exit_code=1,
-                         error=f"internal error {type(exc).__name__}: {exc} ({Path(where.filename).name}:"
-                               f"{where.lineno}); please report it")  # fmt: skip
-    seconds = time.perf_counter() - t0
+    except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the batch; it is recorded
+        return failure(job, exc)
+    return succeeded(job, frames, time.perf_counter() - t0, warnings, notes)
+
+
+def succeeded(
+    job: Job, frames: int, seconds: float, warnings: Sequence[str] = (), notes: Sequence[str] = ()
+) -> JobResult:
+    """The result of ``job`` finished in ``seconds``: its output's hash read back from the file."""
     return JobResult(
         str(job.source),
         job.rel,
@@ -381,6 +417,78 @@ def _worker_job(job: Job) -> JobResult:
         os._exit(1)
 
 
+@dataclass
+class Ledger:
+    """A batch's bookkeeping in the one process that writes its manifest: the jobs, what became
+    of each (by index into ``jobs``), and the records that say so."""
+
+    jobs: list[Job]
+    manifest: Path
+    on_result: Callable[[JobResult], None] | None = None
+    results: dict[int, JobResult] = field(default_factory=dict)
+
+    def started(self, job: Job) -> None:
+        """Record that ``job`` is handed to a worker, and whether its output was there before:
+        see :func:`_adopted`. Written before any worker can write the output."""
+        append_record(
+            self.manifest,
+            {
+                "source": str(job.source),
+                "output": job.rel,
+                "status": STARTED,
+                "output_existed": job.output.exists(),
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+
+    def finish(self, i: int, result: JobResult, write: bool = True) -> None:
+        self.results[i] = result
+        if write:
+            append_record(self.manifest, _record(result))
+        if self.on_result is not None:
+            self.on_result(result)
+
+    def report(self) -> BatchReport:
+        """The files in input order."""
+        return BatchReport([self.results[i] for i in sorted(self.results)], self.manifest)
+
+
+def open_batch(
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    options: ColorizeOptions,
+    manifest: str | os.PathLike[str] | None = None,
+    on_result: Callable[[JobResult], None] | None = None,
+) -> tuple[Ledger, list[tuple[int, Job]]]:
+    """Collect the jobs, create ``out_dir``, settle what the manifest says is done (skipped, or
+    adopted: see :func:`_adopted`), and return the ledger with the jobs still to run (index, job).
+    Raises UsageError for bad inputs before anything is written."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError("an output folder", f"a file at {out}", "choose a folder name")
+    job_list = collect_jobs(inputs, out, options.codec)
+    out.mkdir(parents=True, exist_ok=True)
+    man = Path(manifest) if manifest is not None else out / MANIFEST_NAME
+    records = read_manifest(man)
+    ledger = Ledger(job_list, man, on_result)
+    todo: list[tuple[int, Job]] = []
+    for i, job in enumerate(job_list):
+        rec = records.get(str(job.source))
+        if _finished(job, rec):
+            assert rec is not None
+            skipped = JobResult(
+                str(job.source), job.rel, SKIPPED, frames=rec.get("frames"), sha256=rec.get("sha256")
+            )
+            ledger.finish(i, skipped, write=False)
+            continue
+        adopted = _adopted(job, rec)
+        if adopted is not None:
+            ledger.finish(i, adopted)
+            continue
+        todo.append((i, job))
+    return ledger, todo
+
+
 def run_batch(
     inputs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -406,57 +514,7 @@ def run_batch(
     seg_s = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
     if jobs < 1:
         raise UsageError("--jobs of 1 or more", str(jobs), "pass e.g. --jobs 2")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError("an output folder", f"a file at {out}", "choose a folder name")
-    job_list = collect_jobs(inputs, out, opts.codec)
-    out.mkdir(parents=True, exist_ok=True)
-    man = Path(manifest) if manifest is not None else out / MANIFEST_NAME
-    records = read_manifest(man)
-
-    results: dict[int, JobResult] = {}
-    todo: list[tuple[int, Job]] = []
-
-    def finish(i: int, result: JobResult, write: bool = True) -> None:
-        results[i] = result
-        if write:
-            append_record(man, _record(result))
-        if on_result is not None:
-            on_result(result)
-
-    for i, job in enumerate(job_list):
-        rec = records.get(str(job.source))
-        if _finished(job, rec):
-            finish(
-                i,
-                JobResult(
-                    str(job.source),
-                    job.rel,
-                    SKIPPED,
-                    frames=rec.get("frames") if rec else None,
-                    sha256=rec.get("sha256") if rec else None,
-                ),
-                write=False,
-            )
-            continue
-        adopted = _adopted(job, rec)
-        if adopted is not None:
-            finish(i, adopted)
-            continue
-        todo.append((i, job))
-
-    def started(job: Job) -> None:
-        append_record(
-            man,
-            {
-                "source": str(job.source),
-                "output": job.rel,
-                "status": STARTED,
-                "output_existed": job.output.exists(),
-                "time": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        )
-
+    ledger, todo = open_batch(inputs, out_dir, opts, manifest, on_result)
     if jobs == 1 or len(todo) <= 1:
         if colorizer is None and todo:
             from vidcolor import models
@@ -467,11 +525,11 @@ def run_batch(
                 torch.set_num_threads(opts.threads)
             colorizer = models.load(opts.model, device=opts.device, half=opts.half, weights=opts.weights)
         for i, job in todo:
-            started(job)
-            finish(i, run_job(job, opts, colorizer, seg_s))
+            ledger.started(job)
+            ledger.finish(i, run_job(job, opts, colorizer, seg_s))
     else:
-        _run_pool(todo, opts, jobs, colorizer, seg_s, started, finish)
-    return BatchReport([results[i] for i in sorted(results)], man)
+        _run_pool(todo, opts, jobs, colorizer, seg_s, ledger.started, ledger.finish)
+    return ledger.report()
 
 
 def _run_pool(

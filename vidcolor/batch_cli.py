@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from vidcolor.cli import build_options, colour_options, model_options, run_command
+from vidcolor.errors import UsageError
 
 
 @click.command("batch")
@@ -42,6 +43,31 @@ from vidcolor.cli import build_options, colour_options, model_options, run_comma
     help="Manifest file (default: OUT_DIR/vidcolor-manifest.jsonl).",
 )
 @click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run on a Ray cluster: auto (the cluster this machine is in), ray://HOST:PORT, HOST:PORT, "
+    "or nothing for a Ray on this machine; inputs and outputs on storage every node sees "
+    "(docs/cluster.md). Needs the ray extra.",
+)
+@click.option(
+    "--cpus-per-task",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="With --ray: CPUs each film or segment holds.",
+)
+@click.option(
+    "--gpus-per-task",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --ray: GPUs each film or segment holds.",
+)
+@click.option(
     "--overwrite", is_flag=True, help="Replace outputs that exist but are not recorded as finished."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only the final table.")
@@ -52,6 +78,9 @@ def _batch(
     jobs: int,
     segment_seconds: float | None,
     manifest: Path | None,
+    ray_address: str | None,
+    cpus_per_task: float,
+    gpus_per_task: float,
     quiet: bool,
     debug: bool,
     **kw: Any,
@@ -60,7 +89,8 @@ def _batch(
 
     A file whose manifest record says it finished, and whose output still has the recorded
     sha256, is skipped; run the same command again after a failure or a kill to do the rest.
-    Exit status: 0 when every file succeeded or was skipped, 1 when any failed.
+    Exit status: 0 when every file succeeded or was skipped, 1 when any failed. With --ray the
+    films, and the segments of long films, run as tasks on a Ray cluster, with the same manifest.
     """
 
     def body() -> int:
@@ -77,15 +107,33 @@ def _batch(
                 click.echo(f"vidcolor: warning: {result.output}: {w}", err=True)
 
         try:
-            report = run_batch(
-                inputs,
-                out_dir,
-                opts,
-                jobs=jobs,
-                segment_seconds=segment_seconds,
-                manifest=manifest,
-                on_result=each,
-            )
+            if ray_address is None:
+                report = run_batch(
+                    inputs,
+                    out_dir,
+                    opts,
+                    jobs=jobs,
+                    segment_seconds=segment_seconds,
+                    manifest=manifest,
+                    on_result=each,
+                )
+            else:
+                if jobs != 1:
+                    raise UsageError("either --jobs or --ray", "both", "drop --jobs: the cluster decides")
+                from vidcolor.cluster.driver import run_batch_on_ray
+
+                report = run_batch_on_ray(
+                    inputs,
+                    out_dir,
+                    opts,
+                    address=ray_address,
+                    cpus_per_task=cpus_per_task,
+                    gpus_per_task=gpus_per_task,
+                    segment_seconds=segment_seconds,
+                    manifest=manifest,
+                    on_result=each,
+                    progress=not quiet,
+                )
         except KeyboardInterrupt:
             click.echo(
                 "vidcolor: interrupted; run the same command again to continue "

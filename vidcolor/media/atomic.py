@@ -5,6 +5,7 @@ renamed onto it only when complete, so the destination never holds a partial fil
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -47,6 +48,20 @@ def check_destination(dst: Path, overwrite: bool) -> None:
         )
 
 
+def _partial_suffix(dst: Path) -> str:
+    return f".partial{dst.suffix}"
+
+
+def stale_partials(dst: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files that :func:`atomic_output` left beside ``dst`` in a process that was
+    killed (SIGKILL, a lost machine) before it could remove them. Only for a caller that knows
+    no run for ``dst`` is still under way."""
+    dst = Path(dst)
+    # mkstemp's random part is 8 characters: ``a.mp4`` must not claim ``a.b.mp4``'s files.
+    pattern = f".{glob.escape(dst.stem)}.{'?' * 8}{glob.escape(_partial_suffix(dst))}"
+    return sorted(dst.parent.glob(pattern))
+
+
 @contextlib.contextmanager
 def atomic_output(dst: str | os.PathLike[str], overwrite: bool) -> Iterator[Path]:
     """Yield a temporary path beside ``dst`` (hidden, unique, same extension); rename it onto
@@ -58,7 +73,7 @@ def atomic_output(dst: str | os.PathLike[str], overwrite: bool) -> Iterator[Path
     """
     dst = Path(dst)
     check_destination(dst, overwrite)
-    fd, name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}", dir=dst.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=_partial_suffix(dst), dir=dst.parent)
     os.close(fd)
     tmp = Path(name)
     try:

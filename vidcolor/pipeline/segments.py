@@ -543,27 +543,118 @@ def colorize_film(
     opts = options or ColorizeOptions()
     src, dst = Path(src), Path(dst)
     info = probe(src)
-    folder = segment_dir(dst)
-    # Colour hints are tracked through their shot, which a join would cut: such runs are not cut.
-    cut = should_segment(info, opts, segment_seconds) and not opts.hints
-    if not cut and not (resume and folder.is_dir() and not opts.hints):
+    if not runs_in_segments(info, dst, opts, segment_seconds, resume):
         return colorize_video(src, dst, opts, colorizer=colorizer, progress=progress, on_frame=on_frame)
     if segment_seconds <= 0:
         segment_seconds = SEGMENT_SECONDS  # resuming a run that was cut: cut it the same way
     return _colorize_segmented(src, dst, info, opts, segment_seconds, resume, colorizer, progress, on_frame)
 
 
-def _colorize_segmented(
+def runs_in_segments(
+    info: SourceInfo, dst: str | Path, options: ColorizeOptions, segment_seconds: float, resume: bool
+) -> bool:
+    """Whether :func:`colorize_film` runs the film in segments: it is long enough to be cut, or
+    ``resume`` finds an unfinished run's segments beside ``dst``."""
+    # Colour hints are tracked through their shot, which a join would cut: such runs are not cut.
+    if options.hints:
+        return False
+    return should_segment(info, options, segment_seconds) or (resume and segment_dir(dst).is_dir())
+
+
+@dataclass
+class SegmentedRun:
+    """A segmented run between its planning (:func:`open_segmented`) and its join
+    (:meth:`join`). Its segments may be encoded anywhere that sees ``folder``, by
+    :func:`encode_segment` into :meth:`path`; the process that holds this object is the one
+    writer of the journal (:meth:`record`). Picklable, so the join can run elsewhere too."""
+
+    src: Path
+    dst: Path
+    info: SourceInfo
+    options: ColorizeOptions
+    plan: OutputPlan
+    segments: list[Segment]
+    folder: Path
+    summary: Summary
+    done: dict[int, dict[str, object]]
+    reused: int = 0
+
+    def path(self, seg: Segment) -> Path:
+        """Where segment ``seg`` is encoded (the destination's container)."""
+        return self.folder / f"{seg.name}{self.dst.suffix}"
+
+    def reuse(self, seg: Segment) -> int | None:
+        """Count ``seg`` as done when the journal and its file agree; return its frames (None:
+        it must be encoded)."""
+        rec = self.done.get(seg.number)
+        if rec is None or rec.get("file") != self.path(seg).name or not _segment_ok(self.folder, rec):
+            return None
+        n = int(rec.get("frames", 0))  # type: ignore[call-overload]
+        self.reused += 1
+        self.summary.frames += n
+        return n
+
+    def record(self, seg: Segment, result: SegmentResult, **extra: object) -> None:
+        """Journal a finished segment (``extra``: more fields for its line, e.g. where it ran)."""
+        append_record(self.folder / DONE_FILE, {
+            "number": seg.number, "file": self.path(seg).name, "frames": result.frames, "size": result.size,
+            "sha256": result.sha256, "seconds": round(result.seconds, 3), **extra,
+        })  # fmt: skip
+        self.done[seg.number] = {"file": self.path(seg).name, "frames": result.frames}
+        summary = self.summary
+        summary.frames += result.frames
+        summary.corrupt_skipped += result.corrupt_skipped
+        summary.rebuilt_pts += result.rebuilt_pts
+        summary.corrupt_kept += result.corrupt_kept
+        if result.truncated:
+            summary.warnings.append(
+                f"the input is truncated: its readable data ends in segment {seg.number}, "
+                "the rest is not in the output"
+            )
+
+    def abandon(self) -> None:
+        """After an interruption or a failed segment: keep the folder for a resume when any
+        segment finished (asked of the journal, not of memory: an interruption can land between
+        a segment's record and the bookkeeping after it), else remove it."""
+        if not _read_done(self.folder):
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def join(self) -> Summary:
+        """Join every segment (all recorded or reused) into the destination, verified and
+        atomically, then remove the folder. ``summary.seconds`` is the caller's to set."""
+        summary, opts = self.summary, self.options
+        if summary.frames == 0:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise _no_frames(self.info, opts)
+        if self.reused:
+            summary.notes.append(f"resumed: {self.reused} of {len(self.segments)} segments were already done")
+        files = [self.path(seg) for seg in self.segments]
+        with atomic_output(self.dst, opts.overwrite) as tmp:
+            join_segments(self.info, self.plan, files, tmp, opts)
+            if opts.verify:
+                summary.verify = verify_output(
+                    self.src, tmp, self.info, self.plan, start=opts.start, duration=opts.duration,
+                    expected_frames=summary.frames,
+                )  # fmt: skip
+            _fsync(tmp)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return summary
+
+
+def open_segmented(
     src: Path,
     dst: Path,
     info: SourceInfo,
     opts: ColorizeOptions,
     segment_seconds: float,
     resume: bool,
-    colorizer: torch.nn.Module | None,
-    progress: bool,
-    on_frame: Callable[[int], None] | None,
-) -> Summary:
+    step: ModelStep,
+) -> SegmentedRun:
+    """Plan the run of ``src`` into ``dst`` in segments and ready its folder: a resumable
+    unfinished run is kept (with ``resume``), one of another source, options or model is
+    removed, and temporary files of killed segments go. ``step``: the model the segments will
+    run (its weights are part of what makes finished segments reusable). Raises UsageError for
+    an output that must not be written, or unfinished segments without ``resume``."""
     if dst.exists() and same_file(src, dst):
         raise UsageError(
             "an output path different from the input", f"both are {src}", "choose another output name"
@@ -572,7 +663,6 @@ def _colorize_segmented(
     plan = plan_output(
         info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace
     )
-    step = ModelStep.create(opts, colorizer)
     segments = plan_segments(info, opts, segment_seconds)
     key = _run_key(src, info, opts, segments, f"{step.name}:{_fingerprint(step.model)}")
     folder = segment_dir(dst)
@@ -594,10 +684,24 @@ def _colorize_segmented(
     if _plan_key(folder) != key:
         (folder / DONE_FILE).unlink(missing_ok=True)
         _write_plan(folder, key, segments, src, dst)
+    return SegmentedRun(src, dst, info, opts, plan, segments, folder, summary, _read_done(folder))
 
-    done = _read_done(folder)
+
+def _colorize_segmented(
+    src: Path,
+    dst: Path,
+    info: SourceInfo,
+    opts: ColorizeOptions,
+    segment_seconds: float,
+    resume: bool,
+    colorizer: torch.nn.Module | None,
+    progress: bool,
+    on_frame: Callable[[int], None] | None,
+) -> Summary:
+    step = ModelStep.create(opts, colorizer)
+    run = open_segmented(src, dst, info, opts, segment_seconds, resume, step)
     t0 = time.perf_counter()
-    total = sum(s.frames for s in segments) or None
+    total = sum(s.frames for s in run.segments) or None
     bar = tqdm(
         total=total, unit="frame", disable=not progress, desc=src.name, dynamic_ncols=True, smoothing=0.1
     )
@@ -610,60 +714,24 @@ def _colorize_segmented(
         if on_frame is not None:
             on_frame(count)
 
-    files: list[Path] = []
-    reused = 0
     try:
-        for seg in segments:
-            ext = dst.suffix
-            path = folder / f"{seg.name}{ext}"
-            rec = done.get(seg.number)
-            if rec is not None and rec.get("file") == path.name and _segment_ok(folder, rec):
-                reused += 1
-                n = int(rec.get("frames", 0))  # type: ignore[call-overload]
-                summary.frames += n
-                count += n
-                bar.update(n)
+        for seg in run.segments:
+            reused = run.reuse(seg)
+            if reused is not None:
+                count += reused
+                bar.update(reused)
                 if on_frame is not None:
                     on_frame(count)
-                files.append(path)
                 continue
+            path = run.path(seg)
             path.unlink(missing_ok=True)
-            result = encode_segment(src, seg, opts, path, colorizer=step.model, on_frame=tick)
-            append_record(folder / DONE_FILE, {
-                "number": seg.number, "file": path.name, "frames": result.frames, "size": result.size,
-                "sha256": result.sha256, "seconds": round(result.seconds, 3),
-            })  # fmt: skip
-            summary.frames += result.frames
-            summary.corrupt_skipped += result.corrupt_skipped
-            summary.rebuilt_pts += result.rebuilt_pts
-            summary.corrupt_kept += result.corrupt_kept
-            if result.truncated:
-                summary.warnings.append(
-                    f"the input is truncated: its readable data ends in segment {seg.number}, "
-                    "the rest is not in the output"
-                )
-            files.append(path)
+            run.record(seg, encode_segment(src, seg, opts, path, colorizer=step.model, on_frame=tick))
     except BaseException:
-        # Nothing finished, so nothing worth keeping for a resume. (Asked of the journal, not of
-        # ``files``: an interruption can land between a segment's record and its append.)
-        if not _read_done(folder):
-            shutil.rmtree(folder, ignore_errors=True)
+        run.abandon()
         raise
     finally:
         bar.close()
-    if summary.frames == 0:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise _no_frames(info, opts)
-    if reused:
-        summary.notes.append(f"resumed: {reused} of {len(segments)} segments were already done")
-    with atomic_output(dst, opts.overwrite) as tmp:
-        join_segments(info, plan, files, tmp, opts)
-        if opts.verify:
-            summary.verify = verify_output(
-                src, tmp, info, plan, start=opts.start, duration=opts.duration, expected_frames=summary.frames
-            )
-        _fsync(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
+    summary = run.join()
     summary.seconds = time.perf_counter() - t0
     return summary
 
