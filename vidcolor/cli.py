@@ -174,6 +174,25 @@ def main() -> None:
     help="A colour still whose colours the film takes where it shows like content (repeatable; "
     "IMG@START-END limits it to a time range).",
 )
+@click.option(
+    "--reference-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of colour stills (any depth): each shot takes its colours from the few that match "
+    "it best, or keeps its automatic colour when none does. Indexed once, in a cache.",
+)
+@click.option(
+    "--drop-reference",
+    "drop_references",
+    multiple=True,
+    help="A still of --reference-dir never to choose (repeatable; IMG@START-END: not in that range).",
+)
+@click.option(
+    "--references-report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write which stills of --reference-dir coloured which shots, with their scores, to this JSON file.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def colorize(
@@ -187,20 +206,28 @@ def colorize(
     resume: bool,
     hints_file: Path | None,
     references: tuple[str, ...],
+    reference_dir: Path | None,
+    drop_references: tuple[str, ...],
+    references_report: Path | None,
     **kw: Any,
 ) -> None:
     """Colorize a black-and-white film or still INPUT."""
 
     def body() -> None:
+        from vidcolor.guidance.choose import check_report_path, write_report
         from vidcolor.pipeline.image import colorize_image
         from vidcolor.pipeline.segments import colorize_film, segment_dir
 
         dst = output or input.with_name(f"{input.stem}_colour{input.suffix}")
         opts = build_options(kw, start=parse_time(start), duration=parse_time(duration),
-                             hints=hints_file or (), reference=references)  # fmt: skip
-        # A hint is tracked through its shot, which a segment join would cut. (A new name: assigning
-        # to segment_seconds here would make it local to body() and unbound above this line.)
-        seconds = 0.0 if opts.hints else segment_seconds
+                             hints=hints_file or (), reference=references,
+                             reference_dir=reference_dir, reference_drop=drop_references)  # fmt: skip
+        if references_report is not None:
+            check_report_path(references_report, opts)
+        # A hint is tracked through its shot, which a segment join would cut; so is a reference
+        # folder's choice. (A new name: assigning to segment_seconds here would make it local to
+        # body() and unbound above this line.)
+        seconds = 0.0 if opts.hints or opts.reference_dir else segment_seconds
         if input.suffix.lower() in STILL_EXTS and input.is_file():
             colorize_image(input, dst, opts)
             if not quiet:
@@ -224,6 +251,8 @@ def colorize(
             for n in summary.notes:
                 click.echo(f"vidcolor: note: {n}", err=True)
             click.echo(summary.line())
+        if references_report is not None and summary.references is not None:
+            write_report(references_report, summary.references)
 
     run_command(body, debug)
 

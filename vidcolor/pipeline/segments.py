@@ -545,8 +545,10 @@ def colorize_film(
     info = probe(src)
     folder = segment_dir(dst)
     # Colour hints are tracked through their shot, which a join would cut: such runs are not cut.
-    cut = should_segment(info, opts, segment_seconds) and not opts.hints
-    if not cut and not (resume and folder.is_dir() and not opts.hints):
+    # So is a reference folder's choice of stills, shot by shot.
+    whole = bool(opts.hints or opts.reference_dir)
+    cut = should_segment(info, opts, segment_seconds) and not whole
+    if not cut and not (resume and folder.is_dir() and not whole):
         return colorize_video(src, dst, opts, colorizer=colorizer, progress=progress, on_frame=on_frame)
     if segment_seconds <= 0:
         segment_seconds = SEGMENT_SECONDS  # resuming a run that was cut: cut it the same way

@@ -117,8 +117,8 @@ def colour_frame(
     window's frames for the hints in ``opts`` (their times count from the window's first frame).
     """
     opts = replace(opts, batch_size=max(1, len(window.frames)))
-    extra = {} if rate is None else {"rate": rate}
-    for i, rgb in enumerate(colorize_frames(window.frames, step, opts, bit_depth=window.bit_depth, **extra)):
+    frames = colorize_frames(window.frames, step, opts, bit_depth=window.bit_depth, rate=rate or 1.0)
+    for i, rgb in enumerate(frames):
         if i == window.target:
             return rgb
     raise RuntimeError("colorize_frames returned fewer frames than it was given")
