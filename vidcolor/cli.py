@@ -384,6 +384,24 @@ def train(
     is_flag=True,
     help="Also score each colorizer with the first truth frame of each shot as its reference.",
 )
+@click.option(
+    "--reference-dir-from-truth",
+    nargs=2,
+    type=(int, click.Path(path_type=Path)),
+    default=None,
+    metavar="N_UNRELATED DIR",
+    help="Also score each colorizer with --reference-dir: a folder of the first truth frame of every "
+    "shot of every clip mixed with N_UNRELATED colour photographs from DIR (mode reference-dir).",
+)
+@click.option(
+    "--reference-dir-unrelated",
+    nargs=2,
+    type=(int, click.Path(path_type=Path)),
+    default=None,
+    metavar="N DIR",
+    help="Also score each colorizer with --reference-dir: a folder of only N unrelated colour "
+    "photographs from DIR (mode reference-dir-unrelated).",
+)
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--debug", is_flag=True)
 def eval_cmd(
@@ -396,6 +414,8 @@ def eval_cmd(
     max_frames: int | None,
     hints_from_truth: int,
     reference_from_truth: bool,
+    reference_dir_from_truth: tuple[int, Path] | None,
+    reference_dir_unrelated: tuple[int, Path] | None,
     quiet: bool,
     debug: bool,
     **kw: Any,
@@ -403,8 +423,15 @@ def eval_cmd(
     """Turn colour footage grey, colorize it and score it against the truth (JSON + contact sheet)."""
 
     def body() -> None:
-        from vidcolor.evaluate.colorizers import model_variants
-        from vidcolor.evaluate.run import evaluate
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="vidcolor-eval-") as tmp:
+            scored(Path(tmp))
+
+    def scored(tmp: Path) -> None:
+        from vidcolor.evaluate.colorizers import model_variants, reference_folder
+        from vidcolor.evaluate.run import discover, evaluate, iter_truth
+        from vidcolor.pipeline.model_step import ModelStep
 
         try:
             strengths = [float(s) for s in smoothings.split(",") if s.strip()]
@@ -416,8 +443,25 @@ def eval_cmd(
         opts = ColorizeOptions(**kw)
         if hints_from_truth < 0:
             raise UsageError("--hints-from-truth of 0 or more", str(hints_from_truth), "pass e.g. 10")
+        folders: dict[str, tuple[Path, dict[str, list[str]] | None]] = {}
+        if reference_dir_from_truth or reference_dir_unrelated:
+            step = ModelStep.create(opts)
+            clips = [
+                (item.name, lambda item=item: iter_truth(item, max_frames))
+                for item in discover([*data, *more_data])
+                if item.kind == "video"
+            ]
+            if reference_dir_from_truth:
+                n, photos = reference_dir_from_truth
+                right = reference_folder(tmp / "reference-dir", clips, photos, n, step, opts)
+                folders["reference-dir"] = (tmp / "reference-dir", right)
+            if reference_dir_unrelated:
+                n, photos = reference_dir_unrelated
+                reference_folder(tmp / "unrelated", [], photos, n, step, opts)
+                folders["reference-dir-unrelated"] = (tmp / "unrelated", None)
         colorizers = model_variants(opts, head_list, strengths, hints_from_truth=hints_from_truth,
-                                    reference_from_truth=reference_from_truth)  # fmt: skip
+                                    reference_from_truth=reference_from_truth,
+                                    reference_dirs=folders)  # fmt: skip
         report = evaluate(
             [*data, *more_data],
             colorizers,
@@ -428,9 +472,29 @@ def eval_cmd(
         )
         if not quiet:
             click.echo(format_eval(report))
+            for line in format_choices(report):
+                click.echo(line)
             click.echo(f"report: {out_json}" + (f", sheet: {sheet}" if sheet else ""))
 
     run_command(body, debug)
+
+
+def format_choices(report: dict[str, Any]) -> list[str]:
+    """Per colorizer that chose references from a folder with known right stills: how often the
+    right still was its best choice, and among those chosen, over all shots of all clips."""
+    totals: dict[str, list[int]] = {}
+    for item in report.get("items", []):
+        for name, r in item.get("colorizers", {}).items():
+            g = r.get("guidance") or {}
+            if "right_best" in g:
+                t = totals.setdefault(name, [0, 0, 0])
+                t[0] += g["right_best"]
+                t[1] += g["right_among_chosen"]
+                t[2] += g["shots_seen"]
+    return [
+        f"{name}: right still chosen first for {b} of {n} shots, among the chosen for {a}"
+        for name, (b, a, n) in totals.items()
+    ]
 
 
 def format_eval(report: dict[str, Any]) -> str:
