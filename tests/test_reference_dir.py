@@ -17,6 +17,7 @@ import torch
 from click.testing import CliRunner
 
 import vidcolor.guidance.choose as choose
+from vidcolor.batch import run_batch
 from vidcolor.cli import main
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
@@ -257,3 +258,25 @@ def test_cli_refuses_an_empty_folder_and_writes_nothing(tmp_path: Path, tiny_mod
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "reel.mkv"]
     r = CliRunner().invoke(main, ["colorize", str(src), "-o", str(dst), "--references-report", str(report)])
     assert r.exit_code == UsageError.exit_code and "--reference-dir" in r.output
+
+
+def test_batch_indexes_once_and_writes_each_films_choice_beside_it(
+    folder: Path, tmp_path: Path, tiny_model: torch.nn.Module
+) -> None:
+    reels = tmp_path / "reels"
+    reels.mkdir()
+    _write_film(reels / "one.mkv", film())
+    _write_film(reels / "two.mkv", film()[SHOT:])
+    out = tmp_path / "out"
+    opts = ColorizeOptions(reference_dir=str(folder))
+    report = run_batch([str(reels)], out, opts, colorizer=tiny_model)
+    assert [r.status for r in report.results] == ["done", "done"]
+    one = json.loads((out / "one.mkv.references.json").read_text())
+    two = json.loads((out / "two.mkv.references.json").read_text())
+    assert len(one["shots"]) == 2 and len(two["shots"]) == 1
+    assert report.results[0].references == str(out / "one.mkv.references.json")
+    assert (folder / CACHE_NAME).is_file()
+
+    with pytest.raises(UsageError, match="nothing at"):
+        run_batch([str(reels)], tmp_path / "out2", ColorizeOptions(reference_dir=str(tmp_path / "gone")))
+    assert not (tmp_path / "out2").exists()

@@ -44,6 +44,19 @@ from vidcolor.cli import build_options, colour_options, model_options, run_comma
 @click.option(
     "--overwrite", is_flag=True, help="Replace outputs that exist but are not recorded as finished."
 )
+@click.option(
+    "--reference-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of colour stills: each shot takes its colours from the few that match it best; "
+    "which ones is written beside each output as NAME.references.json.",
+)
+@click.option(
+    "--drop-reference",
+    "drop_references",
+    multiple=True,
+    help="A still of --reference-dir never to choose (repeatable; IMG@START-END: not in that range).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only the final table.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def _batch(
@@ -52,6 +65,8 @@ def _batch(
     jobs: int,
     segment_seconds: float | None,
     manifest: Path | None,
+    reference_dir: Path | None,
+    drop_references: tuple[str, ...],
     quiet: bool,
     debug: bool,
     **kw: Any,
@@ -66,7 +81,7 @@ def _batch(
     def body() -> int:
         from vidcolor.batch import run_batch
 
-        opts = build_options(kw)
+        opts = build_options(kw, reference_dir=reference_dir, reference_drop=drop_references)
 
         def each(result: Any) -> None:
             if quiet:
@@ -85,6 +100,7 @@ def _batch(
                 segment_seconds=segment_seconds,
                 manifest=manifest,
                 on_result=each,
+                progress=not quiet,
             )
         except KeyboardInterrupt:
             click.echo(
