@@ -368,6 +368,7 @@ class ReferenceMatcher:
         where no reference covers the frame. ``on_descriptors`` is shown the batch's cell
         descriptors (N, hc*wc, D), made once for the matching here and the caller. ``cuts`` says
         per frame whether a shot starts on it (the chooser's shots; None: no cut in the batch)."""
+        self._prepare(step, render)  # refuses a model without features before it runs
         ch, cw = batch.content
         n, _, hp, wp = batch.L.shape
         fields: list[tuple[np.ndarray, np.ndarray] | None] = []
