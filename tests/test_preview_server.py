@@ -660,3 +660,45 @@ def test_a_render_with_hints_saves_them_and_names_them_in_the_command(client: Cl
     h = CLIP_SIZE[1]  # yuv420p as one array: Y rows, then the U and V planes below
     assert not np.array_equal(a[0][h:], b[0][h:])  # the hint changed the colour
     assert np.array_equal(a[0][:h], b[0][:h])  # and never the luma
+
+
+def test_reference_folder_shows_the_stills_chosen_and_takes_pins_and_drops(
+    client: Client, root: Path
+) -> None:
+    import json
+    from urllib.parse import unquote
+
+    photos = root / "photos"
+    photos.mkdir()
+    for k in range(3):
+        rgb = np.random.default_rng(10 + k).integers(0, 255, (48, 64, 3), np.uint8)
+        cv2.imwrite(str(photos / f"p{k}.png"), cv2.GaussianBlur(rgb, (0, 0), 2))
+    c = client()
+    r = frame(c, settings=settings(reference_dir="photos"))
+    assert r.status_code == 200, r.text
+    shown = json.loads(unquote(r.headers["x-vidcolor-references"]))
+    assert shown["folder"] == str(photos) and shown["pinned"] == []
+    assert shown["best"]["name"] in {"p0.png", "p1.png", "p2.png"}
+    assert all(
+        s["name"] == shown["best"]["name"] or s["score"] <= shown["best"]["score"] for s in shown["chosen"]
+    )
+
+    pin = [{"name": "p1.png", "start": 0, "end": 1}]
+    r = frame(c, settings=settings(reference_dir="photos", reference_pin=pin))
+    assert json.loads(unquote(r.headers["x-vidcolor-references"]))["pinned"] == ["p1.png"]
+    later = [{"name": "p1.png", "start": 0.75, "end": None}]  # a pin for another shot does not apply here
+    r = frame(c, settings=settings(reference_dir="photos", reference_pin=later))
+    assert json.loads(unquote(r.headers["x-vidcolor-references"]))["pinned"] == []
+
+    thumb = c.get("/api/still?path=photos/p0.png", headers=AUTH)
+    assert thumb.status_code == 200 and thumb.content.startswith(JPEG)
+    assert c.get("/api/still?path=link_dir/secret.txt", headers=AUTH).status_code == 403
+    assert frame(c, settings=settings(reference_dir="link_dir")).status_code == 403
+
+    drop = [{"name": "p2.png", "start": 0.5, "end": None}]
+    body = {
+        "path": "clip.mp4",
+        "settings": settings(reference_dir="photos", reference_pin=pin, reference_drop=drop),
+    }
+    line = c.post("/api/command", json=body, headers=AUTH).json()["command"]
+    assert "--reference-dir photos --reference photos/p1.png@0-1 --drop-reference p2.png@0.5-" in line

@@ -30,6 +30,8 @@ from typing import Any
 from vidcolor import __version__
 from vidcolor.durable import append_record, sha256_file
 from vidcolor.errors import UsageError, VidcolorError
+from vidcolor.guidance.choose import write_report
+from vidcolor.guidance.library import check_folder, index_folder
 from vidcolor.options import ColorizeOptions
 
 MANIFEST_NAME = "vidcolor-manifest.jsonl"
@@ -79,6 +81,7 @@ class JobResult:
     #: The cluster nodes (Ray node ids) that started the file's task, one per attempt: more than
     #: one when a node was lost and the task ran again elsewhere; None off a cluster (left out).
     nodes: list[str] | None = None
+    references: str | None = None  # with --reference-dir: the report of the stills chosen, beside the output
 
 
 @dataclass
@@ -315,6 +318,7 @@ def run_job(
     from vidcolor.pipeline.segments import colorize_film
 
     t0 = time.perf_counter()
+    report: Path | None = None
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         if job.still:
@@ -333,15 +337,24 @@ def run_job(
                 on_frame=on_frame,
             )
             frames, warnings, notes = summary.frames, summary.warnings, summary.notes
+            if summary.references is not None:
+                report = references_report_path(job.output)
+                write_report(report, summary.references)
     except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the batch; it is recorded
         return failure(job, exc)
-    return succeeded(job, frames, time.perf_counter() - t0, warnings, notes)
+    return succeeded(job, frames, time.perf_counter() - t0, warnings, notes, report)
 
 
 def succeeded(
-    job: Job, frames: int, seconds: float, warnings: Sequence[str] = (), notes: Sequence[str] = ()
+    job: Job,
+    frames: int,
+    seconds: float,
+    warnings: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    references: Path | None = None,
 ) -> JobResult:
-    """The result of ``job`` finished in ``seconds``: its output's hash read back from the file."""
+    """The result of ``job`` finished in ``seconds``: its output's hash read back from the file;
+    ``references`` is the report of the stills a reference folder gave it, when it wrote one."""
     return JobResult(
         str(job.source),
         job.rel,
@@ -352,7 +365,13 @@ def succeeded(
         sha256=sha256_file(job.output),
         warnings=list(warnings),
         notes=list(notes),
+        references=str(references) if references is not None else None,
     )
+
+
+def references_report_path(output: Path) -> Path:
+    """Where batch mode writes a film's ``--references-report``: beside its output, named after it."""
+    return output.with_name(output.name + ".references.json")
 
 
 # A worker process's model and settings, set once by _init_worker.
@@ -467,6 +486,8 @@ def open_batch(
     if out.exists() and not out.is_dir():
         raise UsageError("an output folder", f"a file at {out}", "choose a folder name")
     job_list = collect_jobs(inputs, out, options.codec)
+    if options.reference_dir:
+        check_folder(options.reference_dir)
     out.mkdir(parents=True, exist_ok=True)
     man = Path(manifest) if manifest is not None else out / MANIFEST_NAME
     records = read_manifest(man)
@@ -499,6 +520,7 @@ def run_batch(
     segment_seconds: float | None = None,
     manifest: str | os.PathLike[str] | None = None,
     on_result: Callable[[JobResult], None] | None = None,
+    progress: bool = False,
 ) -> BatchReport:
     """Colorize every file of ``inputs`` into ``out_dir`` (see the module docstring).
 
@@ -506,7 +528,9 @@ def run_batch(
     receives ``colorizer``) and gets cores // jobs torch threads unless ``options.threads`` says.
     ``on_result`` is called in this process as each file ends (skips included), in completion
     order. Raises UsageError for bad inputs before any work; a file that fails is recorded and the
-    batch goes on. The report lists the files in input order.
+    batch goes on. The report lists the files in input order. With ``options.reference_dir`` the
+    folder is indexed once here (a progress bar when ``progress``), and each film's choice of
+    stills is written beside its output (:func:`references_report_path`).
     """
     from vidcolor.pipeline.segments import SEGMENT_SECONDS
 
@@ -515,6 +539,15 @@ def run_batch(
     if jobs < 1:
         raise UsageError("--jobs of 1 or more", str(jobs), "pass e.g. --jobs 2")
     ledger, todo = open_batch(inputs, out_dir, opts, manifest, on_result)
+
+    def index_once(model: Any) -> None:
+        # Once, before the films: workers side by side would each describe the new stills.
+        if opts.reference_dir and todo:
+            from vidcolor.pipeline.model_step import ModelStep
+
+            step = ModelStep.create(opts, model)
+            index_folder(opts.reference_dir, step, opts.render_size or step.render_size, progress=progress)
+
     if jobs == 1 or len(todo) <= 1:
         if colorizer is None and todo:
             from vidcolor import models
@@ -524,10 +557,12 @@ def run_batch(
 
                 torch.set_num_threads(opts.threads)
             colorizer = models.load(opts.model, device=opts.device, half=opts.half, weights=opts.weights)
+        index_once(colorizer)
         for i, job in todo:
             ledger.started(job)
             ledger.finish(i, run_job(job, opts, colorizer, seg_s))
     else:
+        index_once(colorizer)
         _run_pool(todo, opts, jobs, colorizer, seg_s, ledger.started, ledger.finish)
     return ledger.report()
 

@@ -70,6 +70,19 @@ from vidcolor.errors import UsageError
 @click.option(
     "--overwrite", is_flag=True, help="Replace outputs that exist but are not recorded as finished."
 )
+@click.option(
+    "--reference-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of colour stills: each shot takes its colours from the few that match it best; "
+    "which ones is written beside each output as NAME.references.json.",
+)
+@click.option(
+    "--drop-reference",
+    "drop_references",
+    multiple=True,
+    help="A still of --reference-dir never to choose (repeatable; IMG@START-END: not in that range).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only the final table.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def _batch(
@@ -81,6 +94,8 @@ def _batch(
     ray_address: str | None,
     cpus_per_task: float,
     gpus_per_task: float,
+    reference_dir: Path | None,
+    drop_references: tuple[str, ...],
     quiet: bool,
     debug: bool,
     **kw: Any,
@@ -96,7 +111,7 @@ def _batch(
     def body() -> int:
         from vidcolor.batch import run_batch
 
-        opts = build_options(kw)
+        opts = build_options(kw, reference_dir=reference_dir, reference_drop=drop_references)
 
         def each(result: Any) -> None:
             if quiet:
@@ -116,10 +131,17 @@ def _batch(
                     segment_seconds=segment_seconds,
                     manifest=manifest,
                     on_result=each,
+                    progress=not quiet,
                 )
             else:
                 if jobs != 1:
                     raise UsageError("either --jobs or --ray", "both", "drop --jobs: the cluster decides")
+                if reference_dir is not None:
+                    raise UsageError(
+                        "either --reference-dir or --ray",
+                        "both",
+                        "run a reference folder's batch without --ray (its index is built by one process)",
+                    )
                 from vidcolor.cluster.driver import run_batch_on_ray
 
                 report = run_batch_on_ray(

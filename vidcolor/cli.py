@@ -174,6 +174,25 @@ def main() -> None:
     help="A colour still whose colours the film takes where it shows like content (repeatable; "
     "IMG@START-END limits it to a time range).",
 )
+@click.option(
+    "--reference-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of colour stills (any depth): each shot takes its colours from the few that match "
+    "it best, or keeps its automatic colour when none does. Indexed once, in a cache.",
+)
+@click.option(
+    "--drop-reference",
+    "drop_references",
+    multiple=True,
+    help="A still of --reference-dir never to choose (repeatable; IMG@START-END: not in that range).",
+)
+@click.option(
+    "--references-report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write which stills of --reference-dir coloured which shots, with their scores, to this JSON file.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def colorize(
@@ -187,20 +206,28 @@ def colorize(
     resume: bool,
     hints_file: Path | None,
     references: tuple[str, ...],
+    reference_dir: Path | None,
+    drop_references: tuple[str, ...],
+    references_report: Path | None,
     **kw: Any,
 ) -> None:
     """Colorize a black-and-white film or still INPUT."""
 
     def body() -> None:
+        from vidcolor.guidance.choose import check_report_path, write_report
         from vidcolor.pipeline.image import colorize_image
         from vidcolor.pipeline.segments import colorize_film, segment_dir
 
         dst = output or input.with_name(f"{input.stem}_colour{input.suffix}")
         opts = build_options(kw, start=parse_time(start), duration=parse_time(duration),
-                             hints=hints_file or (), reference=references)  # fmt: skip
-        # A hint is tracked through its shot, which a segment join would cut. (A new name: assigning
-        # to segment_seconds here would make it local to body() and unbound above this line.)
-        seconds = 0.0 if opts.hints else segment_seconds
+                             hints=hints_file or (), reference=references,
+                             reference_dir=reference_dir, reference_drop=drop_references)  # fmt: skip
+        if references_report is not None:
+            check_report_path(references_report, opts)
+        # A hint is tracked through its shot, which a segment join would cut; so is a reference
+        # folder's choice. (A new name: assigning to segment_seconds here would make it local to
+        # body() and unbound above this line.)
+        seconds = 0.0 if opts.hints or opts.reference_dir else segment_seconds
         if input.suffix.lower() in STILL_EXTS and input.is_file():
             colorize_image(input, dst, opts)
             if not quiet:
@@ -224,6 +251,8 @@ def colorize(
             for n in summary.notes:
                 click.echo(f"vidcolor: note: {n}", err=True)
             click.echo(summary.line())
+        if references_report is not None and summary.references is not None:
+            write_report(references_report, summary.references)
 
     run_command(body, debug)
 
@@ -400,6 +429,24 @@ def train(
     is_flag=True,
     help="Also score each colorizer with the first truth frame of each shot as its reference.",
 )
+@click.option(
+    "--reference-dir-from-truth",
+    nargs=2,
+    type=(int, click.Path(path_type=Path)),
+    default=None,
+    metavar="N_UNRELATED DIR",
+    help="Also score each colorizer with --reference-dir: a folder of the first truth frame of every "
+    "shot of every clip mixed with N_UNRELATED colour photographs from DIR (mode reference-dir).",
+)
+@click.option(
+    "--reference-dir-unrelated",
+    nargs=2,
+    type=(int, click.Path(path_type=Path)),
+    default=None,
+    metavar="N DIR",
+    help="Also score each colorizer with --reference-dir: a folder of only N unrelated colour "
+    "photographs from DIR (mode reference-dir-unrelated).",
+)
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--debug", is_flag=True)
 def eval_cmd(
@@ -413,6 +460,8 @@ def eval_cmd(
     max_frames: int | None,
     hints_from_truth: int,
     reference_from_truth: bool,
+    reference_dir_from_truth: tuple[int, Path] | None,
+    reference_dir_unrelated: tuple[int, Path] | None,
     quiet: bool,
     debug: bool,
     **kw: Any,
@@ -420,10 +469,17 @@ def eval_cmd(
     """Turn colour footage grey, colorize it and score it against the truth (JSON + contact sheet)."""
 
     def body() -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="vidcolor-eval-") as tmp:
+            scored(Path(tmp))
+
+    def scored(tmp: Path) -> None:
         from dataclasses import replace
 
-        from vidcolor.evaluate.colorizers import model_variants
-        from vidcolor.evaluate.run import evaluate
+        from vidcolor.evaluate.colorizers import model_variants, reference_folder
+        from vidcolor.evaluate.run import discover, evaluate, iter_truth
+        from vidcolor.pipeline.model_step import ModelStep
 
         try:
             strengths = [float(s) for s in smoothings.split(",") if s.strip()]
@@ -435,6 +491,22 @@ def eval_cmd(
         opts = ColorizeOptions(**kw)
         if hints_from_truth < 0:
             raise UsageError("--hints-from-truth of 0 or more", str(hints_from_truth), "pass e.g. 10")
+        folders: dict[str, tuple[Path, dict[str, list[str]] | None]] = {}
+        if reference_dir_from_truth or reference_dir_unrelated:
+            step = ModelStep.create(opts)
+            clips = [
+                (item.name, lambda item=item: iter_truth(item, max_frames))
+                for item in discover([*data, *more_data])
+                if item.kind == "video"
+            ]
+            if reference_dir_from_truth:
+                n, photos = reference_dir_from_truth
+                right = reference_folder(tmp / "reference-dir", clips, photos, n, step, opts)
+                folders["reference-dir"] = (tmp / "reference-dir", right)
+            if reference_dir_unrelated:
+                n, photos = reference_dir_unrelated
+                reference_folder(tmp / "unrelated", [], photos, n, step, opts)
+                folders["reference-dir-unrelated"] = (tmp / "unrelated", None)
         colorizers: dict[str, Any] = {}
         for model in (opts.model, *compare_models):
             variants = model_variants(
@@ -443,6 +515,7 @@ def eval_cmd(
                 strengths,
                 hints_from_truth=hints_from_truth,
                 reference_from_truth=reference_from_truth,
+                reference_dirs=folders,
             )
             # Two checkpoints may share a name (runs/a/best.pt, runs/b/best.pt): the path tells them apart.
             tag = f"{Path(model).parent.name}/{Path(model).stem}" if Path(model).suffix else model
@@ -457,9 +530,29 @@ def eval_cmd(
         )
         if not quiet:
             click.echo(format_eval(report))
+            for line in format_choices(report):
+                click.echo(line)
             click.echo(f"report: {out_json}" + (f", sheet: {sheet}" if sheet else ""))
 
     run_command(body, debug)
+
+
+def format_choices(report: dict[str, Any]) -> list[str]:
+    """Per colorizer that chose references from a folder with known right stills: how often the
+    right still was its best choice, and among those chosen, over all shots of all clips."""
+    totals: dict[str, list[int]] = {}
+    for item in report.get("items", []):
+        for name, r in item.get("colorizers", {}).items():
+            g = r.get("guidance") or {}
+            if "right_best" in g:
+                t = totals.setdefault(name, [0, 0, 0])
+                t[0] += g["right_best"]
+                t[1] += g["right_among_chosen"]
+                t[2] += g["shots_seen"]
+    return [
+        f"{name}: right still chosen first for {b} of {n} shots, among the chosen for {a}"
+        for name, (b, a, n) in totals.items()
+    ]
 
 
 def format_eval(report: dict[str, Any]) -> str:

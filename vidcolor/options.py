@@ -35,16 +35,24 @@ class ColorizeOptions:
     # and reference stills (paths, arrays or References); empty: the unguided pipeline, unchanged.
     hints: tuple[Any, ...] = ()
     reference: tuple[Any, ...] = ()
+    # A folder of colour stills to choose references from, shot by shot; stills (IMG or
+    # IMG@START-END) kept out of that choice.
+    reference_dir: str | None = None
+    reference_drop: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         from vidcolor.errors import UsageError
 
-        guided = self.hints or self.reference
-        if guided or not isinstance(self.hints, tuple) or not isinstance(self.reference, tuple):
+        guided = self.hints or self.reference or self.reference_drop
+        lists = (self.hints, self.reference, self.reference_drop)
+        if guided or not all(isinstance(x, tuple) for x in lists):
             from vidcolor.guidance import as_hints, as_references
 
             object.__setattr__(self, "hints", as_hints(self.hints))
             object.__setattr__(self, "reference", as_references(self.reference))
+            object.__setattr__(self, "reference_drop", as_references(self.reference_drop))
+        if self.reference_dir is not None:
+            object.__setattr__(self, "reference_dir", str(self.reference_dir))
         if self.batch_size < 1:
             raise UsageError("--batch-size of 1 or more", str(self.batch_size), "pass a positive number")
         if self.render_size is not None and self.render_size < 16:

@@ -504,6 +504,7 @@ def evaluate(
         truth = base.truth.truth_summary(item.kind)
         results: dict[str, dict[str, Any]] = {}
         kept: dict[str, np.ndarray | None] = {}
+        captions: list[str] = []
         for name in names:
             if name == GREY:
                 p = base
@@ -521,6 +522,11 @@ def evaluate(
             r: dict[str, Any] = dict(p.scores.summary(item.kind))
             r["seconds"] = p.seconds
             r["fps"] = p.frames / p.seconds if p.seconds > 0 else None
+            # A colorizer may say more about what it did (which references it chose, say).
+            if callable(more := getattr(funcs[name], "item_report", None)):
+                r["guidance"] = more(item.name)
+            if callable(caption := getattr(funcs[name], "caption", None)):
+                captions.append(f"{name.rsplit('/', 1)[-1]}: {caption(mid)}")
             results[name] = r
             kept[name] = p.kept
         for name in names:
@@ -544,6 +550,7 @@ def evaluate(
             outs = [kept[name] for name in names[1:]]
             assert all(o is not None for o in outs)  # every pass has frame `mid`: counts were checked
             title = item.name if item.kind == "image" else f"{item.name}  (frame {mid} of {base.frames})"
+            title = "  ".join([title, *captions])
             rows.append((title, [grey_mid, *outs, rgb_mid]))  # type: ignore[list-item]
 
     report: dict[str, Any] = {

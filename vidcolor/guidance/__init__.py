@@ -4,10 +4,12 @@
 - :mod:`~vidcolor.guidance.track`: carry a hint to the following frames (Lucas-Kanade, per shot).
 - :mod:`~vidcolor.guidance.render`: a hint's colour for the network, and the pull over its region.
 - :mod:`~vidcolor.guidance.reference`: take colours from reference stills where the film matches.
+- :mod:`~vidcolor.guidance.library`: a folder of stills indexed by one compact descriptor each.
+- :mod:`~vidcolor.guidance.choose`: per shot, the stills of that folder that match it best.
 - :mod:`~vidcolor.guidance.memory`: a shot's hinted frames, once coloured, as its references.
 - :mod:`~vidcolor.guidance.guide`: all of it around the model step, frame by frame.
 
-With no hints and no reference the pipeline does not touch any of this.
+With no hints, no reference and no reference folder the pipeline does not touch any of this.
 """
 
 from __future__ import annotations

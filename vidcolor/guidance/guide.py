@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from vidcolor.frames import Frame, LBatch, SourceInfo
+from vidcolor.guidance.choose import ShotChooser
 from vidcolor.guidance.hints import PlacedHint, place_hints
 from vidcolor.guidance.memory import MEMORY, MEMORY_PRIOR, ShotMemory
 from vidcolor.guidance.reference import (
@@ -229,7 +230,7 @@ class Guide:
         matches = None
         if self.reference is not None:
             ab, matches = self.reference.run(
-                step, batch, plan.times, min(ch, cw), planes, keep if wants else None
+                step, batch, plan.times, min(ch, cw), planes, keep if wants else None, plan.cuts
             )
         elif wants:
             ab = split_forward(step, batch, keep_then_planes)
@@ -277,12 +278,22 @@ class Guide:
                 self.memory.remember(desc[i], L, ab[i, :, :ch, :cw].copy())
         return ab
 
+    @property
+    def chooser(self) -> ShotChooser | None:
+        """The choice of stills from a reference folder, shot by shot (None without one)."""
+        return self.reference.chooser if self.reference is not None else None
+
     def __call__(self, step: ModelStep, batch: LBatch, times: Sequence[float]) -> np.ndarray:
         """The model's ab (N, 2, h, w) float32 for ``batch`` with the guidance of its frames;
         ``times`` are the frames' times in seconds from the start of the film. The three steps
         one after the other, for callers that hold one batch at a time."""
         plan = self.plan(batch, times)
         return self.finish(batch, plan, self.model(step, batch, plan))
+
+
+def guided(opts: ColorizeOptions) -> bool:
+    """Whether ``opts`` ask for any guidance (hints, reference stills or a reference folder)."""
+    return bool(opts.hints or opts.reference or opts.reference_dir)
 
 
 def guide_for(
@@ -299,18 +310,20 @@ def guide_for(
     Hints are checked against the film here (UsageError naming the entry), before anything runs."""
     hints = getattr(opts, "hints", ())
     refs = getattr(opts, "reference", ())
-    if not hints and not refs:
+    folder = getattr(opts, "reference_dir", None)
+    if not hints and not refs and not folder:
         return None
     placed = place_hints(hints, width, height, rate, duration=duration, frames=frames)
     matcher = None
-    if refs:
-        matcher = ReferenceMatcher(refs, duration=duration)
+    if refs or folder:
+        chooser = ShotChooser(folder, getattr(opts, "reference_drop", ())) if folder else None
+        matcher = ReferenceMatcher(refs, duration=duration, chooser=chooser)
     return Guide(placed, (width, height), rate, matcher)
 
 
 def guide_for_film(info: SourceInfo, opts: ColorizeOptions) -> Guide | None:
     """:func:`guide_for` a probed film: its coded size, frame rate, duration and frame count."""
-    if not (getattr(opts, "hints", ()) or getattr(opts, "reference", ())):
+    if not guided(opts):
         return None
     v = info.video
     rate = v.average_rate or v.guessed_rate

@@ -51,6 +51,7 @@ from vidcolor.frames import LBatch
 from vidcolor.pipeline.batch_l import render_shape
 
 if TYPE_CHECKING:
+    from vidcolor.guidance.choose import ShotChooser
     from vidcolor.pipeline.model_step import ModelStep
 
 CELL = 16  # render pixels: matching is done per cell of the 1/16 scale feature map
@@ -248,22 +249,56 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.
 
 
 @dataclass
-class _Prepared:
+class PreparedStill:
     ref: Reference
     desc: torch.Tensor  # (M, D) unit descriptors of its cells
     ab: torch.Tensor  # (M, 4) per cell: ab = A * L + B as (A_a, A_b, B_a, B_b), or (0, 0, mean a, mean b)
 
 
-class ReferenceMatcher:
-    """Matches the frames of a film against reference stills (see the module doc)."""
+def still_features(
+    step: ModelStep, rgb: np.ndarray, render: int
+) -> tuple[np.ndarray, dict[Any, torch.Tensor], tuple[int, int]]:
+    """A colour still RGB uint8 (H, W, 3) seen as the model sees a frame: its Lab (ch, cw, 3)
+    float32 at the render size (short side ``render`` px), the encoder's features of its L (padded
+    to the model's stride as a frame is), and the picture area (ch, cw) in render pixels."""
+    h, w = rgb.shape[:2]
+    ch, cw, ph, pw = render_shape(h, w, render, step.stride)
+    small = cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_AREA if ch * cw <= h * w else cv2.INTER_LINEAR)
+    lab = rgb_to_lab(small.astype(np.float32) / 255.0)
+    L = np.pad(lab[..., 0], ((0, ph - ch), (0, pw - cw)), mode="edge")
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(L))[None, None].to(step.device, step.dtype)
+        feats = step.model.encode(t)  # type: ignore[operator]
+    return lab, feats, (ch, cw)
 
-    def __init__(self, refs: Sequence[Reference], *, duration: float | None = None) -> None:
+
+def prepare_still(step: ModelStep, rgb: np.ndarray, render: int, ref: Reference) -> PreparedStill:
+    """A still RGB uint8 (H, W, 3) ready to be matched: its cells' descriptors and colour lines."""
+    lab, feats, content = still_features(step, rgb, render)
+    with torch.inference_mode():
+        desc = descriptors(feats, cell_grid(content))[0]
+    return PreparedStill(ref, desc, cell_models(lab).to(desc.device))
+
+
+class ReferenceMatcher:
+    """Matches the frames of a film against reference stills (see the module doc): the user's
+    ``refs``, and, with a ``chooser``, the stills it chooses shot by shot from a folder
+    (guidance/choose.py; a user's reference takes precedence in its time range)."""
+
+    def __init__(
+        self,
+        refs: Sequence[Reference],
+        *,
+        duration: float | None = None,
+        chooser: ShotChooser | None = None,
+    ) -> None:
         check_references(refs, duration)
         self.refs = tuple(refs)
-        self._prepared: list[_Prepared] | None = None
+        self.chooser = chooser
+        self._prepared: list[PreparedStill] | None = None
         self._render: tuple[int, int] | None = None
 
-    def _prepare(self, step: ModelStep, render: int) -> list[_Prepared]:
+    def _prepare(self, step: ModelStep, render: int) -> list[PreparedStill]:
         if self._prepared is not None and self._render == (render, step.stride):
             return self._prepared
         if not has_encoder(step.model):
@@ -272,42 +307,48 @@ class ReferenceMatcher:
                 step.name,
                 "use the default model, or drop --reference",
             )
-        out = []
-        for ref in self.refs:
-            rgb = load_rgb(ref)
-            h, w = rgb.shape[:2]
-            ch, cw, ph, pw = render_shape(h, w, render, step.stride)
-            small = cv2.resize(
-                rgb, (cw, ch), interpolation=cv2.INTER_AREA if ch * cw <= h * w else cv2.INTER_LINEAR
-            )
-            lab = rgb_to_lab(small.astype(np.float32) / 255.0)
-            L = np.pad(lab[..., 0], ((0, ph - ch), (0, pw - cw)), mode="edge")
-            with torch.inference_mode():
-                t = torch.from_numpy(np.ascontiguousarray(L))[None, None].to(step.device, step.dtype)
-                feats = step.model.encode(t)  # type: ignore[operator]
-                desc = descriptors(feats, cell_grid((ch, cw)))[0]
-            out.append(_Prepared(ref, desc, cell_models(lab).to(desc.device)))
+        out = [prepare_still(step, load_rgb(ref), render, ref) for ref in self.refs]
         self._prepared, self._render = out, (render, step.stride)
+        return out
+
+    def _live(
+        self,
+        step: ModelStep,
+        batch: LBatch,
+        feats: dict[Any, torch.Tensor],
+        times: Sequence[float],
+        cuts: Sequence[bool] | None,
+        render: int,
+    ) -> list[list[PreparedStill]]:
+        """Per frame of the batch, the stills it is matched against: the user's references that
+        cover it, else the chooser's for its shot (a shot starting in the batch is chosen here)."""
+        prepared = self._prepare(step, render)
+        chosen = None
+        if self.chooser is not None:
+            chosen = self.chooser.for_batch(step, batch, feats, times, cuts, render)
+        out = []
+        for i, t in enumerate(times):
+            own = [p for p in prepared if p.ref.covers(t)]
+            out.append(own if own or chosen is None else chosen[i])
         return out
 
     def match(
         self,
         desc: torch.Tensor,
         cells: tuple[int, int],
-        times: Sequence[float],
-        prepared: list[_Prepared],
+        live: Sequence[Sequence[PreparedStill]],
     ) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Per frame of the batch's descriptors ``desc`` (N, hc*wc, D) on the ``cells`` = (hc, wc)
-        grid: (matched ab (2, hc, wc), confidence (hc, wc)), or None when no reference covers it."""
+        grid and the stills ``live`` for it: (matched ab (2, hc, wc), confidence (hc, wc)), or None
+        when it has none."""
         hc, wc = cells
         out: list[tuple[np.ndarray, np.ndarray] | None] = []
-        for i, t in enumerate(times):
-            live = [p for p in prepared if p.ref.covers(t)]
-            if not live:
+        for i, refs in enumerate(live):
+            if not refs:
                 out.append(None)
                 continue
-            rd = torch.cat([p.desc for p in live]) if len(live) > 1 else live[0].desc
-            rab = torch.cat([p.ab for p in live]) if len(live) > 1 else live[0].ab
+            rd = torch.cat([p.desc for p in refs]) if len(refs) > 1 else refs[0].desc
+            rab = torch.cat([p.ab for p in refs]) if len(refs) > 1 else refs[0].ab
             out.append(best_match(desc[i], rd, rab, (hc, wc), SIM_LOW, SIM_HIGH))
         return out
 
@@ -319,13 +360,15 @@ class ReferenceMatcher:
         render: int,
         user_planes: np.ndarray | None,
         on_descriptors: Callable[[torch.Tensor], None] | None = None,
+        cuts: Sequence[bool] | None = None,
     ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray] | None]]:
         """The model's ab (N, 2, h, w) for ``batch`` with the references' matched cells shown to
         the network as hints (and the users' hint planes, when given, as well), and per frame the
         match (lines, confidence) that :func:`blend_matched` draws the frame's ab toward, or None
         where no reference covers the frame. ``on_descriptors`` is shown the batch's cell
-        descriptors (N, hc*wc, D), made once for the matching here and the caller."""
-        prepared = self._prepare(step, render)
+        descriptors (N, hc*wc, D), made once for the matching here and the caller. ``cuts`` says
+        per frame whether a shot starts on it (the chooser's shots; None: no cut in the batch)."""
+        self._prepare(step, render)  # refuses a model without features before it runs
         ch, cw = batch.content
         n, _, hp, wp = batch.L.shape
         fields: list[tuple[np.ndarray, np.ndarray] | None] = []
@@ -335,7 +378,7 @@ class ReferenceMatcher:
             desc = descriptors(feats, cells)
             if on_descriptors is not None:
                 on_descriptors(desc)
-            fields.extend(self.match(desc, cells, times, prepared))
+            fields.extend(self.match(desc, cells, self._live(step, batch, feats, times, cuts, render)))
             planes = user_planes
             for i, fc in enumerate(fields):
                 if fc is None:

@@ -18,6 +18,7 @@ from vidcolor.errors import EncodingError, InputError
 _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 _SIXTEEN_BIT = {".png", ".tif", ".tiff"}
 _EIGHT_BIT = {".jpg", ".jpeg", ".bmp", ".webp"}
+STILL_SUFFIXES = frozenset(_SIXTEEN_BIT | _EIGHT_BIT)  # what read_image and write_image take
 _BT601_BGR = (0.114, 0.587, 0.299)
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95

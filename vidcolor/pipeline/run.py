@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from vidcolor.errors import InputError, UsageError, VidcolorError
 from vidcolor.frames import Frame, SourceInfo
 from vidcolor.guidance.guide import frame_times, guide_for_film
+from vidcolor.guidance.library import index_folder
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.decode import DecodeStats, decode_frames
 from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
@@ -54,6 +56,7 @@ class Summary:
     verify: VerifyResult | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    references: dict[str, Any] | None = None  # with a reference folder: its stills' use, shot by shot
 
     @classmethod
     def begin(cls, src: Path, dst: Path, step: ModelStep, plan: OutputPlan) -> Summary:
@@ -162,6 +165,8 @@ def colorize_video(
     )
     guide_for_film(info, opts)  # hints and references are checked before the model is loaded
     step = ModelStep.create(opts, colorizer)
+    if opts.reference_dir:  # indexed here, with its own progress bar, before the frames start
+        index_folder(opts.reference_dir, step, opts.render_size or step.render_size, progress=progress)
     summary = Summary.begin(src, dst, step, plan)
     stats = DecodeStats()
     t0 = time.perf_counter()
@@ -404,6 +409,9 @@ def _run_stages(
                 if on_frame is not None:
                     on_frame(summary.frames)
             group.join()  # raise a stage's error before the writer is closed and flushed
+        if guide is not None and guide.chooser is not None:
+            summary.references = guide.chooser.report()
+            summary.notes.extend(guide.chooser.lines())
     except BaseException:
         group.abort()
         group.join()

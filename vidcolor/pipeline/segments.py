@@ -556,7 +556,8 @@ def runs_in_segments(
     """Whether :func:`colorize_film` runs the film in segments: it is long enough to be cut, or
     ``resume`` finds an unfinished run's segments beside ``dst``."""
     # Colour hints are tracked through their shot, which a join would cut: such runs are not cut.
-    if options.hints:
+    # So is a reference folder's choice of stills, shot by shot.
+    if options.hints or options.reference_dir:
         return False
     return should_segment(info, options, segment_seconds) or (resume and segment_dir(dst).is_dir())
 

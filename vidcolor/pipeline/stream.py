@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
 from vidcolor.frames import Frame
-from vidcolor.guidance.guide import Guide, guide_for
+from vidcolor.guidance.guide import Guide, guide_for, guided
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.batch_l import make_batch
 from vidcolor.pipeline.merge import merge_rgb
@@ -30,11 +31,14 @@ def colorize_frames(
     bit_depth: int = 8,
     *,
     rate: float = 1.0,
+    references: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """Grey frames (H, W) uint8 (or uint16 of ``bit_depth``), full range -> RGB (H, W, 3) of the same dtype.
 
     One frame out per frame in, in order; at most a batch plus the smoother's latency is held.
-    Frame ``i`` is at time ``i / rate`` seconds for the hints and references of ``opts``.
+    Frame ``i`` is at time ``i / rate`` seconds for the hints and references of ``opts``. With a
+    reference folder, ``references`` (when given) is filled, once the last frame is out, with
+    which stills coloured which shots (the ``--references-report`` JSON).
     """
     render = opts.render_size or step.render_size
     guide: Guide | None = None
@@ -52,7 +56,7 @@ def colorize_frames(
     def run(batch: list[Frame]) -> Iterator[np.ndarray]:
         nonlocal guide
         lb = make_batch(batch, bit_depth, True, render, step.stride)
-        if (opts.hints or opts.reference) and guide is None:
+        if guided(opts) and guide is None:
             h, w = batch[0].y.shape
             guide = guide_for(opts, w, h, rate)
         ab = step(lb) if guide is None else guide(step, lb, [f.index / rate for f in batch])
@@ -69,3 +73,5 @@ def colorize_frames(
     if batch:
         yield from run(batch)
     yield from ready(smoother.flush())
+    if references is not None and guide is not None and guide.chooser is not None:
+        references.update(guide.chooser.report())

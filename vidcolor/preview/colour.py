@@ -12,6 +12,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -108,18 +109,29 @@ def context_frames(opts: ColorizeOptions) -> int:
 
 
 def colour_frame(
-    window: Window, step: ModelStep, opts: ColorizeOptions, rate: float | None = None
+    window: Window,
+    step: ModelStep,
+    opts: ColorizeOptions,
+    rate: float | None = None,
+    references: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """The colorized ``window.frames[window.target]``: RGB (H, W, 3), the dtype of the frames.
 
     The whole window goes through ``colorize_frames`` in one batch; outputs after the target are
     not merged (the generator is left once the target is out). ``rate`` (frames/s) times the
     window's frames for the hints in ``opts`` (their times count from the window's first frame).
+    With a reference folder, ``references`` (when given) is filled with the stills chosen for the
+    window's shots (the ``--references-report`` JSON, frames counted in the window).
     """
     opts = replace(opts, batch_size=max(1, len(window.frames)))
-    extra = {} if rate is None else {"rate": rate}
-    for i, rgb in enumerate(colorize_frames(window.frames, step, opts, bit_depth=window.bit_depth, **extra)):
+    frames = colorize_frames(
+        window.frames, step, opts, bit_depth=window.bit_depth, rate=rate or 1.0, references=references
+    )
+    for i, rgb in enumerate(frames):
         if i == window.target:
+            if references is not None:
+                for _ in frames:  # the report is filled once the last frame is out
+                    pass
             return rgb
     raise RuntimeError("colorize_frames returned fewer frames than it was given")
 

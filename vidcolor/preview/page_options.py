@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from vidcolor.errors import UsageError
@@ -93,11 +94,13 @@ def command_line(
     model_arg: str,
     hints: str | None = None,
     segment_seconds: float | None = None,
+    root: Path | None = None,
 ) -> str:
     """``vidcolor colorize ...`` that does what ``opts`` do to ``src``, run from the preview folder.
 
     ``model_arg`` is the ``--model`` value as the user would type it; ``hints`` a hints file the
-    page exported; ``segment_seconds`` is added when it must be stated (0: never cut the film).
+    page exported; ``segment_seconds`` is added when it must be stated (0: never cut the film);
+    paths of the reference folder are written relative to ``root``, the preview folder.
     """
     args = ["vidcolor", "colorize", src]
     if dst is not None:
@@ -122,6 +125,20 @@ def command_line(
         args += ["--duration", _seconds(opts.duration)]
     if hints is not None:
         args += ["--hints", hints]
+    if opts.reference_dir:
+
+        def rel(path: str) -> str:
+            p = Path(path)
+            return p.relative_to(root).as_posix() if root is not None and p.is_relative_to(root) else path
+
+        def span(r: Any) -> str:
+            return f"@{_seconds(r.start or 0.0)}-{'' if r.end is None else _seconds(r.end)}"
+
+        args += ["--reference-dir", rel(opts.reference_dir)]
+        for r in opts.reference:
+            args += ["--reference", rel(str(r.image)) + span(r)]
+        for r in opts.reference_drop:
+            args += ["--drop-reference", str(r.image) + span(r)]
     if segment_seconds is not None:
         args += ["--segment-seconds", f"{segment_seconds:g}"]
     return shlex.join(args)

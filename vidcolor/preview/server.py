@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vidcolor import __version__, models
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
-from vidcolor.preview import colour, hints, page_options
+from vidcolor.preview import colour, hints, page_options, references
 from vidcolor.preview.jobs import Job, Jobs, Render
 from vidcolor.preview.page_options import ModelChoice
 from vidcolor.preview.security import (
@@ -254,12 +254,13 @@ class Preview:
         return self.sources.get(path, relative_name(self.root, path))
 
     def _options(self, settings: Any) -> ColorizeOptions:
-        return page_options.parse_settings(
+        opts = page_options.parse_settings(
             settings if settings is not None else {},
             self.choices,
             self.config.device,
             threads=self.config.threads,
         )
+        return references.with_references(opts, settings, self.root)
 
     def _model_arg(self, opts: ColorizeOptions) -> str:
         for c in self.choices.values():
@@ -284,7 +285,13 @@ class Preview:
         # The page renders in one piece; say so where the CLI would cut the film into segments.
         seg = 0.0 if should_segment(src.info, opts, SEGMENT_SECONDS) else None
         return page_options.command_line(
-            src.name, dst, opts, model_arg=self._model_arg(opts), hints=hints_file, segment_seconds=seg
+            src.name,
+            dst,
+            opts,
+            model_arg=self._model_arg(opts),
+            hints=hints_file,
+            segment_seconds=seg,
+            root=self.root,
         )
 
     def _render(self, src: Path, dst: Path, opts: ColorizeOptions, on_frame: Callable[[int], None]) -> str:
@@ -397,15 +404,21 @@ class Preview:
             else:
                 step = self.models.step(opts)
                 context = colour.context_frames(opts)
+                frame_opts = references.for_frame(opts, float(t))
+                chosen: dict[str, Any] | None = {} if frame_opts.reference_dir else None
                 with self.models.run_lock:
                     win = src.window(float(t), 0 if quick else context)
                     if applied and placed:
                         rate = float(src.rate)
                         picture = colour.colour_frame(
-                            win, step, hints.for_window(opts, placed, win.times, rate), rate
+                            win, step, hints.for_window(frame_opts, placed, win.times, rate), rate, chosen
                         )
                     else:
-                        picture = colour.colour_frame(win, step, opts)
+                        picture = colour.colour_frame(win, step, frame_opts, None, chosen)
+                if chosen is not None:
+                    meta["x-vidcolor-references"] = references.shot_header(
+                        chosen, win.target, frame_opts.reference
+                    )
                 exact = not quick or context == 0 or src.is_still  # what a render gives for this frame
                 meta["x-vidcolor-exact"] = "1" if exact else "0"
                 meta["x-vidcolor-render-size"] = str(opts.render_size or step.render_size)
@@ -496,6 +509,12 @@ class Preview:
             content_disposition_type="attachment" if download else "inline",
         )
 
+    async def still(self, request: Request) -> Response:
+        """A small JPEG of a still of the reference folder (``?path=`` relative to the folder shown)."""
+        rel = request.query_params.get("path", "")
+        body = await run_in_threadpool(references.thumbnail, self.root, rel)
+        return Response(body, media_type="image/jpeg")
+
     async def upload(self, request: Request) -> Response:
         name = request.query_params.get("name", "")
         if not name or name.startswith(".") or any(c in name for c in "\x00/\\:") or len(name) > 200:
@@ -548,6 +567,7 @@ class Preview:
             Route("/api/jobs/{job}/cancel", api(self.job_cancel), methods=post),
             Route("/api/jobs/{job}/file", api(self.job_file), methods=get),
             Route("/api/upload", api(self.upload), methods=post),
+            Route("/api/still", api(self.still), methods=get),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
 

@@ -27,6 +27,9 @@ const state = {
   dir: "",           // folder listed
   hints: [],         // [{time, point: [x, y] fractions, colour: "#rrggbb", radius}]
   hintTool: false,
+  cuts: [],          // seconds: the scene cuts found so far
+  refPins: [],       // [{name, start, end}]: stills of the reference folder kept for a shot
+  refDrops: [],      // [{name, start, end}]: stills never chosen for a shot
   job: null,         // the last render job's snapshot
   cutsTimer: null,
   jobTimer: null,
@@ -79,13 +82,16 @@ function settings() {
     s.start = num("start") || 0;
     s.duration = num("duration");
   }
+  const folder = $("ref-dir").value.trim();
+  if (folder) Object.assign(s, { reference_dir: folder, reference_pin: state.refPins, reference_drop: state.refDrops });
   return s;
 }
 
 // The settings that change the picture (codec and quality only change the render).
 function frameSettings() {
   const s = settings();
-  return { model: s.model, render_size: s.render_size, smoothing: s.smoothing };
+  const refs = { reference_dir: s.reference_dir, reference_pin: s.reference_pin, reference_drop: s.reference_drop };
+  return { model: s.model, render_size: s.render_size, smoothing: s.smoothing, ...refs };
 }
 
 // -------------------------------------------------------------------------------- pictures
@@ -123,6 +129,7 @@ function loader(view) {
       drawHints();
       return exact;
     }
+    showReferences(res.headers.get("X-Vidcolor-References"));
     const secs = (performance.now() - started) / 1000;
     const size = res.headers.get("X-Vidcolor-Render-Size");
     const model = res.headers.get("X-Vidcolor-Model");
@@ -259,6 +266,10 @@ async function openSource(path) {
     info.append(dt, dd);
   }
   $("cuts").replaceChildren();
+  state.cuts = [];
+  state.refPins = [];
+  state.refDrops = [];
+  drawKeptReferences();
   $("cuts-label").textContent = "";
   $("render").disabled = false;
   updateHintButtons();
@@ -280,6 +291,7 @@ async function pollCuts() {
     if (state.source !== src) return;
     const box = $("cuts");
     box.replaceChildren();
+    state.cuts = data.cuts;
     for (const t of data.cuts) {
       const mark = document.createElement("button");
       mark.type = "button";
@@ -331,6 +343,86 @@ function setSplit(percent) {
   $("colour-grey").style.clipPath = `inset(0 ${100 - p}% 0 0)`;
   $("split-line").style.left = `${p}%`;
   $("split-line").hidden = p <= 0 || p >= 100;
+}
+
+// ------------------------------------------------------------------------ reference folder
+
+// The shot around the frame shown, [start, end) in seconds, from the scene cuts found so far.
+function shotRange() {
+  const t = state.shownTime;
+  let start = 0;
+  let end = null;
+  for (const c of state.cuts) {
+    if (c <= t + 1e-6) start = c;
+    else { end = c; break; }
+  }
+  return { start, end };
+}
+
+// The stills that coloured the frame shown (the X-Vidcolor-References header), with pin and drop.
+function showReferences(header) {
+  const list = $("ref-list");
+  list.replaceChildren();
+  if (!header) return;
+  const data = JSON.parse(decodeURIComponent(header));
+  const folder = $("ref-dir").value.trim().replace(/\/+$/, "");
+  const entries = [
+    ...data.pinned.map((name) => ({ name, label: "pinned" })),
+    ...data.chosen.map((c) => ({ name: c.name, label: `score ${c.score.toFixed(2)}` })),
+  ];
+  for (const e of entries) {
+    const li = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = `/api/still?path=${encodeURIComponent(`${folder}/${e.name}`)}`;
+    img.alt = e.name;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = e.name;
+    name.title = `${e.name} (${e.label})`;
+    const row = document.createElement("span");
+    for (const [what, list2] of [["pin", state.refPins], ["drop", state.refDrops]]) {
+      if (what === "pin" && e.label === "pinned") continue;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = what === "pin" ? "Pin" : "Drop";
+      b.title = what === "pin" ? "Keep this still for the shot shown" : "Never choose this still for the shot shown";
+      b.addEventListener("click", () => { list2.push({ name: e.name, ...shotRange() }); referencesChanged(); });
+      row.append(b);
+    }
+    li.append(img, name, document.createTextNode(e.label), row);
+    list.append(li);
+  }
+  if (!entries.length) {
+    const best = data.best ? ` (best ${data.best.name}, ${data.best.score.toFixed(2)})` : "";
+    const li = document.createElement("li");
+    li.textContent = `automatic colour: no still matches this shot well enough${best}`;
+    list.append(li);
+  }
+}
+
+function drawKeptReferences() {
+  const box = $("ref-kept");
+  box.replaceChildren();
+  for (const [label, list] of [["pinned", state.refPins], ["dropped", state.refDrops]]) {
+    list.forEach((r, i) => {
+      const li = document.createElement("li");
+      const end = r.end === null ? "end" : fmtTime(r.end);
+      li.append(document.createTextNode(`${label} ${r.name}, ${fmtTime(r.start)}–${end}`));
+      const del = document.createElement("button");
+      del.type = "button";
+      del.textContent = "×";
+      del.title = "Undo";
+      del.addEventListener("click", () => { list.splice(i, 1); referencesChanged(); });
+      li.append(del);
+      box.append(li);
+    });
+  }
+}
+
+function referencesChanged() {
+  drawKeptReferences();
+  refresh({ grey: false });
+  updateCommand();
 }
 
 // ----------------------------------------------------------------------------------- hints
@@ -613,6 +705,7 @@ function wire() {
     for (const el of document.querySelectorAll("#section-fields input, #section-fields button")) el.disabled = e.target.checked;
   });
   $("from-here").addEventListener("click", () => { $("start").value = state.shownTime.toFixed(3); updateCommand(); });
+  $("ref-dir").addEventListener("change", () => { state.refPins = []; state.refDrops = []; referencesChanged(); });
 
   $("hint-tool").addEventListener("click", (e) => {
     state.hintTool = !state.hintTool;
