@@ -463,36 +463,33 @@ def stamp_list(root):
     """Sorted [(path in package, RGBA image)] of the photographed stamps."""
     import numpy as np
     from PIL import Image
+    top = os.path.join(root, STAMPS)
+    paths = sorted(os.path.relpath(os.path.join(dp, fn), top)
+                   for dp, _dirs, files in os.walk(top) for fn in files if fn.endswith(".png"))
     out = []
     seen = set()
-    for dirpath, _dirs, files in os.walk(os.path.join(root, STAMPS)):
-        for fn in files:
-            if not fn.endswith(".png"):
-                continue
-            full = os.path.join(dirpath, fn)
-            rel = os.path.relpath(full, os.path.join(root, STAMPS))
-            if any(rel.startswith(d) for d in STAMP_SKIP_DIRS) or rel in STAMP_DRAWN \
-                    or "cartoon" in rel.split("/"):
-                continue
-            if "_mirror" in fn:
-                continue
-            im = Image.open(full).convert("RGBA")
-            if max(im.size) < STAMP_MIN_SIDE:
-                continue
-            a = np.asarray(im)
-            px = a[..., :3][a[..., 3] > 250]
-            if len(px) < 100:
-                continue
-            q = (px >> 3).astype(np.int32)
-            key = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
-            ncol = int((np.bincount(key, minlength=32768) > 0).sum())
-            if ncol < STAMP_MIN_COLOURS:
-                continue
-            sig = (im.size, ncol)   # the same photo shipped twice (mirrored tanks, astronauts)
-            if sig in seen:
-                continue
-            seen.add(sig)
-            out.append((STAMPS + rel, im))
+    for rel in paths:   # sorted, so that of two copies the same one is kept everywhere
+        fn = os.path.basename(rel)
+        if any(rel.startswith(d) for d in STAMP_SKIP_DIRS) or rel in STAMP_DRAWN \
+                or "cartoon" in rel.split("/") or "_mirror" in fn:
+            continue
+        im = Image.open(os.path.join(top, rel)).convert("RGBA")
+        if max(im.size) < STAMP_MIN_SIDE:
+            continue
+        a = np.asarray(im)
+        px = a[..., :3][a[..., 3] > 250]
+        if len(px) < 100:
+            continue
+        q = (px >> 3).astype(np.int32)
+        key = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
+        ncol = int((np.bincount(key, minlength=32768) > 0).sum())
+        if ncol < STAMP_MIN_COLOURS:
+            continue
+        sig = (im.size, ncol)   # the same photo shipped twice (mirrored tanks, astronauts)
+        if sig in seen:
+            continue
+        seen.add(sig)
+        out.append((STAMPS + rel, im))
     out.sort(key=lambda t: t[0])
     return out
 
