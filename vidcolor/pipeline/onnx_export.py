@@ -117,6 +117,9 @@ def graph_bytes(model: nn.Module, shape: tuple[int, int], dynamic: bool = False)
     # traces this fixed, control-flow-free graph no better; its warning would reach every user.
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        # Tensors the forward makes from config constants (the rebalancing weights) are meant to
+        # be constants of the graph, which is all this warning says.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             net,
             (example,),
