@@ -86,6 +86,27 @@ def test_onnx_model_step_gives_the_torch_steps_ab(tiny_model):
     assert len(fast.onnx._sessions) == 1 and fast(batch) is not None and len(fast.onnx._sessions) == 1
 
 
+def test_onnx_step_follows_a_readout_change_on_the_live_model(tiny_model):
+    from dataclasses import replace
+
+    from vidcolor.frames import LBatch
+    from vidcolor.options import ColorizeOptions
+    from vidcolor.pipeline.model_step import ModelStep
+
+    L = np.random.default_rng(3).uniform(0, 100, (2, 1, 32, 32)).astype(np.float32)
+    batch = LBatch(indices=(0, 1), L=L, content=(32, 32))
+    fast = ModelStep.create(ColorizeOptions(device="cpu", runtime="onnx"), tiny_model)
+    before = fast(batch)
+    config = tiny_model.config
+    try:
+        tiny_model.config = replace(config, head="regression")
+        after = fast(batch)
+        np.testing.assert_allclose(after, _torch_ab(tiny_model, L), atol=AB_TOLERANCE, rtol=0)
+    finally:
+        tiny_model.config = config
+    assert np.abs(after - before).max() > 1e-3
+
+
 def test_missing_onnxruntime_is_one_line_naming_the_extra(tiny_model_path, clip, tmp_path, monkeypatch):
     import sys
 

@@ -23,10 +23,13 @@ class OnnxRunner:
         require("onnxruntime")
         self.model = model
         self.threads = threads
-        self._sessions: dict[tuple[int, int], Any] = {}
+        self._sessions: dict[tuple[tuple[int, int], str], Any] = {}
 
     def _session(self, shape: tuple[int, int]) -> Any:
-        sess = self._sessions.get(shape)
+        # The readout settings (head, temperature, ...) are baked into the graph, and eval switches
+        # them on the live model between runs: they are part of the key.
+        key = (shape, repr(getattr(self.model, "config", None)))
+        sess = self._sessions.get(key)
         if sess is None:
             import onnxruntime as ort
 
@@ -38,7 +41,7 @@ class OnnxRunner:
             sess = ort.InferenceSession(
                 graph_bytes(self.model, shape), so, providers=["CPUExecutionProvider"]
             )
-            self._sessions[shape] = sess
+            self._sessions[key] = sess
         return sess
 
     def __call__(self, L: np.ndarray) -> np.ndarray:
