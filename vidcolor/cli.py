@@ -83,6 +83,13 @@ def model_options(f: F) -> F:
         help="Short side, in pixels, the model sees (default: the model's own).",
     )(f)
     f = click.option("--threads", type=int, default=0, help="CPU threads for the model (0: all cores).")(f)
+    f = click.option(
+        "--runtime",
+        type=click.Choice(["torch", "onnx"]),
+        default="torch",
+        show_default=True,
+        help="Model step on the CPU: PyTorch, or ONNX Runtime (needs vidcolor[onnx]).",
+    )(f)
     return f
 
 
@@ -253,6 +260,48 @@ def colorize(
             click.echo(summary.line())
         if references_report is not None and summary.references is not None:
             write_report(references_report, summary.references)
+
+    run_command(body, debug)
+
+
+@main.command("export")
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Registry name (see 'vidcolor models') or a checkpoint file.",
+)
+@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Weights file for the model.")
+@click.option(
+    "--render-size",
+    type=int,
+    default=None,
+    help="Short side of the fixed 16:9 input shape (default: the model's own).",
+)
+@click.option("--dynamic", is_flag=True, help="Leave height and width free (multiples of the stride).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--debug", is_flag=True)
+def export_cmd(
+    output: Path,
+    fmt: str,
+    model: str,
+    weights: str | None,
+    render_size: int | None,
+    dynamic: bool,
+    overwrite: bool,
+    debug: bool,
+) -> None:
+    """Write the model as ONNX (L* in, a*b* out; licence and contract in its metadata)."""
+
+    def body() -> None:
+        from vidcolor import models
+        from vidcolor.pipeline.onnx_export import export_onnx
+
+        net = models.load(model, device="cpu", half=False, weights=weights)
+        meta = export_onnx(net, output, render_size=render_size, dynamic=dynamic, overwrite=overwrite)
+        click.echo(f"{output}: {meta['model']} ({meta['licence']}), input {meta['shape']}")
 
     run_command(body, debug)
 

@@ -31,6 +31,7 @@ class ColorizeOptions:
     verify: bool = True  # decode the result once more: frame count, pts, Y PSNR
     guide: bool = True  # edge-aware upsampling of colour with the full-resolution luma
     threads: int = 0  # torch CPU threads; 0: torch's default
+    runtime: str = "torch"  # model step on the CPU: torch (the reference) or onnx (ONNX Runtime)
     # Guidance (vidcolor/guidance): colour hints (a hints-file path or a list of entries is read here)
     # and reference stills (paths, arrays or References); empty: the unguided pipeline, unchanged.
     hints: tuple[Any, ...] = ()
@@ -53,6 +54,8 @@ class ColorizeOptions:
             object.__setattr__(self, "reference_drop", as_references(self.reference_drop))
         if self.reference_dir is not None:
             object.__setattr__(self, "reference_dir", str(self.reference_dir))
+        if self.runtime not in ("torch", "onnx"):
+            raise UsageError("--runtime torch or onnx", repr(self.runtime), "pass one of them")
         if self.batch_size < 1:
             raise UsageError("--batch-size of 1 or more", str(self.batch_size), "pass a positive number")
         if self.render_size is not None and self.render_size < 16:

@@ -80,6 +80,13 @@ def _knob(value: str) -> dict[str, Any]:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--half/--no-half", default=None, help="float16 model (default: on CUDA only).")
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
+@click.option(
+    "--runtime",
+    type=click.Choice(["torch", "onnx"]),
+    default="torch",
+    show_default=True,
+    help="Model step on the CPU: PyTorch or ONNX Runtime.",
+)
 @click.option("--render-size", type=int, default=None, help="The run's render size (default: the model's).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="The run's batch size.")
 @click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="The run's codec.")
@@ -152,6 +159,7 @@ def bench_command(
     device: str,
     half: bool | None,
     threads: int,
+    runtime: str,
     render_size: int | None,
     batch_size: int,
     codec: str,
@@ -199,6 +207,7 @@ def bench_command(
             device=device,
             half=half,
             threads=threads,
+            runtime=runtime,
             render_size=render_size,
             batch_size=batch_size,
             codec=codec,

@@ -23,7 +23,17 @@ from .stages import CODEC_EXT
 from .timing import Measure, Timed, time_alternating
 
 #: Options recorded with an end-to-end figure.
-E2E_FIELDS = ("render_size", "batch_size", "threads", "smoothing", "codec", "guide", "verify", "device")
+E2E_FIELDS = (
+    "render_size",
+    "batch_size",
+    "threads",
+    "smoothing",
+    "codec",
+    "guide",
+    "verify",
+    "device",
+    "runtime",
+)
 
 
 def _info(model: torch.nn.Module) -> ModelInfo:

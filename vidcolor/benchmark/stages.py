@@ -171,6 +171,7 @@ class ClipStages:
                 "input": [batch, *L.shape[1:]],
                 "dtype": str(self.step.dtype).replace("torch.", ""),
                 "device": str(self.device),
+                "runtime": "torch" if self.step.onnx is None else "onnx",
                 "pipeline": pipeline,
             },
         )
