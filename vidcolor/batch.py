@@ -32,6 +32,7 @@ from vidcolor.durable import append_record, sha256_file
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.guidance.choose import write_report
 from vidcolor.guidance.library import check_folder, index_folder
+from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.options import ColorizeOptions
 
 MANIFEST_NAME = "vidcolor-manifest.jsonl"
@@ -40,7 +41,7 @@ VIDEO_EXTS = {
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".nut", ".mpg", ".mpeg",
     ".m2v", ".vob", ".mxf", ".dv", ".flv", ".wmv", ".ogv", ".3gp", ".y4m",
 }  # fmt: skip
-STILL_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+STILL_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 #: Container for outputs whose source container cannot hold the chosen codec (or is not
 #: writable at all, like .mpg): Matroska holds every codec and stream kind vidcolor writes.
 FALLBACK_EXT = ".mkv"

@@ -22,7 +22,6 @@ from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
-STILL_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 def parse_time(value: str | None) -> float | None:
@@ -222,6 +221,7 @@ def colorize(
 
     def body() -> None:
         from vidcolor.guidance.choose import check_report_path, write_report
+        from vidcolor.media.image_io import STILL_SUFFIXES
         from vidcolor.pipeline.image import colorize_image
         from vidcolor.pipeline.segments import colorize_film, segment_dir
 
@@ -235,7 +235,7 @@ def colorize(
         # folder's choice. (A new name: assigning to segment_seconds here would make it local to
         # body() and unbound above this line.)
         seconds = 0.0 if opts.hints or opts.reference_dir else segment_seconds
-        if input.suffix.lower() in STILL_EXTS and input.is_file():
+        if input.suffix.lower() in STILL_SUFFIXES and input.is_file():
             colorize_image(input, dst, opts)
             if not quiet:
                 click.echo(f"{dst}: still colorized")

@@ -62,10 +62,11 @@ from vidcolor.color import rgb_to_lab
 from vidcolor.errors import CorruptInputError, InputError, UsageError
 from vidcolor.evaluate import metrics
 from vidcolor.evaluate.sheet import contact_sheet, write_atomic
+from vidcolor.media.image_io import STILL_SUFFIXES
 
 ColorizeFn = Callable[[Iterator[np.ndarray]], Iterable[np.ndarray]]
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_EXTENSIONS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv"}
 )

@@ -98,8 +98,9 @@ def validation_pictures(
     """The validation pictures (RGB uint8) of the run that wrote ``checkpoint``: ``corpus`` loaded and
     split by scene with the seed and fraction the run recorded, so no picture it trained on is used."""
     from vidcolor.train.data import load_corpus, split
+    from vidcolor.train.loop import config_of_recipe
 
-    cfg = json.loads(str(checkpoint["recipe"]).split(" ", 1)[1])
+    cfg = config_of_recipe(str(checkpoint["recipe"]))
     samples = load_corpus(corpus, max_side=max_side)
     _, val = split(samples, float(cfg["val_fraction"]), int(cfg["seed"]))
     return [s.rgb for s in val]

@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 
 from vidcolor.errors import InputError
+from vidcolor.media.image_io import STILL_SUFFIXES
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+IMAGE_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg"}
 TAR_EXTS = (".tar", ".tar.gz", ".tgz")
 

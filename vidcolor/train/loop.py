@@ -13,6 +13,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -188,6 +189,11 @@ def save(
 def recipe_of(cfg: TrainConfig) -> str:
     """The recipe id and the resolved training config, as recorded in checkpoints."""
     return RECIPE + " " + json.dumps(_jsonable(asdict(cfg)), sort_keys=True)
+
+
+def config_of_recipe(recipe: str) -> dict[str, Any]:
+    """The resolved training config recorded by :func:`recipe_of`, as a plain dict."""
+    return dict(json.loads(recipe.split(" ", 1)[1]))
 
 
 def _jsonable(d: object) -> object:
