@@ -89,6 +89,15 @@ def model_options(f: F) -> F:
         show_default=True,
         help="Model step on the CPU: PyTorch, or ONNX Runtime (needs vidcolor[onnx]).",
     )(f)
+    f = click.option(
+        "--model-every",
+        type=int,
+        default=1,
+        show_default=True,
+        metavar="N",
+        help="Run the model on one frame in N of a shot and carry its colour along the motion to "
+        "the others (faster; 1: every frame).",
+    )(f)
     return f
 
 

@@ -32,6 +32,9 @@ class ColorizeOptions:
     guide: bool = True  # edge-aware upsampling of colour with the full-resolution luma
     threads: int = 0  # torch CPU threads; 0: torch's default
     runtime: str = "torch"  # model step on the CPU: torch (the reference) or onnx (ONNX Runtime)
+    # The model on one frame in N of a shot, colour carried along the motion to the others
+    # (pipeline/keyframes.py); 1: the model on every frame.
+    model_every: int = 1
     # Guidance (vidcolor/guidance): colour hints (a hints-file path or a list of entries is read here)
     # and reference stills (paths, arrays or References); empty: the unguided pipeline, unchanged.
     hints: tuple[Any, ...] = ()
@@ -56,6 +59,10 @@ class ColorizeOptions:
             object.__setattr__(self, "reference_dir", str(self.reference_dir))
         if self.runtime not in ("torch", "onnx"):
             raise UsageError("--runtime torch or onnx", repr(self.runtime), "pass one of them")
+        if self.model_every < 1:
+            raise UsageError(
+                "--model-every of 1 or more", str(self.model_every), "pass e.g. 2, or 1 for every frame"
+            )
         if self.batch_size < 1:
             raise UsageError("--batch-size of 1 or more", str(self.batch_size), "pass a positive number")
         if self.render_size is not None and self.render_size < 16:

@@ -33,6 +33,7 @@ E2E_FIELDS = (
     "verify",
     "device",
     "runtime",
+    "model_every",
 )
 
 

@@ -30,6 +30,7 @@ from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
 from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.batch_l import make_batch
+from vidcolor.pipeline.keyframes import KeyframeCarry
 from vidcolor.pipeline.merge import merge_frame
 from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.scene_cut import SceneCutDetector
@@ -333,10 +334,17 @@ def _run_stages(
             to_model.put((batch, lb, guided))
         to_model.put(END)
 
+    carry = KeyframeCarry(step, opts.model_every)
+
     def model() -> None:
         for batch, lb, guided in to_model:
-            ab = step(lb) if guide is None or guided is None else guide.model(step, lb, guided)
-            to_colour.put((batch, lb, guided, ab))
+            out: Any
+            if guide is None or guided is None:
+                out = carry(lb)
+            else:  # guided frames all go through the model; carrying starts afresh after them
+                out = guide.model(step, lb, guided)
+                carry.reset()
+            to_colour.put((batch, lb, guided, out))
         to_colour.put(END)
 
     def colour() -> None:
@@ -409,6 +417,8 @@ def _run_stages(
                 if on_frame is not None:
                     on_frame(summary.frames)
             group.join()  # raise a stage's error before the writer is closed and flushed
+        if opts.model_every > 1:
+            summary.notes.append(carry.stats.line())
         if guide is not None and guide.chooser is not None:
             summary.references = guide.chooser.report()
             summary.notes.extend(guide.chooser.lines())

@@ -18,6 +18,7 @@ from vidcolor.frames import Frame
 from vidcolor.guidance.guide import Guide, guide_for, guided
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.batch_l import make_batch
+from vidcolor.pipeline.keyframes import KeyframeCarry
 from vidcolor.pipeline.merge import merge_rgb
 from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.scene_cut import SceneCutDetector
@@ -45,6 +46,7 @@ def colorize_frames(
     # Guided runs reset smoothing at cuts, so a hint's colour never reaches the next shot.
     smoother = TemporalSmoother(opts.smoothing, SceneCutDetector())  # restarts at every scene cut
     pending: deque[tuple[np.ndarray, tuple[int, int]]] = deque()
+    carry = KeyframeCarry(step, opts.model_every)
 
     def ready(out: list[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
         for _index, ab in out:
@@ -59,7 +61,10 @@ def colorize_frames(
         if guided(opts) and guide is None:
             h, w = batch[0].y.shape
             guide = guide_for(opts, w, h, rate)
-        ab = step(lb) if guide is None else guide(step, lb, [f.index / rate for f in batch])
+        if guide is None:
+            ab = carry(lb)
+        else:
+            ab = guide(step, lb, [f.index / rate for f in batch])
         for i, f in enumerate(batch):
             pending.append((f.y, lb.content))
             yield from ready(smoother.push(f.index, ab[i], lb.L[i, 0]))

@@ -1,0 +1,167 @@
+"""Stage [3] on fewer frames: the model on key frames, colour carried along the motion to the others.
+
+With ``--model-every N`` the model sees one frame in ``N`` of a shot (the *key* frames); every other
+frame takes the a*b* of the last key frame, warped along the dense optical flow from that key frame
+to it (OpenCV's DIS flow on the render-size L, a few milliseconds a frame on one core). The flow is
+always taken from the key frame itself, never chained from frame to frame, so errors do not add
+up along a shot.
+
+Where the motion does not explain the picture -- a cut, a flash, a large occlusion, a fast pan the
+flow cannot follow -- carrying would paint the wrong colour, so a frame whose L is not matched by
+the warped L of its key frame (``CARRY_MAX_RESIDUAL``) becomes a key frame itself. Cuts therefore
+need no detector here, and a shot's first frame is always a key frame.
+
+The ab carried is the model's raw output at the render size; stages [4] and [5] see no difference
+between a carried frame and a predicted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vidcolor.frames import LBatch
+
+# L units (CIE L in [0, 100]): mean absolute difference between a frame and its key frame warped
+# onto it, both shrunk 4x (which averages film grain away), above which the flow is not trusted.
+# Within a shot a good warp leaves 0.5-2.5 (soft edges, grain residue, exposure flicker); a cut
+# leaves 15-30. The bar sits well below a cut and above flicker, leaning towards running the model.
+CARRY_MAX_RESIDUAL = 4.0
+_RESIDUAL_SHRINK = 4
+
+
+@dataclass
+class CarryStats:
+    """How many frames went through the model and how many were carried, for the run summary."""
+
+    model_frames: int = 0
+    carried_frames: int = 0
+
+    def line(self) -> str:
+        total = self.model_frames + self.carried_frames
+        share = 100.0 * self.model_frames / total if total else 0.0
+        return (
+            f"the model ran on {self.model_frames} of {total} frames ({share:.0f}%), "
+            "colour carried to the rest"
+        )
+
+
+class KeyframeCarry:
+    """A model step that runs the model on key frames only; see the module docstring.
+
+    ``step``: LBatch -> ab float32 (N, 2, h, w), the model step. ``every``: a key frame at least
+    every ``every`` frames (1: every frame, the model on all of them). One instance per film: it
+    keeps the last key frame of the previous batch so that shots run across batches.
+    """
+
+    def __init__(
+        self,
+        step: Callable[[LBatch], np.ndarray],
+        every: int,
+        max_residual: float = CARRY_MAX_RESIDUAL,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        self.step = step
+        self.every = every
+        self.max_residual = max_residual
+        self.stats = CarryStats()
+        # (the attribute is missing from the stubs OpenCV ships)
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # type: ignore[attr-defined]
+        self._key: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (L, L8, ab) of the last key
+        self._since_key = 0  # frames since the last key frame, that one included
+        self._grid: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the last key frame: the next frame goes through the model."""
+        self._key = None
+        self._since_key = 0
+
+    def __call__(self, lb: LBatch) -> np.ndarray:
+        """LBatch (L float32 (N, 1, h, w) in [0, 100]) -> ab float32 (N, 2, h, w), raw a*b* units."""
+        if self.every == 1:
+            ab = self.step(lb)
+            self.stats.model_frames += len(lb.indices)
+            return ab
+        n, _, h, w = lb.L.shape
+        if self._key is not None and self._key[0].shape != (h, w):
+            self._key = None  # the picture changed size: nothing can be carried across
+        L8 = [_to_u8(lb.L[i, 0]) for i in range(n)]
+        # Decide the key frames first (this needs only L), then run the model once on all of them.
+        keys: list[int] = []
+        maps: dict[int, tuple[int, np.ndarray]] = {}  # carried frame -> (its key: -1 = previous batch, map)
+        ref: tuple[int, np.ndarray, np.ndarray] | None = None  # (key index, L, L8)
+        prev_ab = None
+        if self._key is not None:
+            ref = (-1, self._key[0], self._key[1])
+            prev_ab = self._key[2]
+        since = self._since_key
+        for i in range(n):
+            carry = None
+            if ref is not None and since < self.every:
+                carry = self._warp_map(L8[i], ref[2], lb.L[i, 0], ref[1], lb.content)
+            if carry is None:
+                keys.append(i)
+                ref = (i, lb.L[i, 0], L8[i])
+                since = 1
+            else:
+                assert ref is not None
+                maps[i] = (ref[0], carry)
+                since += 1
+        out = np.empty((n, 2, h, w), np.float32)
+        if keys:
+            out[keys] = self.step(LBatch(tuple(lb.indices[k] for k in keys), lb.L[keys], lb.content))
+        for i in range(n):  # in order: a carried frame's key is earlier in the batch or before it
+            if i in maps:
+                k, m = maps[i]
+                src = out[k] if k >= 0 else prev_ab
+                assert src is not None  # k == -1 only when the previous batch left a key frame
+                out[i] = _remap(src, m)
+        last = keys[-1] if keys else None
+        if last is not None:
+            self._key = (lb.L[last, 0], L8[last], out[last])
+        self._since_key = since
+        self.stats.model_frames += len(keys)
+        self.stats.carried_frames += n - len(keys)
+        return out
+
+    def _warp_map(
+        self, cur8: np.ndarray, key8: np.ndarray, cur: np.ndarray, key: np.ndarray, content: tuple[int, int]
+    ) -> np.ndarray | None:
+        """The remap grid that pulls the key frame onto the current one (float32 (h, w, 2)), or
+        None when the warped key frame does not match the current frame well enough."""
+        flow = self._flow.calc(cur8, key8, None)  # cur(x) ~ key(x + flow(x))
+        h, w = cur8.shape
+        if self._grid is None or self._grid.shape[:2] != (h, w):
+            ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+            self._grid = np.stack([xs, ys], axis=-1)
+        m = self._grid + flow
+        ch, cw = content
+        warped = cv2.remap(key, m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if _residual(cur[:ch, :cw], warped[:ch, :cw]) > self.max_residual:
+            return None
+        return m
+
+
+def _to_u8(L: np.ndarray) -> np.ndarray:
+    """CIE L (h, w) float in [0, 100] -> uint8 in [0, 255], the input DIS flow takes."""
+    return np.clip(L * 2.55 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _residual(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |a - b| in L units after shrinking both by ``_RESIDUAL_SHRINK`` (grain averages out)."""
+    h, w = a.shape
+    size = (max(1, w // _RESIDUAL_SHRINK), max(1, h // _RESIDUAL_SHRINK))
+    sa = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+    sb = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
+    return float(np.mean(np.abs(sa - sb)))
+
+
+def _remap(ab: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """ab float32 (2, h, w) pulled along the grid ``m`` (h, w, 2) -> (2, h, w)."""
+    return np.stack(
+        [cv2.remap(ab[c], m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in range(2)]
+    )
