@@ -38,6 +38,9 @@ class OnnxRunner:
             if self.threads:
                 so.intra_op_num_threads = self.threads
             so.inter_op_num_threads = 1
+            # ORT's workers spin between kernels by default; in the pipeline the decode, merge and
+            # encode threads need those cores, and spinning takes them away.
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             sess = ort.InferenceSession(
                 graph_bytes(self.model, shape), so, providers=["CPUExecutionProvider"]
             )
