@@ -127,7 +127,7 @@ def test_damaged_input_ends_cleanly(case: str, base: str, mutation: tuple[str, i
         assert msg.startswith("expected ") and "\n" not in msg, msg
         assert list(out_dir.iterdir()) == [], "a failed run left a file behind"
         return
-    except Exception as exc:  # noqa: BLE001 - this is what the test is looking for
+    except Exception as exc:  # this is what the test is looking for
         pytest.fail(f"{case}: {type(exc).__name__} escaped instead of a VidcolorError: {exc}")
     # Success: the output is whole (verify already compared frames, pts and luma with the source).
     assert [p.name for p in out_dir.iterdir()] == [dst.name]
@@ -156,7 +156,7 @@ def test_damaged_input_ends_cleanly_in_segments(
         assert [p.name for p in out_dir.iterdir()] in ([], [segment_dir(dst).name])
         assert not list(out_dir.rglob("*.partial*")), "a temporary file was left behind"
         return
-    except Exception as exc:  # noqa: BLE001 - this is what the test is looking for
+    except Exception as exc:  # this is what the test is looking for
         pytest.fail(f"{case}: {type(exc).__name__} escaped instead of a VidcolorError: {exc}")
     assert [p.name for p in out_dir.iterdir()] == [dst.name]
     assert summary.frames >= 1 and summary.verify is not None

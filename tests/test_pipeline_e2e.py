@@ -18,8 +18,8 @@ from clips import read_packets, read_video_luma
 
 import vidcolor.pipeline.run as run_module
 from vidcolor.errors import CorruptInputError, EncodingError, InputError, UsageError
-from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.run import Summary, colorize_video
+from vidcolor.stages.model_step import ModelStep
 
 
 def colorize(src: Path, dst: Path, model, **kw) -> Summary:

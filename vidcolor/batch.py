@@ -27,13 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vidcolor import __version__
 from vidcolor.durable import append_record, sha256_file
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.guidance.choose import write_report
 from vidcolor.guidance.library import check_folder, index_folder
 from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.options import ColorizeOptions
+from vidcolor.version import __version__
 
 MANIFEST_NAME = "vidcolor-manifest.jsonl"
 #: Extensions taken from folders and globs (an explicit file argument is always taken).
@@ -150,7 +150,8 @@ def output_name(rel: Path, codec: str) -> Path:
     ext = rel.suffix.lower()
     if ext in STILL_EXTS:
         return rel
-    from vidcolor.media.encode import CODEC_ALIASES, CONTAINERS, container_codecs
+    from vidcolor.formats import CODEC_ALIASES
+    from vidcolor.media.encode import CONTAINERS, container_codecs
 
     fmt = CONTAINERS.get(ext)
     enc = CODEC_ALIASES.get(codec.lower(), "libx264" if codec.lower() == "lossless" else codec.lower())
@@ -160,7 +161,7 @@ def output_name(rel: Path, codec: str) -> Path:
 
             if av.Codec(enc, "w").canonical_name in container_codecs(fmt):
                 return rel
-        except Exception:  # noqa: BLE001 - an unknown codec fails later with its own clear message
+        except Exception:  # an unknown codec fails later with its own clear message
             return rel
     return rel.with_suffix(FALLBACK_EXT)
 
@@ -341,7 +342,7 @@ def run_job(
             if summary.references is not None:
                 report = references_report_path(job.output)
                 write_report(report, summary.references)
-    except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the batch; it is recorded
+    except Exception as exc:  # one file's failure must not stop the batch; it is recorded
         return failure(job, exc)
     return succeeded(job, frames, time.perf_counter() - t0, warnings, notes, report)
 
@@ -384,7 +385,7 @@ def _init_worker(options: ColorizeOptions, colorizer: Any, segment_seconds: floa
 
     import torch
 
-    from vidcolor import models
+    import vidcolor.models as models
 
     # The parent handles Ctrl-C and stops the pool; a worker that got SIGINT as well would die
     # mid-file with a traceback. The parent ends workers with SIGTERM, raised here as
@@ -544,14 +545,14 @@ def run_batch(
     def index_once(model: Any) -> None:
         # Once, before the films: workers side by side would each describe the new stills.
         if opts.reference_dir and todo:
-            from vidcolor.pipeline.model_step import ModelStep
+            from vidcolor.stages.model_step import ModelStep
 
             step = ModelStep.create(opts, model)
             index_folder(opts.reference_dir, step, opts.render_size or step.render_size, progress=progress)
 
     if jobs == 1 or len(todo) <= 1:
         if colorizer is None and todo:
-            from vidcolor import models
+            import vidcolor.models as models
 
             if opts.threads:
                 import torch

@@ -25,7 +25,7 @@ def build_model(
     not here yet. On CUDA the model runs in half precision (unless ``half`` is False) and
     channels_last, as ``models.load`` sets it up for a real run.
     """
-    from vidcolor import models
+    import vidcolor.models as models
 
     dev = resolve_device(device)
     use_half = dev.type == "cuda" if half is None else bool(half)

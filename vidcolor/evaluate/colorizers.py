@@ -15,15 +15,15 @@ from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
 from vidcolor.evaluate.run import ColorizeFn, to_grey
 from vidcolor.frames import Frame
-from vidcolor.guidance.hints import Hint
-from vidcolor.guidance.reference import Reference
+from vidcolor.hints import Hint
 from vidcolor.media.image_io import STILL_SUFFIXES, write_image
 from vidcolor.models.colorizer import Colorizer
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch, render_shape
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
 from vidcolor.pipeline.stream import colorize_frames
+from vidcolor.references import Reference
+from vidcolor.stages.batch_l import make_batch, render_shape
+from vidcolor.stages.model_step import ModelStep
+from vidcolor.stages.scene_cut import SceneCutDetector, small_luma
 
 HEADS = ("class", "regression", "blend")
 

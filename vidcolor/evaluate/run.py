@@ -57,12 +57,12 @@ import av
 import cv2
 import numpy as np
 
-from vidcolor import __version__
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import CorruptInputError, InputError, UsageError
 from vidcolor.evaluate import metrics
 from vidcolor.evaluate.sheet import contact_sheet, write_atomic
 from vidcolor.media.image_io import STILL_SUFFIXES
+from vidcolor.version import __version__
 
 ColorizeFn = Callable[[Iterator[np.ndarray]], Iterable[np.ndarray]]
 

@@ -23,6 +23,7 @@ import av.error
 import numpy as np
 
 from vidcolor.errors import EncodingError
+from vidcolor.formats import CODEC_ALIASES
 from vidcolor.frames import SourceInfo, StreamInfo
 from vidcolor.media.probe import (
     COLOR_PRIMARIES_NAMES,
@@ -36,14 +37,6 @@ from vidcolor.media.remux import Remuxer, carried_metadata
 CONTAINERS: dict[str, str] = {
     ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
     ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".nut": "nut",
-}  # fmt: skip
-#: Codec names a user may give -> the FFmpeg encoder.
-CODEC_ALIASES: dict[str, str] = {
-    "libx264": "libx264", "h264": "libx264", "x264": "libx264",
-    "libx265": "libx265", "hevc": "libx265", "h265": "libx265", "x265": "libx265",
-    "ffv1": "ffv1", "prores": "prores_ks", "prores_ks": "prores_ks",
-    "h264_nvenc": "h264_nvenc", "hevc_nvenc": "hevc_nvenc", "nvenc": "h264_nvenc",
-    "vp9": "libvpx-vp9", "libvpx-vp9": "libvpx-vp9", "av1": "libsvtav1", "libsvtav1": "libsvtav1",
 }  # fmt: skip
 #: Containers whose muxer cannot be asked which codecs it holds (avformat_query_codec says
 #: "unknown"): the codecs FFmpeg's muxer is known to write there.
@@ -581,7 +574,7 @@ class VideoWriter:
             if closer is not None:
                 try:
                     closer.close()
-                except Exception:  # noqa: BLE001 - already failing; the first error is the one to raise
+                except Exception:  # already failing; the first error is the one to raise
                     pass
 
     def __enter__(self) -> VideoWriter:

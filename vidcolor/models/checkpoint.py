@@ -144,7 +144,7 @@ def save_checkpoint(
     size, for the shipped file; loading casts back to the model's dtype. ``optimizer`` (an
     optimiser's ``state_dict()``) and ``extra`` are for resuming training.
     """
-    from vidcolor import __version__
+    from vidcolor.version import __version__
 
     dest = Path(path)
     ckpt: dict[str, Any] = {

@@ -14,9 +14,9 @@ from vidcolor.guidance.guide import guide_for
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.image_io import STILL_SUFFIXES, read_image, write_image
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.merge import merge_rgb
-from vidcolor.pipeline.model_step import ModelStep
+from vidcolor.stages.batch_l import make_batch
+from vidcolor.stages.merge import merge_rgb
+from vidcolor.stages.model_step import ModelStep
 
 IMAGE_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 

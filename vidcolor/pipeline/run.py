@@ -29,14 +29,14 @@ from vidcolor.media.decode import DecodeStats, decode_frames
 from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
 from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.keyframes import KeyframeCarry
-from vidcolor.pipeline.merge import merge_frame
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.scene_cut import SceneCutDetector
-from vidcolor.pipeline.smooth import TemporalSmoother
-from vidcolor.pipeline.stages import END, StageGroup
+from vidcolor.pipeline.threads import END, StageGroup
 from vidcolor.pipeline.verify import VerifyResult, verify_output
+from vidcolor.stages.batch_l import make_batch
+from vidcolor.stages.keyframes import KeyframeCarry
+from vidcolor.stages.merge import merge_frame
+from vidcolor.stages.model_step import ModelStep
+from vidcolor.stages.scene_cut import SceneCutDetector
+from vidcolor.stages.smooth import TemporalSmoother
 
 QUEUE_BATCHES = 3  # depth of each queue, in batches: enough to keep every stage busy
 

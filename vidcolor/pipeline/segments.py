@@ -40,7 +40,6 @@ import av.error
 import torch
 from tqdm import tqdm
 
-from vidcolor import __version__
 from vidcolor.durable import append_record, sha256_file
 from vidcolor.errors import CorruptInputError, EncodingError, InputError, UsageError
 from vidcolor.frames import SourceInfo
@@ -50,10 +49,11 @@ from vidcolor.media.encode import OutputPlan, muxer_options, plan_output
 from vidcolor.media.probe import probe
 from vidcolor.media.remux import Remuxer, carried_metadata
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.run import FrameWindow, Summary, _no_frames, colorize_video, run_window
-from vidcolor.pipeline.smooth import DEFAULT_WINDOW
 from vidcolor.pipeline.verify import verify_output
+from vidcolor.stages.model_step import ModelStep
+from vidcolor.stages.smooth import DEFAULT_WINDOW
+from vidcolor.version import __version__
 
 #: Default segment length, seconds: long enough that the per-segment costs (a seek, the warm-up
 #: frames, an IDR picture) are small, short enough that a kill loses little.
@@ -450,7 +450,7 @@ def _add_video(
     stream.metadata.update(carried_metadata(tags))
     if disposition is not None:
         stream.disposition = av.stream.Disposition(disposition)
-    return stream  # type: ignore[no-any-return]
+    return stream
 
 
 # ---------------------------------------------------------------------------- the whole run

@@ -17,12 +17,12 @@ import numpy as np
 from vidcolor.frames import Frame
 from vidcolor.guidance.guide import Guide, guide_for, guided
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.keyframes import KeyframeCarry
-from vidcolor.pipeline.merge import merge_rgb
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.scene_cut import SceneCutDetector
-from vidcolor.pipeline.smooth import TemporalSmoother
+from vidcolor.stages.batch_l import make_batch
+from vidcolor.stages.keyframes import KeyframeCarry
+from vidcolor.stages.merge import merge_rgb
+from vidcolor.stages.model_step import ModelStep
+from vidcolor.stages.scene_cut import SceneCutDetector
+from vidcolor.stages.smooth import TemporalSmoother
 
 
 def colorize_frames(

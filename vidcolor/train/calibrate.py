@@ -33,8 +33,8 @@ from vidcolor.color import rgb_to_lab
 from vidcolor.evaluate import metrics
 from vidcolor.evaluate.run import discover, iter_truth, to_grey
 from vidcolor.models.colorizer import Colorizer
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.merge import merge_rgb
+from vidcolor.stages.batch_l import make_batch
+from vidcolor.stages.merge import merge_rgb
 
 TEMPERATURES = (0.25, 0.38, 0.5, 0.7, 1.0)
 BLENDS = (0.25, 0.5, 0.75)

@@ -33,7 +33,7 @@ RECIPE = "vidcolor-lite/1"
 class TrainConfig:
     data: tuple[str, ...]
     out: str
-    steps: int = 6000
+    steps: int  # no default here: `vidcolor train --steps` holds the one default
     batch: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4

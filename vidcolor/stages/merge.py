@@ -134,7 +134,7 @@ def parse_pix_fmt(name: str) -> PixFmt:
 @lru_cache(maxsize=16)
 def _fy_lut(entries: int, bit_depth: int, full_range: bool) -> np.ndarray:
     """Code value -> (f(Y), grey level): float32 (entries, 2). f(Y) = (L + 16) / 116 of the grey."""
-    from vidcolor.pipeline.batch_l import y_to_l  # the very same L as the model saw
+    from vidcolor.stages.batch_l import y_to_l  # the very same L as the model saw
 
     codes = np.arange(entries, dtype=np.uint16 if entries > 256 else np.uint8)
     L = y_to_l(codes, bit_depth, full_range)

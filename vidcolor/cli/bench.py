@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from vidcolor.cli.common import run_command
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_SMOOTHING
 
 DEFAULT_OUT = Path("benchmarks/results/latest.json")
@@ -185,17 +186,15 @@ def bench_command(
     debug: bool,
 ) -> None:
     """Time each stage and the whole run on INPUT files (or generated clips); write JSON and charts."""
-    from vidcolor.cli import run_command  # here, not at the top: vidcolor.cli imports this module
 
     def body() -> None:
         import tempfile
 
+        from vidcolor.benchmark.chart import memory_chart, stages_chart, write_png
+        from vidcolor.benchmark.report import markdown
+        from vidcolor.benchmark.suite import BenchConfig, run_benchmark
         from vidcolor.errors import UsageError
         from vidcolor.options import ColorizeOptions
-
-        from .chart import memory_chart, stages_chart, write_png
-        from .report import markdown
-        from .suite import BenchConfig, run_benchmark
 
         if repeats < 1 or frames < 1 or model_frames < 1 or encode_frames < 1 or memory_scale < 1:
             raise UsageError(
