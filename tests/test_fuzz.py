@@ -18,8 +18,9 @@ from vidcolor.errors import VidcolorError
 from vidcolor.media.probe import probe
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.journal import segment_dir
 from vidcolor.pipeline.run import colorize_video
-from vidcolor.pipeline.segments import colorize_film, segment_dir
+from vidcolor.pipeline.segments import colorize_film
 
 #: Tiny films, so that the whole module stays well under a minute on two cores.
 BASES: dict[str, dict[str, object]] = {

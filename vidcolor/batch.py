@@ -9,6 +9,9 @@ kill mid-write can at worst tear the last line, which readers skip. A file is sk
 its last record says it finished and its output still has the recorded sha256. Long films go
 through :func:`vidcolor.pipeline.segments.colorize_film`, so a killed batch also resumes inside
 the film it was working on.
+
+(Over 400 lines: the manifest, the mirrored output layout and the per-file runner are one
+resumable job; the CLI is cli/batch.py and the cluster version cluster/.)
 """
 
 from __future__ import annotations
@@ -534,7 +537,7 @@ def run_batch(
     folder is indexed once here (a progress bar when ``progress``), and each film's choice of
     stills is written beside its output (:func:`references_report_path`).
     """
-    from vidcolor.pipeline.segments import SEGMENT_SECONDS
+    from vidcolor.pipeline.cuts import SEGMENT_SECONDS
 
     opts = options or ColorizeOptions()
     seg_s = SEGMENT_SECONDS if segment_seconds is None else segment_seconds

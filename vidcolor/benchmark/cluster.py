@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vidcolor.durable import write_atomic
+
 from .clip import cached_film_clip
 from .env import environment, load_average
 
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(runs) > 1:
         doc["speedup"] = round(runs[-1]["films_per_hour"] / runs[0]["films_per_hour"], 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    write_atomic(args.out, json.dumps(doc, indent=1) + "\n")
     print(json.dumps({k: doc[k] for k in ("runs", "speedup") if k in doc}, indent=1))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import click
 
 from vidcolor.cli.common import run_command
+from vidcolor.durable import write_atomic
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_SMOOTHING
 
 DEFAULT_OUT = Path("benchmarks/results/latest.json")
@@ -242,10 +242,7 @@ def bench_command(
         result["command"] = (
             "vidcolor bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "vidcolor bench"
         )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(tmp, out)
+        write_atomic(out, json.dumps(result, indent=1) + "\n")
         written = [str(out)]
         if result.get("clips") and (stages or e2e):
             png = out.with_suffix(".png")

@@ -92,7 +92,8 @@ def colorize(
         from vidcolor.guidance.choose import check_report_path, write_report
         from vidcolor.media.image_io import STILL_SUFFIXES
         from vidcolor.pipeline.image import colorize_image
-        from vidcolor.pipeline.segments import colorize_film, segment_dir
+        from vidcolor.pipeline.journal import segment_dir
+        from vidcolor.pipeline.segments import colorize_film
 
         dst = output or input.with_name(f"{input.stem}_colour{input.suffix}")
         opts = build_options(kw, start=parse_time(start), duration=parse_time(duration),

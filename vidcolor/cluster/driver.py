@@ -30,7 +30,8 @@ from vidcolor.cluster.tasks import Node, SegmentDone, film_task, join_task, repl
 from vidcolor.errors import UsageError
 from vidcolor.media.atomic import stale_partials
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.segments import SEGMENT_SECONDS, SegmentedRun, open_segmented, runs_in_segments
+from vidcolor.pipeline.cuts import SEGMENT_SECONDS
+from vidcolor.pipeline.segments import SegmentedRun, open_segmented, runs_in_segments
 from vidcolor.stages.model_step import ModelStep
 
 #: Times Ray runs a task again after losing the worker or node that ran it.

@@ -21,7 +21,8 @@ from vidcolor.batch import Job, JobResult, error_of, failure, run_job, succeeded
 from vidcolor.cluster.progress import Key, post_final, post_start, poster
 from vidcolor.errors import EncodingError, InputError, VidcolorError
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.segments import Segment, SegmentedRun, SegmentResult, encode_segment
+from vidcolor.pipeline.cuts import Segment
+from vidcolor.pipeline.segments import SegmentedRun, SegmentResult, encode_segment
 
 _MODELS: dict[tuple[Any, ...], Any] = {}
 _SHARED = "mount the shared storage at the same path on every node (see docs/cluster.md)"

@@ -37,6 +37,9 @@ Metrics per item and colorizer
 The ``grey`` baseline (a* = b* = 0: the grey frame as RGB) is always scored. The aggregate, per kind
 (videos, images), averages each metric over items with equal weight and takes the ratios of those
 means (a ratio of means does not blow up on an item whose truth is nearly colourless or still).
+
+(Over 400 lines: the driver, the per-kind aggregation and the report schema change together;
+the metrics and the contact sheet are in their own modules.)
 """
 
 from __future__ import annotations
@@ -58,9 +61,10 @@ import cv2
 import numpy as np
 
 from vidcolor.color import rgb_to_lab
+from vidcolor.durable import write_atomic
 from vidcolor.errors import CorruptInputError, InputError, UsageError
 from vidcolor.evaluate import metrics
-from vidcolor.evaluate.sheet import contact_sheet, write_atomic
+from vidcolor.evaluate.sheet import contact_sheet
 from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.version import __version__
 

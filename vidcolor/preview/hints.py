@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vidcolor.durable import write_atomic
 from vidcolor.errors import UsageError
 from vidcolor.options import ColorizeOptions
 
@@ -107,6 +108,4 @@ def hints_path(source: Path) -> Path:
 
 def save_hints(path: Path, hints: list[dict[str, Any]]) -> None:
     """Write a hints file (replacing it atomically: a crash never leaves half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(hints, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(hints, indent=2) + "\n")

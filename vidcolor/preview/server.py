@@ -16,6 +16,9 @@
 Every request needs the token (see :mod:`vidcolor.preview.security`); paths are relative to the
 folder the server was started in and cannot leave it; bodies are bounded. Errors come back as
 ``{"error": one line}`` with a 4xx status and the server carries on.
+
+(Over 400 lines: the routes of one small web app; the logic behind them lives in the other
+preview modules.)
 """
 
 from __future__ import annotations
@@ -280,7 +283,7 @@ class Preview:
         raise UsageError("a free output name", f"{src.path.stem}_colour-999{suffix} taken", "tidy the folder")
 
     def _command(self, src: Source, dst: str | None, opts: ColorizeOptions, hints_file: str | None) -> str:
-        from vidcolor.pipeline.segments import SEGMENT_SECONDS, should_segment
+        from vidcolor.pipeline.cuts import SEGMENT_SECONDS, should_segment
 
         # The page renders in one piece; say so where the CLI would cut the film into segments.
         seg = 0.0 if should_segment(src.info, opts, SEGMENT_SECONDS) else None

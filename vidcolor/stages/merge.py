@@ -22,6 +22,9 @@ For each frame:
 Everything runs in float32, with OpenCV doing the full-resolution arithmetic in horizontal strips
 of ``STRIP_ROWS`` rows so that the temporaries stay in the CPU cache, and without branches
 (``np.where``) in the per-pixel colour math.
+
+(Over 400 lines: the strip-wise full-resolution arithmetic, the guided upsampling and the
+per-format plane packing share their buffers; split, they would copy them.)
 """
 
 from __future__ import annotations

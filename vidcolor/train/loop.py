@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from vidcolor.durable import write_atomic
 from vidcolor.models.ab_bins import nearest_bin, nearest_bin_fast, rebalance_weights, soft_encode
 from vidcolor.models.checkpoint import save_checkpoint
 from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig, Head
@@ -208,7 +209,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     """Run (or resume) training; returns the path of the last checkpoint."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(_jsonable(asdict(cfg)), indent=2))
+    write_atomic(out / "config.json", json.dumps(_jsonable(asdict(cfg)), indent=2))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(
