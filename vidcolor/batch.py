@@ -41,9 +41,28 @@ from vidcolor.version import __version__
 MANIFEST_NAME = "vidcolor-manifest.jsonl"
 #: Extensions taken from folders and globs (an explicit file argument is always taken).
 VIDEO_EXTS = {
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".nut", ".mpg", ".mpeg",
-    ".m2v", ".vob", ".mxf", ".dv", ".flv", ".wmv", ".ogv", ".3gp", ".y4m",
-}  # fmt: skip
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".ts",
+    ".m2ts",
+    ".mts",
+    ".nut",
+    ".mpg",
+    ".mpeg",
+    ".m2v",
+    ".vob",
+    ".mxf",
+    ".dv",
+    ".flv",
+    ".wmv",
+    ".ogv",
+    ".3gp",
+    ".y4m",
+}
 STILL_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 #: Container for outputs whose source container cannot hold the chosen codec (or is not
 #: writable at all, like .mpg): Matroska holds every codec and stream kind vidcolor writes.
@@ -195,8 +214,14 @@ def collect_jobs(
         elif glob.has_magic(text):
             root = _glob_root(text)
             matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in media
-                     and not _is_hidden(m, root) and not _inside(m, out)]  # fmt: skip
+            files = [
+                m
+                for m in matches
+                if m.is_file()
+                and m.suffix.lower() in media
+                and not _is_hidden(m, root)
+                and not _inside(m, out)
+            ]
             if not files:
                 raise UsageError(
                     "a glob that matches media files", f"nothing for {text!r}", "check the pattern"

@@ -24,6 +24,10 @@ CODEC_ALIASES: dict[str, str] = {
 }  # fmt: skip
 #: The container a codec's output gets where the source's own (or MP4) cannot hold it.
 CODEC_SUFFIX: dict[str, str] = {
-    "ffv1": ".mkv", "lossless": ".mkv", "prores": ".mov", "prores_ks": ".mov",
-    "vp9": ".webm", "libvpx-vp9": ".webm",
-}  # fmt: skip
+    "ffv1": ".mkv",
+    "lossless": ".mkv",
+    "prores": ".mov",
+    "prores_ks": ".mov",
+    "vp9": ".webm",
+    "libvpx-vp9": ".webm",
+}

@@ -167,7 +167,7 @@ def parse_entry(entry: object, index: int, source: str) -> Hint:
             "'point': [x, y] with two numbers",
             f"'point': {pt!r}" if "point" in entry else "no 'point'",
         )
-    x, y = float(coords[0]), float(coords[1])  # type: ignore[arg-type]
+    x, y = float(coords[0]), float(coords[1])  # type: ignore[arg-type]  # user JSON, checked before: float() raises on anything else
     if x < 0 or y < 0 or (units == "fraction" and (x > 1 or y > 1)):
         rng = "0..1" if units == "fraction" else "0 or more pixels"
         raise _bad(
@@ -188,7 +188,7 @@ def parse_entry(entry: object, index: int, source: str) -> Hint:
         ab = [_number(c) for c in v] if isinstance(v, (list, tuple)) else []
         if len(ab) != 2 or any(c is None or abs(c) > AB_LIMIT for c in ab):
             raise _bad(where, f"'ab': [a*, b*] with two numbers within +-{AB_LIMIT:g}", f"'ab': {v!r}")
-        a, b = float(ab[0]), float(ab[1])  # type: ignore[arg-type]
+        a, b = float(ab[0]), float(ab[1])  # type: ignore[arg-type]  # user JSON, checked before: float() raises on anything else
     else:
         v = entry[ck]
         try:

@@ -47,7 +47,7 @@ def run_with(src: Path, dst: Path, opts: ColorizeOptions, model: torch.nn.Module
     # The keyword was renamed once (model -> colorizer); an unknown keyword would be ignored
     # silently, so pick the one the runner takes and check the run used the model below.
     key = "colorizer" if "colorizer" in inspect.signature(colorize_video).parameters else "model"
-    summary = colorize_video(src, dst, opts, **{key: model}, **kw)  # type: ignore[arg-type]
+    summary = colorize_video(src, dst, opts, **{key: model}, **kw)  # type: ignore[arg-type]  # keyword by name: colorizer= or model=
     name = _info(model).name
     if summary.model != name:
         raise RuntimeError(f"the run used {summary.model!r}, not the model under test {name!r}")

@@ -41,7 +41,7 @@ def build_model(
         if use_half:
             net = net.half()
         if dev.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs leave memory_format out of Module.to
         weights = "random"
     info = cast(ModelInfo, net.info)
     p = next(net.parameters())

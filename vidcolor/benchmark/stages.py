@@ -193,7 +193,7 @@ class ClipStages:
             threads = torch.get_num_threads()
             if threads > 1:
                 variants["1 torch thread"] = _with_threads(net, 1)
-            cl = copy.deepcopy(net).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            cl = copy.deepcopy(net).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs leave memory_format out of Module.to
             variants["channels_last"] = lambda x: cl(x.contiguous(memory_format=torch.channels_last))
             variants["bfloat16 autocast"] = _autocast(net, "cpu", torch.bfloat16)
             cl_bf16 = _autocast(cl, "cpu", torch.bfloat16)

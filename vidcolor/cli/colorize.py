@@ -96,9 +96,15 @@ def colorize(
         from vidcolor.pipeline.segments import colorize_film
 
         dst = output or input.with_name(f"{input.stem}_colour{input.suffix}")
-        opts = build_options(kw, start=parse_time(start), duration=parse_time(duration),
-                             hints=hints_file or (), reference=references,
-                             reference_dir=reference_dir, reference_drop=drop_references)  # fmt: skip
+        opts = build_options(
+            kw,
+            start=parse_time(start),
+            duration=parse_time(duration),
+            hints=hints_file or (),
+            reference=references,
+            reference_dir=reference_dir,
+            reference_drop=drop_references,
+        )
         if references_report is not None:
             check_report_path(references_report, opts)
         # A hint is tracked through its shot, which a segment join would cut; so is a reference

@@ -238,10 +238,15 @@ class _Driver:
         seg = run.segments[done.number]
         if done.result is not None:
             run.record(seg, done.result, node=done.node.id, host=done.node.host)
-            film.placed.append({
-                "number": seg.number, "node": done.node.id, "host": done.node.host,
-                "frames": done.result.frames, "seconds": round(done.result.seconds, 3),
-            })  # fmt: skip
+            film.placed.append(
+                {
+                    "number": seg.number,
+                    "node": done.node.id,
+                    "host": done.node.host,
+                    "frames": done.result.frames,
+                    "seconds": round(done.result.seconds, 3),
+                }
+            )
         else:
             film.errors.append(done)
         if film.waiting:
@@ -252,8 +257,10 @@ class _Driver:
         first = min(film.errors, key=lambda d: d.number)
         run.abandon()  # finished segments stay for the next run
         error = f"segment {first.number}: {first.error}"
-        self._settle(film, JobResult(str(film.job.source), film.job.rel, FAILED, error=error,
-                                     exit_code=first.exit_code))  # fmt: skip
+        self._settle(
+            film,
+            JobResult(str(film.job.source), film.job.rel, FAILED, error=error, exit_code=first.exit_code),
+        )
 
     def _settle(self, film: _Film, result: JobResult, timed: bool = False) -> None:
         """Record what became of a film; remove what lost attempts of it left behind."""

@@ -324,7 +324,7 @@ def _score_pass(
     if getattr(colorize, "wants_truth", False):
         # Guided modes (hints or references from the truth) read the truth on a pass of their own;
         # a colorizer without the flag never sees it.
-        out = iter(colorize(source, truth=lambda: iter_truth(item, max_frames, render_size)))  # type: ignore[call-arg]
+        out = iter(colorize(source, truth=lambda: iter_truth(item, max_frames, render_size)))  # type: ignore[call-arg]  # only colorizers marked wants_truth are called with truth=
     else:
         out = iter(colorize(source))
     try:
@@ -556,7 +556,7 @@ def evaluate(
             assert all(o is not None for o in outs)  # every pass has frame `mid`: counts were checked
             title = item.name if item.kind == "image" else f"{item.name}  (frame {mid} of {base.frames})"
             title = "  ".join([title, *captions])
-            rows.append((title, [grey_mid, *outs, rgb_mid]))  # type: ignore[list-item]
+            rows.append((title, [grey_mid, *outs, rgb_mid]))  # type: ignore[list-item]  # outs holds arrays once the None rows are dropped above
 
     report: dict[str, Any] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -177,7 +177,7 @@ def still_features(
     L = np.pad(lab[..., 0], ((0, ph - ch), (0, pw - cw)), mode="edge")
     with torch.inference_mode():
         t = torch.from_numpy(np.ascontiguousarray(L))[None, None].to(step.device, step.dtype)
-        feats = step.model.encode(t)  # type: ignore[operator]
+        feats = step.model.encode(t)  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
     return lab, feats, (ch, cw)
 
 
@@ -405,9 +405,9 @@ def split_forward(step: ModelStep, batch: LBatch, planes_for: Any) -> np.ndarray
     if step.device.type == "cuda":
         L = L.pin_memory().to(step.device, non_blocking=True).to(memory_format=torch.channels_last)
     L = L.to(step.dtype)
-    feats = model.encode(L)  # type: ignore[operator]
+    feats = model.encode(L)  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
     planes = planes_for(feats)
     hints = None if planes is None else torch.from_numpy(planes).to(step.device, step.dtype)
-    logits, reg = model.decode(feats, hints)  # type: ignore[operator]
-    ab = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3])).float()  # type: ignore[operator]
+    logits, reg = model.decode(feats, hints)  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
+    ab = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3])).float()  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
     return ab.cpu().numpy()

@@ -39,7 +39,7 @@ from vidcolor.media.probe import (
 from vidcolor.media.remux import Remuxer, carried_metadata
 from vidcolor.media.window import section_seconds
 
-#: Output file extension -> FFmpeg muxer.
+#: Output file extension -> FFmpeg muxer. (The tables here are kept unformatted: rows read as a table.)
 CONTAINERS: dict[str, str] = {
     ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
     ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".nut": "nut",

@@ -150,7 +150,7 @@ def save_checkpoint(
     ckpt: dict[str, Any] = {
         "format": FORMAT,
         "arch": arch_of(model),
-        "config": _plain(model.config_dict(), "config"),  # type: ignore[operator]
+        "config": _plain(model.config_dict(), "config"),  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
         "state_dict": _state_for_file(model, half),
         "vidcolor_version": __version__,
         "data": str(data),

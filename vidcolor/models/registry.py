@@ -365,5 +365,5 @@ def _place(model: nn.Module, dev: torch.device, half: bool) -> nn.Module:
         model.half()
     if dev.type == "cuda":
         # Convolutions on tensor cores run fastest on NHWC.
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs leave memory_format out of Module.to
     return model

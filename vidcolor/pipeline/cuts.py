@@ -159,10 +159,18 @@ def plan_segments(
         start_s = float((first - index.origin - Fraction(1, 4)) * index.time_base) if w > 0 or k > 0 else None
         if start_s is None and options.start is not None:
             start_s = options.start
-        out.append(Segment(
-            number=k, first=first, lo=pts[a], hi=pts[b] if b < n else None, stop=index.stop,
-            frames=b - a, start_s=None if start_s is not None and start_s <= 0 else start_s, first_index=w,
-        ))  # fmt: skip
+        out.append(
+            Segment(
+                number=k,
+                first=first,
+                lo=pts[a],
+                hi=pts[b] if b < n else None,
+                stop=index.stop,
+                frames=b - a,
+                start_s=None if start_s is not None and start_s <= 0 else start_s,
+                first_index=w,
+            )
+        )
     return out
 
 

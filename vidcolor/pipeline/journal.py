@@ -39,9 +39,14 @@ def run_key(
     for k in ("overwrite", "verify", "threads", "device", "batch_size"):
         opts.pop(k, None)  # these do not change the pictures of a segment
     doc = {
-        "version": __version__, "source": str(src.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-        "options": opts, "model": model, "segments": [dataclasses.asdict(s) for s in segments],
-    }  # fmt: skip
+        "version": __version__,
+        "source": str(src.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "options": opts,
+        "model": model,
+        "segments": [dataclasses.asdict(s) for s in segments],
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -73,8 +78,13 @@ def segment_ok(folder: Path, rec: dict[str, object]) -> bool:
 
 
 def write_plan(folder: Path, key: str, segments: list[Segment], src: Path, dst: Path) -> None:
-    doc = {"version": PLAN_VERSION, "key": key, "source": str(src), "destination": str(dst),
-           "segments": [dataclasses.asdict(s) for s in segments]}  # fmt: skip
+    doc = {
+        "version": PLAN_VERSION,
+        "key": key,
+        "source": str(src),
+        "destination": str(dst),
+        "segments": [dataclasses.asdict(s) for s in segments],
+    }
     write_atomic(folder / PLAN_FILE, json.dumps(doc, indent=1), durable=True)
 
 

@@ -226,17 +226,25 @@ class SegmentedRun:
         rec = self.done.get(seg.number)
         if rec is None or rec.get("file") != self.path(seg).name or not segment_ok(self.folder, rec):
             return None
-        n = int(rec.get("frames", 0))  # type: ignore[call-overload]
+        n = int(rec.get("frames", 0))  # type: ignore[call-overload]  # a journal record: JSON, checked by int()
         self.reused += 1
         self.summary.frames += n
         return n
 
     def record(self, seg: Segment, result: SegmentResult, **extra: object) -> None:
         """Journal a finished segment (``extra``: more fields for its line, e.g. where it ran)."""
-        append_record(self.folder / DONE_FILE, {
-            "number": seg.number, "file": self.path(seg).name, "frames": result.frames, "size": result.size,
-            "sha256": result.sha256, "seconds": round(result.seconds, 3), **extra,
-        })  # fmt: skip
+        append_record(
+            self.folder / DONE_FILE,
+            {
+                "number": seg.number,
+                "file": self.path(seg).name,
+                "frames": result.frames,
+                "size": result.size,
+                "sha256": result.sha256,
+                "seconds": round(result.seconds, 3),
+                **extra,
+            },
+        )
         self.done[seg.number] = {"file": self.path(seg).name, "frames": result.frames}
         summary = self.summary
         summary.frames += result.frames
@@ -270,9 +278,14 @@ class SegmentedRun:
             join_segments(self.info, self.plan, files, tmp, opts)
             if opts.verify:
                 summary.verify = verify_output(
-                    self.src, tmp, self.info, self.plan, start=opts.start, duration=opts.duration,
+                    self.src,
+                    tmp,
+                    self.info,
+                    self.plan,
+                    start=opts.start,
+                    duration=opts.duration,
                     expected_frames=summary.frames,
-                )  # fmt: skip
+                )
             fsync_file(tmp)
         shutil.rmtree(self.folder, ignore_errors=True)
         return summary

@@ -43,8 +43,11 @@ class ModelStep:
         runner = None
         if opts.runtime == "onnx":
             if p.device.type != "cpu" or p.dtype != torch.float32:
-                raise UsageError("--runtime onnx with a float32 CPU model", f"{p.device} {p.dtype}",
-                                 "pass --device cpu, or --runtime torch")  # fmt: skip
+                raise UsageError(
+                    "--runtime onnx with a float32 CPU model",
+                    f"{p.device} {p.dtype}",
+                    "pass --device cpu, or --runtime torch",
+                )
             runner = OnnxRunner(model, opts.threads)
         return cls(model, p.device, p.dtype, info.name, info.render_size, info.stride, runner)
 

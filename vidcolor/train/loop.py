@@ -100,7 +100,7 @@ def make_batch(
     """(L_in (N,1,S,S), ab (N,2,S,S), hints (N,3,S,S)) float32 tensors."""
     picks = rng.integers(0, len(samples), n)
     parts = [make_example(samples[i].rgb, cfg, rng, augment) for i in picks]
-    return tuple(torch.from_numpy(np.stack(p)) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+    return tuple(torch.from_numpy(np.stack(p)) for p in zip(*parts, strict=True))  # type: ignore[return-value]  # a tuple of the batch's arrays, as many as the parts
 
 
 def losses(
