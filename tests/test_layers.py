@@ -115,6 +115,31 @@ def layer_of(module: str) -> int:
     return rank
 
 
+def _unknown_sources() -> list[str]:
+    """Imports naming a vidcolor module that does not exist (say, a relative import left behind by
+    a move): the table above would silently read them as their parent package."""
+    bad = []
+    for module, path in MODULES.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    sources = [".".join(base + ([node.module] if node.module else []))]
+                else:
+                    sources = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                sources = [a.name for a in node.names]
+            else:
+                continue
+            bad += [f"{module} imports {s}" for s in sources if s.startswith("vidcolor") and s not in MODULES]
+    return bad
+
+
+def test_every_imported_module_exists() -> None:
+    assert _unknown_sources() == []
+
+
 def test_every_module_has_a_layer() -> None:
     for module in MODULES:
         layer_of(module)
