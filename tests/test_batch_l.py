@@ -9,7 +9,7 @@ import pytest
 
 from vidcolor.color import grey_to_l
 from vidcolor.frames import Frame
-from vidcolor.pipeline.batch_l import make_batch, render_shape, y_to_l
+from vidcolor.stages.batch_l import make_batch, render_shape, y_to_l
 
 
 def _frame(index: int, y: np.ndarray) -> Frame:

@@ -176,16 +176,16 @@ def test_film_clip_has_texture_motion_and_cuts(tmp_path: Path) -> None:
 def test_profile_sorts_samples_into_work_and_waiting() -> None:
     from vidcolor.benchmark.profile import summarise
 
-    root = "Thread._bootstrap (threading.py:1002);target (vidcolor/pipeline/stages.py:75)"
+    root = "Thread._bootstrap (threading.py:1002);target (vidcolor/pipeline/threads.py:75)"
     raw = "\n".join(
         [
             f"thread (0x1): vidcolor-model;{root};colour (vidcolor/pipeline/run.py:316);"
-            "ModelStep.__call__ (vidcolor/pipeline/model_step.py:50);"
+            "ModelStep.__call__ (vidcolor/stages/model_step.py:50);"
             "forward (vidcolor/models/colorizer.py:140) 30",
             f"thread (0x1): vidcolor-model;{root};colour (vidcolor/pipeline/run.py:310);"
-            "Pipe.__iter__ (vidcolor/pipeline/stages.py:50) 10",
+            "Pipe.__iter__ (vidcolor/pipeline/threads.py:50) 10",
             f"thread (0x2): vidcolor-merge;{root};merge (vidcolor/pipeline/run.py:330);"
-            "Pipe.put (vidcolor/pipeline/stages.py:30) 5",
+            "Pipe.put (vidcolor/pipeline/threads.py:30) 5",
             "thread (0x3): MainThread;main (vidcolor/cli.py:1);_run_stages (vidcolor/pipeline/run.py:340);"
             "VideoWriter.write (vidcolor/media/encode.py:500) 4",
             "thread (0x3): MainThread;main (vidcolor/cli.py:1);"

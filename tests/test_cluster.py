@@ -30,8 +30,8 @@ from vidcolor.media.probe import probe
 from vidcolor.models import save_checkpoint
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.cuts import plan_segments
 from vidcolor.pipeline.run import colorize_video
-from vidcolor.pipeline.segments import plan_segments
 
 pytestmark = pytest.mark.cluster
 

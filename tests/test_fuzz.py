@@ -18,8 +18,9 @@ from vidcolor.errors import VidcolorError
 from vidcolor.media.probe import probe
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
+from vidcolor.pipeline.journal import segment_dir
 from vidcolor.pipeline.run import colorize_video
-from vidcolor.pipeline.segments import colorize_film, segment_dir
+from vidcolor.pipeline.segments import colorize_film
 
 #: Tiny films, so that the whole module stays well under a minute on two cores.
 BASES: dict[str, dict[str, object]] = {
@@ -127,7 +128,7 @@ def test_damaged_input_ends_cleanly(case: str, base: str, mutation: tuple[str, i
         assert msg.startswith("expected ") and "\n" not in msg, msg
         assert list(out_dir.iterdir()) == [], "a failed run left a file behind"
         return
-    except Exception as exc:  # noqa: BLE001 - this is what the test is looking for
+    except Exception as exc:  # this is what the test is looking for
         pytest.fail(f"{case}: {type(exc).__name__} escaped instead of a VidcolorError: {exc}")
     # Success: the output is whole (verify already compared frames, pts and luma with the source).
     assert [p.name for p in out_dir.iterdir()] == [dst.name]
@@ -156,7 +157,7 @@ def test_damaged_input_ends_cleanly_in_segments(
         assert [p.name for p in out_dir.iterdir()] in ([], [segment_dir(dst).name])
         assert not list(out_dir.rglob("*.partial*")), "a temporary file was left behind"
         return
-    except Exception as exc:  # noqa: BLE001 - this is what the test is looking for
+    except Exception as exc:  # this is what the test is looking for
         pytest.fail(f"{case}: {type(exc).__name__} escaped instead of a VidcolorError: {exc}")
     assert [p.name for p in out_dir.iterdir()] == [dst.name]
     assert summary.frames >= 1 and summary.verify is not None

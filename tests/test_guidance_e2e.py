@@ -25,8 +25,8 @@ from vidcolor.models import save_checkpoint
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.image import colorize_image
-from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.run import colorize_video
+from vidcolor.stages.model_step import ModelStep
 
 W, H = 192, 144  # the clip's size; the model renders it at its own size (no resampling)
 SIDE = 36  # the square's side, pixels

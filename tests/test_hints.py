@@ -15,7 +15,10 @@ from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
 from vidcolor.frames import LBatch
 from vidcolor.guidance.guide import Guide
-from vidcolor.guidance.hints import (
+from vidcolor.guidance.region import grow_region, guide_l
+from vidcolor.guidance.render import ActiveHint, hint_planes, pull, spread
+from vidcolor.guidance.track import PointTracker
+from vidcolor.hints import (
     Hint,
     PlacedHint,
     as_hints,
@@ -24,9 +27,6 @@ from vidcolor.guidance.hints import (
     parse_hints,
     place_hints,
 )
-from vidcolor.guidance.region import grow_region, guide_l
-from vidcolor.guidance.render import ActiveHint, hint_planes, pull, spread
-from vidcolor.guidance.track import PointTracker
 
 # ------------------------------------------------------------------------------ file format
 

@@ -1,4 +1,4 @@
-"""The model on key frames only, colour carried along the motion (pipeline/keyframes.py)."""
+"""The model on key frames only, colour carried along the motion (stages/keyframes.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from vidcolor.cli import main
 from vidcolor.errors import UsageError
 from vidcolor.frames import LBatch
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.keyframes import KeyframeCarry
 from vidcolor.pipeline.run import colorize_video
 from vidcolor.pipeline.stream import colorize_frames
+from vidcolor.stages.keyframes import KeyframeCarry
 
 H, W = 64, 96
 
@@ -122,7 +122,7 @@ def test_reset_and_a_new_picture_size_start_from_a_key_frame():
 
 
 def test_the_streaming_api_with_model_every(tiny_model):
-    from vidcolor.pipeline.model_step import ModelStep
+    from vidcolor.stages.model_step import ModelStep
 
     frames = [np.clip(f * 2.55, 0, 255).astype(np.uint8) for f in pan(6, 10)]
     step = ModelStep.create(ColorizeOptions(device="cpu"), tiny_model)

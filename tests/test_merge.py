@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from vidcolor import color
-from vidcolor.pipeline.batch_l import y_to_l
-from vidcolor.pipeline.merge import merge_frame, merge_rgb, parse_pix_fmt, resolve_matrix
+from vidcolor.stages.batch_l import y_to_l
+from vidcolor.stages.merge import merge_frame, merge_rgb, parse_pix_fmt, resolve_matrix
 
 YUV_FMTS = ["yuv420p", "yuv422p", "yuv444p"]
 

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from vidcolor.cli import main
-from vidcolor.pipeline.onnx_export import export_onnx, export_shape
+from vidcolor.stages.onnx_export import export_onnx, export_shape
 
 # ab is in raw a*b* units (about -110..110); float32 graph rewrites (fused BN, reordered sums)
 # move it by far less than a hundredth of a unit, which no 8- or 10-bit output can show.
@@ -73,7 +73,7 @@ def test_render_size_below_the_stride_is_refused_and_nothing_written(tiny_model_
 def test_onnx_model_step_gives_the_torch_steps_ab(tiny_model):
     from vidcolor.frames import LBatch
     from vidcolor.options import ColorizeOptions
-    from vidcolor.pipeline.model_step import ModelStep
+    from vidcolor.stages.model_step import ModelStep
 
     L = np.random.default_rng(2).uniform(0, 100, (4, 1, 32, 64)).astype(np.float32)
     batch = LBatch(indices=(0, 1, 2, 3), L=L, content=(32, 57))
@@ -91,7 +91,7 @@ def test_onnx_step_follows_a_readout_change_on_the_live_model(tiny_model):
 
     from vidcolor.frames import LBatch
     from vidcolor.options import ColorizeOptions
-    from vidcolor.pipeline.model_step import ModelStep
+    from vidcolor.stages.model_step import ModelStep
 
     L = np.random.default_rng(3).uniform(0, 100, (2, 1, 32, 32)).astype(np.float32)
     batch = LBatch(indices=(0, 1), L=L, content=(32, 32))

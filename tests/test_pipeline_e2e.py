@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from clips import read_packets, read_video_luma
 
+import vidcolor.pipeline.chain as chain_module
 import vidcolor.pipeline.run as run_module
 from vidcolor.errors import CorruptInputError, EncodingError, InputError, UsageError
-from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.run import Summary, colorize_video
+from vidcolor.stages.model_step import ModelStep
 
 
 def colorize(src: Path, dst: Path, model, **kw) -> Summary:
@@ -435,7 +436,13 @@ def test_failing_stage_thread_propagates_and_leaves_nothing(clip, tmp_path, tiny
     """An error in the decode+batch, model or merge thread reaches the caller as itself."""
     src = clip("src.mp4", frames=24, audio=[("aac", "eng")])
     dst = tmp_path / "out.mp4"
-    owner, name = (ModelStep, "__call__") if stage == "model" else (run_module, stage)
+    # make_batch runs in the decode+batch thread through the stage chain, merge_frame in the merge thread.
+    owners = {
+        "model": (ModelStep, "__call__"),
+        "make_batch": (chain_module, stage),
+        "merge_frame": (run_module, stage),
+    }
+    owner, name = owners[stage]
     real = getattr(owner, name)
     calls = []
 

@@ -68,7 +68,7 @@ def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
-        except Exception as exc:  # noqa: BLE001 - whatever stops the browser, the tests cannot run here
+        except Exception as exc:  # whatever stops the browser, the tests cannot run here
             pytest.skip(f"Chromium at {exe} does not start: {str(exc).splitlines()[0]}")
         yield b
         b.close()

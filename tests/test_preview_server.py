@@ -599,8 +599,8 @@ def test_model_choices_put_the_given_checkpoint_first(client: Client, tiny_check
 def test_the_cached_step_answers_as_the_model_does(tiny_checkpoint: Path) -> None:
     """Frames seen before come from the cache, bit for bit what the model gave; hints bypass it."""
     from vidcolor.frames import LBatch
-    from vidcolor.pipeline.model_step import ModelStep
     from vidcolor.preview.colour import CachedStep
+    from vidcolor.stages.model_step import ModelStep
 
     opts = ColorizeOptions(model=str(tiny_checkpoint), device="cpu")
     plain = ModelStep.create(opts)

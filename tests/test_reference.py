@@ -13,20 +13,13 @@ import torch
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import InputError, UsageError
 from vidcolor.frames import Frame
-from vidcolor.guidance.reference import (
-    Reference,
-    ReferenceMatcher,
-    as_references,
-    check_references,
-    load_rgb,
-    parse_reference,
-    split_forward,
-)
+from vidcolor.guidance.reference import ReferenceMatcher, check_references, load_rgb, split_forward
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.stream import colorize_frames
+from vidcolor.references import Reference, as_references, parse_reference
+from vidcolor.stages.batch_l import make_batch
+from vidcolor.stages.model_step import ModelStep
 
 RENDER = 96
 

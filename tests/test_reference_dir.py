@@ -25,8 +25,8 @@ from vidcolor.guidance.library import CACHE_NAME, describe_still, index_folder
 from vidcolor.media.image_io import write_image
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.model_step import ModelStep
 from vidcolor.pipeline.stream import colorize_frames
+from vidcolor.stages.model_step import ModelStep
 
 RENDER = 96
 H, W = 96, 128

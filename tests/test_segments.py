@@ -24,9 +24,11 @@ from vidcolor.media.probe import probe
 from vidcolor.models import save_checkpoint
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline import segments
+from vidcolor.pipeline import cuts, segments
+from vidcolor.pipeline.cuts import plan_segments
+from vidcolor.pipeline.journal import DONE_FILE, segment_dir
 from vidcolor.pipeline.run import colorize_video
-from vidcolor.pipeline.segments import DONE_FILE, colorize_film, plan_segments, segment_dir
+from vidcolor.pipeline.segments import colorize_film
 
 REPO = Path(__file__).resolve().parents[1]
 #: Small and fast: the tiny model sees 32-pixel pictures, one torch thread (so runs in different
@@ -61,7 +63,7 @@ def test_plan_covers_every_frame_once(clip) -> None:
         assert a.hi == b.lo  # contiguous, no overlap
         assert b.first is not None and b.lo is not None
         assert b.first < b.lo  # warm-up frames before every later segment
-        assert sum(p < b.lo and p >= b.first for p in pts) == segments.WARMUP_FRAMES
+        assert sum(p < b.lo and p >= b.first for p in pts) == cuts.WARMUP_FRAMES
     # cuts land on the source's keyframes (GOP of 24 frames here), about a second apart
     assert [s.lo for s in segs] == [pts[i] for i in (0, 24, 48, 72, 96)]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
-from vidcolor.pipeline.smooth import TemporalSmoother
+from vidcolor.stages.scene_cut import SceneCutDetector, small_luma
+from vidcolor.stages.smooth import TemporalSmoother
 
 H, W = 48, 64
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from vidcolor.pipeline.stages import StageGroup
+from vidcolor.pipeline.threads import StageGroup
 
 
 def test_abort_after_ctrl_c_inside_thread_start(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from vidcolor.version import __version__
 
 __all__ = ["ColorizeOptions", "VidcolorError", "__version__", "colorize_image", "colorize_video", "models"]
 

@@ -9,6 +9,9 @@ kill mid-write can at worst tear the last line, which readers skip. A file is sk
 its last record says it finished and its output still has the recorded sha256. Long films go
 through :func:`vidcolor.pipeline.segments.colorize_film`, so a killed batch also resumes inside
 the film it was working on.
+
+(Over 400 lines: the manifest, the mirrored output layout and the per-file runner are one
+resumable job; the CLI is cli/batch.py and the cluster version cluster/.)
 """
 
 from __future__ import annotations
@@ -27,20 +30,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vidcolor import __version__
 from vidcolor.durable import append_record, sha256_file
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.guidance.choose import write_report
 from vidcolor.guidance.library import check_folder, index_folder
 from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.options import ColorizeOptions
+from vidcolor.version import __version__
 
 MANIFEST_NAME = "vidcolor-manifest.jsonl"
 #: Extensions taken from folders and globs (an explicit file argument is always taken).
 VIDEO_EXTS = {
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".nut", ".mpg", ".mpeg",
-    ".m2v", ".vob", ".mxf", ".dv", ".flv", ".wmv", ".ogv", ".3gp", ".y4m",
-}  # fmt: skip
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".ts",
+    ".m2ts",
+    ".mts",
+    ".nut",
+    ".mpg",
+    ".mpeg",
+    ".m2v",
+    ".vob",
+    ".mxf",
+    ".dv",
+    ".flv",
+    ".wmv",
+    ".ogv",
+    ".3gp",
+    ".y4m",
+}
 STILL_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 #: Container for outputs whose source container cannot hold the chosen codec (or is not
 #: writable at all, like .mpg): Matroska holds every codec and stream kind vidcolor writes.
@@ -150,7 +172,8 @@ def output_name(rel: Path, codec: str) -> Path:
     ext = rel.suffix.lower()
     if ext in STILL_EXTS:
         return rel
-    from vidcolor.media.encode import CODEC_ALIASES, CONTAINERS, container_codecs
+    from vidcolor.formats import CODEC_ALIASES
+    from vidcolor.media.encode import CONTAINERS, container_codecs
 
     fmt = CONTAINERS.get(ext)
     enc = CODEC_ALIASES.get(codec.lower(), "libx264" if codec.lower() == "lossless" else codec.lower())
@@ -160,7 +183,7 @@ def output_name(rel: Path, codec: str) -> Path:
 
             if av.Codec(enc, "w").canonical_name in container_codecs(fmt):
                 return rel
-        except Exception:  # noqa: BLE001 - an unknown codec fails later with its own clear message
+        except Exception:  # an unknown codec fails later with its own clear message
             return rel
     return rel.with_suffix(FALLBACK_EXT)
 
@@ -191,8 +214,14 @@ def collect_jobs(
         elif glob.has_magic(text):
             root = _glob_root(text)
             matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in media
-                     and not _is_hidden(m, root) and not _inside(m, out)]  # fmt: skip
+            files = [
+                m
+                for m in matches
+                if m.is_file()
+                and m.suffix.lower() in media
+                and not _is_hidden(m, root)
+                and not _inside(m, out)
+            ]
             if not files:
                 raise UsageError(
                     "a glob that matches media files", f"nothing for {text!r}", "check the pattern"
@@ -341,7 +370,7 @@ def run_job(
             if summary.references is not None:
                 report = references_report_path(job.output)
                 write_report(report, summary.references)
-    except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the batch; it is recorded
+    except Exception as exc:  # one file's failure must not stop the batch; it is recorded
         return failure(job, exc)
     return succeeded(job, frames, time.perf_counter() - t0, warnings, notes, report)
 
@@ -384,7 +413,7 @@ def _init_worker(options: ColorizeOptions, colorizer: Any, segment_seconds: floa
 
     import torch
 
-    from vidcolor import models
+    import vidcolor.models as models
 
     # The parent handles Ctrl-C and stops the pool; a worker that got SIGINT as well would die
     # mid-file with a traceback. The parent ends workers with SIGTERM, raised here as
@@ -533,7 +562,7 @@ def run_batch(
     folder is indexed once here (a progress bar when ``progress``), and each film's choice of
     stills is written beside its output (:func:`references_report_path`).
     """
-    from vidcolor.pipeline.segments import SEGMENT_SECONDS
+    from vidcolor.pipeline.cuts import SEGMENT_SECONDS
 
     opts = options or ColorizeOptions()
     seg_s = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
@@ -544,14 +573,14 @@ def run_batch(
     def index_once(model: Any) -> None:
         # Once, before the films: workers side by side would each describe the new stills.
         if opts.reference_dir and todo:
-            from vidcolor.pipeline.model_step import ModelStep
+            from vidcolor.stages.model_step import ModelStep
 
             step = ModelStep.create(opts, model)
             index_folder(opts.reference_dir, step, opts.render_size or step.render_size, progress=progress)
 
     if jobs == 1 or len(todo) <= 1:
         if colorizer is None and todo:
-            from vidcolor import models
+            import vidcolor.models as models
 
             if opts.threads:
                 import torch

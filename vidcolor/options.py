@@ -33,9 +33,9 @@ class ColorizeOptions:
     threads: int = 0  # torch CPU threads; 0: torch's default
     runtime: str = "torch"  # model step on the CPU: torch (the reference) or onnx (ONNX Runtime)
     # The model on one frame in N of a shot, colour carried along the motion to the others
-    # (pipeline/keyframes.py); 1: the model on every frame.
+    # (stages/keyframes.py); 1: the model on every frame.
     model_every: int = 1
-    # Guidance (vidcolor/guidance): colour hints (a hints-file path or a list of entries is read here)
+    # Guidance: colour hints (a hints-file path or a list of entries, read by vidcolor/hints.py)
     # and reference stills (paths, arrays or References); empty: the unguided pipeline, unchanged.
     hints: tuple[Any, ...] = ()
     reference: tuple[Any, ...] = ()
@@ -50,7 +50,8 @@ class ColorizeOptions:
         guided = self.hints or self.reference or self.reference_drop
         lists = (self.hints, self.reference, self.reference_drop)
         if guided or not all(isinstance(x, tuple) for x in lists):
-            from vidcolor.guidance import as_hints, as_references
+            from vidcolor.hints import as_hints
+            from vidcolor.references import as_references
 
             object.__setattr__(self, "hints", as_hints(self.hints))
             object.__setattr__(self, "reference", as_references(self.reference))

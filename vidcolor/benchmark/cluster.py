@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vidcolor.durable import write_atomic
+
 from .clip import cached_film_clip
 from .env import environment, load_average
 
@@ -36,27 +38,54 @@ def _drive(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     ray, _ = connect(args.drive)  # connected here, so that the cluster can be described after
     report = run_batch_on_ray(
-        [args.inputs], args.output, opts, address=args.drive, cpus_per_task=args.cpus_per_task,
-        gpus_per_task=args.gpus_per_task, segment_seconds=0,
-    )  # fmt: skip
+        [args.inputs],
+        args.output,
+        opts,
+        address=args.drive,
+        cpus_per_task=args.cpus_per_task,
+        gpus_per_task=args.gpus_per_task,
+        segment_seconds=0,
+    )
     seconds = time.perf_counter() - t0
     nodes = [n for n in ray.nodes() if n["Alive"]]
     ray.shutdown()
-    print(json.dumps({
-        "seconds": round(seconds, 2), "done": report.count("done"), "failed": report.count("failed"),
-        "frames": sum(r.frames or 0 for r in report.results),
-        "nodes": len(nodes), "cpus": sum(n["Resources"].get("CPU", 0) for n in nodes),
-        "gpus": sum(n["Resources"].get("GPU", 0) for n in nodes),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 2),
+                "done": report.count("done"),
+                "failed": report.count("failed"),
+                "frames": sum(r.frames or 0 for r in report.results),
+                "nodes": len(nodes),
+                "cpus": sum(n["Resources"].get("CPU", 0) for n in nodes),
+                "gpus": sum(n["Resources"].get("GPU", 0) for n in nodes),
+            }
+        )
+    )
 
 
 def _batch(
     address: str, inputs: Path, output: Path, args: argparse.Namespace, env: dict[str, str] | None
 ) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "vidcolor.benchmark.cluster", "--drive", address, "--inputs", str(inputs),
-           "--output", str(output), "--model", args.model, "--device", args.device,
-           "--cpus-per-task", str(args.cpus_per_task),
-           "--gpus-per-task", str(args.gpus_per_task)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidcolor.benchmark.cluster",
+        "--drive",
+        address,
+        "--inputs",
+        str(inputs),
+        "--output",
+        str(output),
+        "--model",
+        args.model,
+        "--device",
+        args.device,
+        "--cpus-per-task",
+        str(args.cpus_per_task),
+        "--gpus-per-task",
+        str(args.gpus_per_task),
+    ]
     if args.render_size:
         cmd += ["--render-size", str(args.render_size)]
     load = load_average()
@@ -120,16 +149,21 @@ def main(argv: list[str] | None = None) -> None:
     given = argv if argv is not None else sys.argv[1:]
     doc = {
         "command": " ".join(["python -m vidcolor.benchmark.cluster", *given]),
-        "films": args.films, "frames_per_film": args.frames, "size": args.size, "model": args.model,
-        "render_size": args.render_size, "cpus_per_task": args.cpus_per_task,
+        "films": args.films,
+        "frames_per_film": args.frames,
+        "size": args.size,
+        "model": args.model,
+        "render_size": args.render_size,
+        "cpus_per_task": args.cpus_per_task,
         "gpus_per_task": args.gpus_per_task,
         "cluster": args.address or f"nodes started on this machine, {args.cpus_per_node} CPU each",
-        "runs": runs, "environment": environment(args.device),
-    }  # fmt: skip
+        "runs": runs,
+        "environment": environment(args.device),
+    }
     if len(runs) > 1:
         doc["speedup"] = round(runs[-1]["films_per_hour"] / runs[0]["films_per_hour"], 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    write_atomic(args.out, json.dumps(doc, indent=1) + "\n")
     print(json.dumps({k: doc[k] for k in ("runs", "speedup") if k in doc}, indent=1))
 
 

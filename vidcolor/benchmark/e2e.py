@@ -15,11 +15,11 @@ from typing import Any, cast
 
 import torch
 
+from vidcolor.formats import CODEC_SUFFIX
 from vidcolor.models.info import ModelInfo
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.run import Summary, colorize_video
 
-from .stages import CODEC_EXT
 from .timing import Measure, Timed, time_alternating
 
 #: Options recorded with an end-to-end figure.
@@ -47,7 +47,7 @@ def run_with(src: Path, dst: Path, opts: ColorizeOptions, model: torch.nn.Module
     # The keyword was renamed once (model -> colorizer); an unknown keyword would be ignored
     # silently, so pick the one the runner takes and check the run used the model below.
     key = "colorizer" if "colorizer" in inspect.signature(colorize_video).parameters else "model"
-    summary = colorize_video(src, dst, opts, **{key: model}, **kw)  # type: ignore[arg-type]
+    summary = colorize_video(src, dst, opts, **{key: model}, **kw)  # type: ignore[arg-type]  # keyword by name: colorizer= or model=
     name = _info(model).name
     if summary.model != name:
         raise RuntimeError(f"the run used {summary.model!r}, not the model under test {name!r}")
@@ -86,7 +86,7 @@ def bench_e2e_in_turn(
     last: dict[int, Summary] = {}
     threads: dict[int, int] = {}  # torch threads each case ran with (a run may set them globally)
     device = next(model.parameters()).device
-    dsts = [Path(work_dir) / f"e2e{CODEC_EXT.get(o.codec, '.mp4')}" for o in runs]
+    dsts = [Path(work_dir) / f"e2e{CODEC_SUFFIX.get(o.codec, '.mp4')}" for o in runs]
 
     def once(k: int) -> Callable[[], None]:
         def run() -> None:

@@ -66,12 +66,12 @@ def environment(device: str) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    import vidcolor
+    from vidcolor import version
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     env: dict[str, Any] = {
-        "vidcolor": vidcolor.__version__,
-        "git": _git_sha(Path(vidcolor.__file__).resolve().parent.parent),
+        "vidcolor": version.__version__,
+        "git": _git_sha(Path(version.__file__).resolve().parent.parent),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,

@@ -25,7 +25,7 @@ def build_model(
     not here yet. On CUDA the model runs in half precision (unless ``half`` is False) and
     channels_last, as ``models.load`` sets it up for a real run.
     """
-    from vidcolor import models
+    import vidcolor.models as models
 
     dev = resolve_device(device)
     use_half = dev.type == "cuda" if half is None else bool(half)
@@ -41,7 +41,7 @@ def build_model(
         if use_half:
             net = net.half()
         if dev.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs leave memory_format out of Module.to
         weights = "random"
     info = cast(ModelInfo, net.info)
     p = next(net.parameters())

@@ -23,6 +23,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from vidcolor.durable import write_atomic
+
 from .clip import cached_film_clip
 
 _THREAD = re.compile(r"^thread \((?P<tid>\w+)\)(?:: (?P<name>[^;]*))?;(?P<stack>.*) (?P<count>\d+)$")
@@ -137,7 +139,7 @@ def profile_run(
         run = json.loads(next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{")))
         text = raw.read_text()
         if raw_out is not None:
-            raw_out.write_text(text)
+            write_atomic(raw_out, text)
     return {
         "source": str(src),
         "options": options,
@@ -183,7 +185,7 @@ def _main(argv: list[str] | None = None) -> None:
     prof = profile_run(src, json.loads(a.options), a.rate, a.model, a.stacks)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(prof, indent=1) + "\n")
+        write_atomic(a.out, json.dumps(prof, indent=1) + "\n")
     print(markdown(prof))
 
 

@@ -23,16 +23,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidcolor.formats import CODEC_SUFFIX
 from vidcolor.frames import Frame, LBatch, SourceInfo
 from vidcolor.media.decode import decode_frames
 from vidcolor.media.encode import VideoWriter, plan_output
 from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch, render_shape
-from vidcolor.pipeline.merge import merge_frame, resolve_matrix
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.scene_cut import SceneCutDetector
-from vidcolor.pipeline.smooth import TemporalSmoother
+from vidcolor.stages.batch_l import make_batch, render_shape
+from vidcolor.stages.merge import merge_frame, resolve_matrix
+from vidcolor.stages.model_step import ModelStep
+from vidcolor.stages.scene_cut import SceneCutDetector
+from vidcolor.stages.smooth import TemporalSmoother
 
 from .timing import Measure, Timed, time_repeats
 
@@ -40,7 +41,6 @@ from .timing import Measure, Timed, time_repeats
 DECODE_THREAD, MODEL_THREAD, MERGE_THREAD = "vidcolor-decode", "vidcolor-model", "vidcolor-merge"
 COLOUR_THREAD = "vidcolor-colour"
 #: Output extension per codec (one whose container holds the codec and the clip's AAC track).
-CODEC_EXT = {"ffv1": ".mkv", "prores": ".mov", "prores_ks": ".mov", "vp9": ".webm", "libvpx-vp9": ".webm"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def _batches(frames: Sequence[Frame], info: SourceInfo, render: int, batch: int,
 
 
 def _ext(codec: str) -> str:
-    return CODEC_EXT.get(codec, ".mp4")
+    return CODEC_SUFFIX.get(codec, ".mp4")
 
 
 class ClipStages:
@@ -193,7 +193,7 @@ class ClipStages:
             threads = torch.get_num_threads()
             if threads > 1:
                 variants["1 torch thread"] = _with_threads(net, 1)
-            cl = copy.deepcopy(net).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            cl = copy.deepcopy(net).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs leave memory_format out of Module.to
             variants["channels_last"] = lambda x: cl(x.contiguous(memory_format=torch.channels_last))
             variants["bfloat16 autocast"] = _autocast(net, "cpu", torch.bfloat16)
             cl_bf16 = _autocast(cl, "cpu", torch.bfloat16)

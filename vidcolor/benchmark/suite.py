@@ -14,7 +14,7 @@ import torch
 
 from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.model_step import ModelStep
+from vidcolor.stages.model_step import ModelStep
 
 from .clip import cached_film_clip
 from .e2e import bench_e2e, bench_e2e_in_turn

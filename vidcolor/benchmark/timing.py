@@ -113,7 +113,7 @@ def time_repeats(
         def target() -> None:
             try:
                 box.append(time_repeats(fn, repeats=repeats, warmup=warmup, device=device, setup=setup))
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            except BaseException as exc:  # re-raised on the calling thread
                 box.append(exc)
 
         t = threading.Thread(target=target, name=thread, daemon=True)

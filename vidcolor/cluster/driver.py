@@ -30,8 +30,9 @@ from vidcolor.cluster.tasks import Node, SegmentDone, film_task, join_task, repl
 from vidcolor.errors import UsageError
 from vidcolor.media.atomic import stale_partials
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.segments import SEGMENT_SECONDS, SegmentedRun, open_segmented, runs_in_segments
+from vidcolor.pipeline.cuts import SEGMENT_SECONDS
+from vidcolor.pipeline.segments import SegmentedRun, open_segmented, runs_in_segments
+from vidcolor.stages.model_step import ModelStep
 
 #: Times Ray runs a task again after losing the worker or node that ran it.
 RETRIES = 3
@@ -147,7 +148,7 @@ class _Driver:
         self.ledger.started(job)
         try:
             frames = self._plan(film)
-        except Exception as exc:  # noqa: BLE001 - a broken file is recorded, as local batch does
+        except Exception as exc:  # a broken file is recorded, as local batch does
             self._settle(film, failure(job, exc))
             return
         self._expect(frames)
@@ -192,7 +193,7 @@ class _Driver:
         """The model as the workers will run it, here on the CPU: its weights are part of what
         makes a film's finished segments reusable."""
         if self.step is None:
-            from vidcolor import models
+            import vidcolor.models as models
 
             opts = self.opts
             model = models.load(opts.model, device="cpu", half=False, weights=opts.weights)
@@ -237,10 +238,15 @@ class _Driver:
         seg = run.segments[done.number]
         if done.result is not None:
             run.record(seg, done.result, node=done.node.id, host=done.node.host)
-            film.placed.append({
-                "number": seg.number, "node": done.node.id, "host": done.node.host,
-                "frames": done.result.frames, "seconds": round(done.result.seconds, 3),
-            })  # fmt: skip
+            film.placed.append(
+                {
+                    "number": seg.number,
+                    "node": done.node.id,
+                    "host": done.node.host,
+                    "frames": done.result.frames,
+                    "seconds": round(done.result.seconds, 3),
+                }
+            )
         else:
             film.errors.append(done)
         if film.waiting:
@@ -251,8 +257,10 @@ class _Driver:
         first = min(film.errors, key=lambda d: d.number)
         run.abandon()  # finished segments stay for the next run
         error = f"segment {first.number}: {first.error}"
-        self._settle(film, JobResult(str(film.job.source), film.job.rel, FAILED, error=error,
-                                     exit_code=first.exit_code))  # fmt: skip
+        self._settle(
+            film,
+            JobResult(str(film.job.source), film.job.rel, FAILED, error=error, exit_code=first.exit_code),
+        )
 
     def _settle(self, film: _Film, result: JobResult, timed: bool = False) -> None:
         """Record what became of a film; remove what lost attempts of it left behind."""
@@ -285,7 +293,7 @@ class _Driver:
                 self.seen = int(self.ray.get(self.board.total.remote(), timeout=TICK))
             except self.ray.exceptions.GetTimeoutError:
                 pass  # a busy moment (a node being declared lost): the last count will do
-            except Exception:  # noqa: BLE001 - progress only: go on without it
+            except Exception:  # progress only: go on without it
                 self.board = None
         return self.seen if self.board is not None else self.finished
 
@@ -295,7 +303,7 @@ class _Driver:
             return []
         try:
             return list(self.ray.get(self.board.started_on.remote(key), timeout=60))
-        except Exception:  # noqa: BLE001 - bookkeeping for the record only
+        except Exception:  # bookkeeping for the record only
             return []
 
     def _stop(self) -> None:
@@ -304,7 +312,7 @@ class _Driver:
         for ref in self.pending:
             try:
                 self.ray.cancel(ref)
-            except Exception:  # noqa: BLE001 - a task that already ended cannot be cancelled
+            except Exception:  # a task that already ended cannot be cancelled
                 pass
         for _kind, film, _n in self.pending.values():
             if film.run is not None:
@@ -320,7 +328,7 @@ def _board(ray: Any) -> Any:
     try:
         here = ray.get_runtime_context().get_node_id()
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(here, soft=False)
-    except Exception:  # noqa: BLE001 - a Ray Client driver is no node: anywhere will do
+    except Exception:  # a Ray Client driver is no node: anywhere will do
         pass
     return ray.remote(FrameBoard).options(**options).remote()
 

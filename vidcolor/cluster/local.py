@@ -127,18 +127,51 @@ class LocalCluster:
         p = free_ports(8)
         workers = free_range(WORKER_PORTS)
         cmd = [
-            str(Path(sys.executable).parent / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1",
-            "--num-cpus", str(self.cpus), "--num-gpus", "0", "--object-store-memory", str(OBJECT_STORE),
-            "--temp-dir", str(self.temp), "--disable-usage-stats",
-            "--node-manager-port", str(p[0]), "--object-manager-port", str(p[1]),
-            "--min-worker-port", str(workers), "--max-worker-port", str(workers + WORKER_PORTS - 1),
-            "--dashboard-agent-listen-port", str(p[2]), "--dashboard-agent-grpc-port", str(p[3]),
-            "--runtime-env-agent-port", str(p[4]), "--metrics-export-port", str(p[5]),
-        ]  # fmt: skip
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-cpus",
+            str(self.cpus),
+            "--num-gpus",
+            "0",
+            "--object-store-memory",
+            str(OBJECT_STORE),
+            "--temp-dir",
+            str(self.temp),
+            "--disable-usage-stats",
+            "--node-manager-port",
+            str(p[0]),
+            "--object-manager-port",
+            str(p[1]),
+            "--min-worker-port",
+            str(workers),
+            "--max-worker-port",
+            str(workers + WORKER_PORTS - 1),
+            "--dashboard-agent-listen-port",
+            str(p[2]),
+            "--dashboard-agent-grpc-port",
+            str(p[3]),
+            "--runtime-env-agent-port",
+            str(p[4]),
+            "--metrics-export-port",
+            str(p[5]),
+        ]
         if head:
-            cmd += ["--head", "--port", str(self.gcs), "--include-dashboard", "false",
-                    "--dashboard-port", str(p[6]), "--ray-client-server-port", str(p[7]),
-                    "--system-config", json.dumps(HEALTH)]  # fmt: skip
+            cmd += [
+                "--head",
+                "--port",
+                str(self.gcs),
+                "--include-dashboard",
+                "false",
+                "--dashboard-port",
+                str(p[6]),
+                "--ray-client-server-port",
+                str(p[7]),
+                "--system-config",
+                json.dumps(HEALTH),
+            ]
         else:
             cmd += ["--address", self.address]
         log = self.root / f"node{len(self.nodes)}.log"

@@ -75,9 +75,14 @@ class BatchBar:
         self.films = films
         self.films_done = 0
         self.bar = tqdm(
-            total=frames or None, unit="frame", desc="batch", disable=not enabled, dynamic_ncols=True,
-            smoothing=0.05, mininterval=TICK,
-        )  # fmt: skip
+            total=frames or None,
+            unit="frame",
+            desc="batch",
+            disable=not enabled,
+            dynamic_ncols=True,
+            smoothing=0.05,
+            mininterval=TICK,
+        )
         self._show()
 
     def _show(self) -> None:

@@ -21,7 +21,8 @@ from vidcolor.batch import Job, JobResult, error_of, failure, run_job, succeeded
 from vidcolor.cluster.progress import Key, post_final, post_start, poster
 from vidcolor.errors import EncodingError, InputError, VidcolorError
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.segments import Segment, SegmentedRun, SegmentResult, encode_segment
+from vidcolor.pipeline.cuts import Segment
+from vidcolor.pipeline.segments import SegmentedRun, SegmentResult, encode_segment
 
 _MODELS: dict[tuple[Any, ...], Any] = {}
 _SHARED = "mount the shared storage at the same path on every node (see docs/cluster.md)"
@@ -56,7 +57,7 @@ class SegmentDone:
 
 def model_for(options: ColorizeOptions) -> Any:
     """This worker's model for ``options``, loaded on first use."""
-    from vidcolor import models
+    import vidcolor.models as models
 
     key = (options.model, options.weights, options.device, options.half)
     if key not in _MODELS:
@@ -92,7 +93,7 @@ def film_task(
         return failure(job, missing), node
     try:
         model = model_for(options)
-    except Exception as exc:  # noqa: BLE001 - recorded for the film, as any other failure
+    except Exception as exc:  # recorded for the film, as any other failure
         return failure(job, exc), node
     result = run_job(job, options, model, segment_seconds, on_frame=poster(board, key))
     post_final(board, key, result.frames or 0)
@@ -112,7 +113,7 @@ def segment_task(
         result = encode_segment(
             src, segment, options, out, colorizer=model_for(options), on_frame=poster(board, key)
         )
-    except Exception as exc:  # noqa: BLE001 - recorded for the film, as local batch does
+    except Exception as exc:  # recorded for the film, as local batch does
         error, code = error_of(exc)
         return SegmentDone(segment.number, node, error=error, exit_code=code)
     post_final(board, key, result.frames)
@@ -128,7 +129,7 @@ def join_task(run: SegmentedRun, job: Job, started: float) -> tuple[JobResult, N
         if missing is not None:
             raise missing
         summary = run.join()
-    except Exception as exc:  # noqa: BLE001 - recorded for the film, as any other failure
+    except Exception as exc:  # recorded for the film, as any other failure
         return failure(job, exc), node
     return succeeded(job, summary.frames, time.time() - started, summary.warnings, summary.notes), node
 

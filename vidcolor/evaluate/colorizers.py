@@ -15,15 +15,15 @@ from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
 from vidcolor.evaluate.run import ColorizeFn, to_grey
 from vidcolor.frames import Frame
-from vidcolor.guidance.hints import Hint
-from vidcolor.guidance.reference import Reference
+from vidcolor.hints import Hint
 from vidcolor.media.image_io import STILL_SUFFIXES, write_image
 from vidcolor.models.colorizer import Colorizer
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch, render_shape
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
 from vidcolor.pipeline.stream import colorize_frames
+from vidcolor.references import Reference
+from vidcolor.stages.batch_l import make_batch, render_shape
+from vidcolor.stages.model_step import ModelStep
+from vidcolor.stages.scene_cut import SceneCutDetector, small_luma
 
 HEADS = ("class", "regression", "blend")
 
@@ -35,7 +35,7 @@ def pipeline_colorizer(step: ModelStep, opts: ColorizeOptions, head: str | None 
         if head is not None:
             model = step.model
             assert isinstance(model, Colorizer)
-            model.config = replace(model.config, head=head)  # type: ignore[arg-type]
+            model.config = replace(model.config, head=head)  # type: ignore[arg-type]  # head is checked against the config's Literal at run time
         return colorize_frames(frames, step, opts)
 
     return colorize
@@ -106,8 +106,8 @@ def truth_guided_colorizer(
         hints, refs = truth_guidance(truth(), step, opts, hints_per_shot, reference, seed)
         return pipeline_colorizer(step, replace(opts, hints=hints, reference=refs), head)(frames)
 
-    colorize.wants_truth = True  # type: ignore[attr-defined]
-    return colorize  # type: ignore[return-value]
+    colorize.wants_truth = True  # type: ignore[attr-defined]  # attributes the eval driver reads off the function
+    return colorize  # type: ignore[return-value]  # ColorizeFn also takes truth=; a Protocol would need the attributes too
 
 
 def reference_folder(
@@ -179,8 +179,8 @@ def reference_dir_colorizer(
                 return ", ".join(c["name"] for c in s["stills"]) or "automatic"
         return "?"
 
-    colorize.item_report = item_report  # type: ignore[attr-defined]
-    colorize.caption = caption  # type: ignore[attr-defined]
+    colorize.item_report = item_report  # type: ignore[attr-defined]  # attributes the eval driver reads off the function
+    colorize.caption = caption  # type: ignore[attr-defined]  # attributes the eval driver reads off the function
     return colorize
 
 

@@ -37,6 +37,9 @@ Metrics per item and colorizer
 The ``grey`` baseline (a* = b* = 0: the grey frame as RGB) is always scored. The aggregate, per kind
 (videos, images), averages each metric over items with equal weight and takes the ratios of those
 means (a ratio of means does not blow up on an item whose truth is nearly colourless or still).
+
+(Over 400 lines: the driver, the per-kind aggregation and the report schema change together;
+the metrics and the contact sheet are in their own modules.)
 """
 
 from __future__ import annotations
@@ -57,12 +60,13 @@ import av
 import cv2
 import numpy as np
 
-from vidcolor import __version__
 from vidcolor.color import rgb_to_lab
+from vidcolor.durable import write_atomic
 from vidcolor.errors import CorruptInputError, InputError, UsageError
 from vidcolor.evaluate import metrics
-from vidcolor.evaluate.sheet import contact_sheet, write_atomic
+from vidcolor.evaluate.sheet import contact_sheet
 from vidcolor.media.image_io import STILL_SUFFIXES
+from vidcolor.version import __version__
 
 ColorizeFn = Callable[[Iterator[np.ndarray]], Iterable[np.ndarray]]
 
@@ -320,7 +324,7 @@ def _score_pass(
     if getattr(colorize, "wants_truth", False):
         # Guided modes (hints or references from the truth) read the truth on a pass of their own;
         # a colorizer without the flag never sees it.
-        out = iter(colorize(source, truth=lambda: iter_truth(item, max_frames, render_size)))  # type: ignore[call-arg]
+        out = iter(colorize(source, truth=lambda: iter_truth(item, max_frames, render_size)))  # type: ignore[call-arg]  # only colorizers marked wants_truth are called with truth=
     else:
         out = iter(colorize(source))
     try:
@@ -552,7 +556,7 @@ def evaluate(
             assert all(o is not None for o in outs)  # every pass has frame `mid`: counts were checked
             title = item.name if item.kind == "image" else f"{item.name}  (frame {mid} of {base.frames})"
             title = "  ".join([title, *captions])
-            rows.append((title, [grey_mid, *outs, rgb_mid]))  # type: ignore[list-item]
+            rows.append((title, [grey_mid, *outs, rgb_mid]))  # type: ignore[list-item]  # outs holds arrays once the None rows are dropped above
 
     report: dict[str, Any] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),

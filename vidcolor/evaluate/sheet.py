@@ -8,12 +8,12 @@ the widest thumbnail of the sheet; narrower thumbnails are centred in their cell
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from vidcolor.durable import write_atomic
 
 GAP = 8  # px between cells and around the grid
 HEADER_H = 28  # px, band with the column labels
@@ -92,22 +92,6 @@ def render_sheet(
             x0 = GAP + c * (cell_w + GAP) + (cell_w - t.shape[1]) // 2
             canvas[y0 + TITLE_H : y0 + TITLE_H + thumb_height, x0 : x0 + t.shape[1]] = t
     return canvas
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``: a reader never
-    sees a half-written file, and a failure leaves no temporary behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "xb") rather than mkstemp: the file then gets the usual umask permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def contact_sheet(

@@ -1,6 +1,6 @@
 """Colour you can direct: point hints carried through their shot, and reference stills.
 
-- :mod:`~vidcolor.guidance.hints`: read and check hints (``--hints FILE.json``, ``hints=``).
+- (:mod:`vidcolor.hints` and :mod:`vidcolor.references` read what the user asks for.)
 - :mod:`~vidcolor.guidance.track`: carry a hint to the following frames (Lucas-Kanade, per shot).
 - :mod:`~vidcolor.guidance.render`: a hint's colour for the network, and the pull over its region.
 - :mod:`~vidcolor.guidance.reference`: take colours from reference stills where the film matches.
@@ -14,7 +14,9 @@ With no hints, no reference and no reference folder the pipeline does not touch 
 
 from __future__ import annotations
 
-from vidcolor.guidance.hints import Hint, as_hints, load_hints, parse_hints
-from vidcolor.guidance.reference import Reference, as_references
+# What a user asks for is read below the options that hold it (vidcolor/hints.py,
+# vidcolor/references.py); named here too, beside the parts that carry it out.
+from vidcolor.hints import Hint, as_hints, load_hints, parse_hints
+from vidcolor.references import Reference, as_references
 
 __all__ = ["Hint", "Reference", "as_hints", "as_references", "load_hints", "parse_hints"]

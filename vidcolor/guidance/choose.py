@@ -38,11 +38,12 @@ import torch.nn.functional as F
 from vidcolor.errors import UsageError
 from vidcolor.frames import LBatch
 from vidcolor.guidance.library import StillIndex, check_folder, global_descriptors, index_folder
-from vidcolor.guidance.reference import PreparedStill, Reference, load_rgb, prepare_still
+from vidcolor.guidance.reference import PreparedStill, load_rgb, prepare_still
 from vidcolor.media.atomic import atomic_output, check_destination
+from vidcolor.references import Reference
 
 if TYPE_CHECKING:
-    from vidcolor.pipeline.model_step import ModelStep
+    from vidcolor.stages.model_step import ModelStep
 
 MATCH_MIN = 0.80  # match score (cosine) below which a shot keeps its automatic colour
 MATCH_MARGIN = 0.05  # stills within this of the shot's best match are chosen with it ...

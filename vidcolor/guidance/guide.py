@@ -34,7 +34,6 @@ import torch
 
 from vidcolor.frames import Frame, LBatch, SourceInfo
 from vidcolor.guidance.choose import ShotChooser
-from vidcolor.guidance.hints import PlacedHint, place_hints
 from vidcolor.guidance.memory import MEMORY, MEMORY_PRIOR, ShotMemory
 from vidcolor.guidance.reference import (
     CELL,
@@ -48,7 +47,6 @@ from vidcolor.guidance.reference import (
 from vidcolor.guidance.region import guide_l
 from vidcolor.guidance.render import (
     DEFAULT_REACH,
-    KEEP_VARIATION,
     LUMA_TOL,
     MATCH_FEATURES,
     REFERENCE_KEEP,
@@ -60,11 +58,12 @@ from vidcolor.guidance.render import (
     spread,
 )
 from vidcolor.guidance.track import PointTracker
-from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
+from vidcolor.hints import PlacedHint, place_hints
+from vidcolor.stages.scene_cut import SceneCutDetector, small_luma
 
 if TYPE_CHECKING:
     from vidcolor.options import ColorizeOptions
-    from vidcolor.pipeline.model_step import ModelStep
+    from vidcolor.stages.model_step import ModelStep
 
 
 @dataclass
@@ -272,7 +271,7 @@ class Guide:
                 sims = self._similarity(desc, i, cells, gone)
                 palette = [(self.ref_l[k], self.by_key[k].ab, sims.get(k)) for k in gone]
                 soft = spread(ab[i, :, :ch, :cw], plan.guides[i], active, min(ch, cw), palette, prior)
-                hold = REFERENCE_KEEP if referenced else KEEP_VARIATION
+                hold = REFERENCE_KEEP if referenced else 0.0
                 ab[i, :, :ch, :cw] = pull(soft, plan.guides[i], active, hold)
             if desc is not None and not referenced and MEMORY and i in hinted:
                 self.memory.remember(desc[i], L, ab[i, :, :ch, :cw].copy())
@@ -281,7 +280,9 @@ class Guide:
     @property
     def chooser(self) -> ShotChooser | None:
         """The choice of stills from a reference folder, shot by shot (None without one)."""
-        return self.reference.chooser if self.reference is not None else None
+        chooser = self.reference.chooser if self.reference is not None else None
+        # The matcher sees it as any StillChooser; the one made in create() is a ShotChooser.
+        return chooser if isinstance(chooser, ShotChooser) else None
 
     def __call__(self, step: ModelStep, batch: LBatch, times: Sequence[float]) -> np.ndarray:
         """The model's ab (N, 2, h, w) float32 for ``batch`` with the guidance of its frames;

@@ -44,13 +44,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vidcolor.errors import InputError, UsageError, VidcolorError
-from vidcolor.guidance.reference import Reference, has_encoder, load_rgb, still_features
+from vidcolor.guidance.reference import has_encoder, load_rgb, still_features
 from vidcolor.media.atomic import atomic_output
 from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.models.download import cache_dir
+from vidcolor.references import Reference
 
 if TYPE_CHECKING:
-    from vidcolor.pipeline.model_step import ModelStep
+    from vidcolor.stages.model_step import ModelStep
 
 CACHE_NAME = ".vidcolor-index.npz"
 FORMAT = 1  # of the cache file; another value makes a cache stale
@@ -170,7 +171,7 @@ def _read_cache(path: Path, key: dict[str, Any]) -> tuple[dict[str, Any], np.nda
             desc = np.asarray(z["desc"], np.float32)
     except FileNotFoundError:
         return "none yet"
-    except Exception as e:  # noqa: BLE001 - any unreadable cache (torn, foreign, old numpy) is rebuilt
+    except Exception as e:  # any unreadable cache (torn, foreign, old numpy) is rebuilt
         return f"unreadable ({type(e).__name__})"
     if not isinstance(meta, dict) or meta.get("key") != key:
         return "made with another model, render size or descriptor"

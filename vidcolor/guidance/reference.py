@@ -23,22 +23,24 @@ How (measured on the evaluation clips, reference = the first colour frame of eac
   over its pixels, applied to the frame's own L: petals and the dark between them keep their
   contrast of colour. (Against the cell means snapped to luma edges by a guided filter, this cut
   CIEDE2000 by a further ~15% and raised colourfulness from 0.84 to 0.89 of the truth's on the
-  first 8 frames of each evaluation clip; the guided filter on top of the lines made it worse, so
-  it is off, ``GUIDE_RADIUS`` 0.) The lines are interpolated between cell centres, and the model's
+  first 8 frames of each evaluation clip; a guided filter on top of the lines made it worse, so
+  there is none.) The lines are interpolated between cell centres, and the model's
   ab is blended toward the result by the confidence. The matched colours also go to the network
   as hints, at the cells matched with full confidence (sparse patches, as the network was trained
   on), so the parts the match leaves out lean the same way.
 
 A reference can be limited to a time range of the film ([start, end) in seconds).
+
+(Over 400 lines: the matching, the cell lines and the still preparation share the descriptor
+and cell geometry defined here; the measured thresholds above belong beside them.)
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -48,114 +50,21 @@ import torch.nn.functional as F
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import InputError, UsageError
 from vidcolor.frames import LBatch
-from vidcolor.pipeline.batch_l import render_shape
+from vidcolor.references import Reference
+from vidcolor.stages.batch_l import render_shape
 
 if TYPE_CHECKING:
-    from vidcolor.guidance.choose import ShotChooser
-    from vidcolor.pipeline.model_step import ModelStep
+    from vidcolor.stages.model_step import ModelStep
 
 CELL = 16  # render pixels: matching is done per cell of the 1/16 scale feature map
 FEATURE_SCALES = (8, 16, 32)  # encoder maps the descriptor is made of
 SIM_LOW = 0.45  # cosine similarity below which a cell takes nothing from a reference
 SIM_HIGH = 0.65  # similarity from which a cell takes the reference's colour fully
-GUIDE_RADIUS = 0  # render pixels: guided filter over the transferred ab (0: off; measured worse)
-GUIDE_EPS = 4.0  # (L units)^2: edges weaker than ~2 L are smoothed over
 LINE_EPS = 4.0  # (L units)^2: shrinks a cell's ab-over-L slope where its lightness hardly varies
 LINE_SLOPE = 3.0  # ab units per L unit: the steepest slope a cell's line may have
 AB_MAX = 110.0  # ab units: what a transferred colour is clipped to
 HINT_EVERY = 2  # cells: net hints are placed on a grid of every other cell ...
 HINT_CONFIDENCE = 1.0  # ... where the match is at least this confident
-_RANGE = re.compile(r"^(.*)@([0-9:.]*)-([0-9:.]*)$")
-
-
-@dataclass(frozen=True, eq=False)
-class Reference:
-    """A colour still to take colours from: a path, or an RGB uint8 array (H, W, 3); it applies
-    to frames in [start, end) seconds of the film (None: from the start / to the end)."""
-
-    image: Any  # str | Path | np.ndarray
-    start: float | None = None
-    end: float | None = None
-    name: str = field(default="", compare=False)
-
-    def __eq__(self, other: object) -> bool:
-        # An array compares by identity (numpy's == is elementwise and has no truth value).
-        if not isinstance(other, Reference):
-            return NotImplemented
-        same = self.image is other.image if isinstance(self.image, np.ndarray) else self.image == other.image
-        return bool(same) and (self.start, self.end) == (other.start, other.end)
-
-    def __hash__(self) -> int:
-        key = id(self.image) if isinstance(self.image, np.ndarray) else self.image
-        return hash((key, self.start, self.end))
-
-    def label(self) -> str:
-        return self.name or (str(self.image) if not isinstance(self.image, np.ndarray) else "reference array")
-
-    def covers(self, t: float) -> bool:
-        return (self.start is None or t >= self.start) and (self.end is None or t < self.end)
-
-
-def _time(text: str, where: str) -> float | None:
-    if text == "":
-        return None
-    try:
-        parts = [float(p) for p in text.split(":")]
-    except ValueError:
-        parts = []
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
-        raise UsageError(
-            "a reference time range like IMG@0:10-0:25",
-            repr(where),
-            "write START-END in seconds or [HH:]MM:SS",
-        )
-    s = 0.0
-    for p in parts:
-        s = s * 60 + p
-    return s
-
-
-def parse_reference(text: str) -> Reference:
-    """``IMG`` or ``IMG@START-END`` (either end may be left out, times in seconds or [HH:]MM:SS)."""
-    m = _RANGE.match(text)
-    if m is None:
-        return Reference(text)
-    start, end = _time(m.group(2), text), _time(m.group(3), text)
-    if start is not None and end is not None and end <= start:
-        raise UsageError(
-            "a reference time range that ends after it starts", repr(text), "swap or fix the times"
-        )
-    return Reference(m.group(1), start, end)
-
-
-def as_references(value: object) -> tuple[Reference, ...]:
-    """What the API and options accept as ``reference=``: a path (``IMG`` or ``IMG@START-END``), an
-    RGB array, a :class:`Reference`, or a list of these -> a tuple of references."""
-    if value is None:
-        return ()
-    if isinstance(value, (str, Path, np.ndarray, Reference)):
-        value = [value]
-    if not isinstance(value, Iterable):
-        raise UsageError(
-            "reference stills as paths, RGB arrays or References",
-            type(value).__name__,
-            "pass e.g. reference=['sky.jpg']",
-        )
-    out = []
-    for v in value:
-        if isinstance(v, Reference):
-            out.append(v)
-        elif isinstance(v, str):
-            out.append(parse_reference(v))
-        elif isinstance(v, (Path, np.ndarray)):
-            out.append(Reference(v))
-        else:
-            raise UsageError(
-                "reference stills as paths, RGB arrays or References",
-                type(v).__name__,
-                "pass e.g. reference=['sky.jpg']",
-            )
-    return tuple(out)
 
 
 def load_rgb(ref: Reference) -> np.ndarray:
@@ -268,7 +177,7 @@ def still_features(
     L = np.pad(lab[..., 0], ((0, ph - ch), (0, pw - cw)), mode="edge")
     with torch.inference_mode():
         t = torch.from_numpy(np.ascontiguousarray(L))[None, None].to(step.device, step.dtype)
-        feats = step.model.encode(t)  # type: ignore[operator]
+        feats = step.model.encode(t)  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
     return lab, feats, (ch, cw)
 
 
@@ -278,6 +187,20 @@ def prepare_still(step: ModelStep, rgb: np.ndarray, render: int, ref: Reference)
     with torch.inference_mode():
         desc = descriptors(feats, cell_grid(content))[0]
     return PreparedStill(ref, desc, cell_models(lab).to(desc.device))
+
+
+class StillChooser(Protocol):
+    """What picks stills shot by shot (guidance/choose.py's ShotChooser, which builds on this module)."""
+
+    def for_batch(
+        self,
+        step: ModelStep,
+        batch: LBatch,
+        feats: dict[Any, torch.Tensor],
+        times: Sequence[float],
+        cuts: Sequence[bool] | None,
+        render: int,
+    ) -> list[list[PreparedStill]]: ...
 
 
 class ReferenceMatcher:
@@ -290,7 +213,7 @@ class ReferenceMatcher:
         refs: Sequence[Reference],
         *,
         duration: float | None = None,
-        chooser: ShotChooser | None = None,
+        chooser: StillChooser | None = None,
     ) -> None:
         check_references(refs, duration)
         self.refs = tuple(refs)
@@ -432,8 +355,6 @@ def blend_matched(
     up = upsample_cells([*lines, conf], L.shape)
     ab_m = np.stack([up[0] * L + up[2], up[1] * L + up[3]])
     np.clip(ab_m, -AB_MAX, AB_MAX, out=ab_m)
-    if GUIDE_RADIUS > 0:
-        ab_m = guided_filter(L, ab_m, GUIDE_RADIUS, GUIDE_EPS)
     w = np.clip(up[4], 0.0, 1.0)
     ab_m -= cur  # cur + w * (ab_m - cur), in place
     ab_m *= w
@@ -484,9 +405,9 @@ def split_forward(step: ModelStep, batch: LBatch, planes_for: Any) -> np.ndarray
     if step.device.type == "cuda":
         L = L.pin_memory().to(step.device, non_blocking=True).to(memory_format=torch.channels_last)
     L = L.to(step.dtype)
-    feats = model.encode(L)  # type: ignore[operator]
+    feats = model.encode(L)  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
     planes = planes_for(feats)
     hints = None if planes is None else torch.from_numpy(planes).to(step.device, step.dtype)
-    logits, reg = model.decode(feats, hints)  # type: ignore[operator]
-    ab = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3])).float()  # type: ignore[operator]
+    logits, reg = model.decode(feats, hints)  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
+    ab = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3])).float()  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
     return ab.cpu().numpy()

@@ -76,7 +76,6 @@ DEFAULT_REACH = 0.1  # of the render short side: reach of the full pull of a hin
 LUMA_TOL = 8.0  # CIE L units: blurred-luma difference that still counts as the hint's region
 FLAT_TOP = 0.5  # fraction of the reach over which the pull is full
 SOFTEN = 1.0  # render pixels: Gaussian sigma that softens the region's border
-KEEP_VARIATION = 0.0  # 0: the region takes the hint's ab; 1: the model's ab shifted by the hint's offset
 SPREAD_SIGMA = 1.0  # of the render short side: geodesic sigma of the soft spread of a hint without a radius
 SPREAD_LUMA = 12.0  # CIE L units: luma affinity of the soft spread
 SPREAD_PRIOR = 0.05  # weight of the model's own colour in the soft spread
@@ -84,8 +83,7 @@ SPREAD_SHARPEN = 12.0  # power on the hints' weights when their colours are mixe
 SPREAD_EDGE = 2.5  # render pixels of distance per L unit of luma edge crossed (geodesic distance)
 SPREAD_CELL = 8  # render pixels: grid of the soft spread
 KEEP_CHROMA = True  # a mix of hint colours keeps their mean chroma
-SPREAD_RESIDUAL = 0.0  # share of the model's own variation a hint's colour carries (0: flat colour)
-REFERENCE_KEEP = 1.0  # the pull's KEEP_VARIATION where a reference coloured the frame
+REFERENCE_KEEP = 1.0  # the pull's ``keep`` where a reference coloured the frame (a hint alone: 0)
 REFERENCE_PRIOR = 100.0  # the model's weight in the soft spread where a reference coloured the frame
 PALETTE_WEIGHT = 0.2  # weight of an ended hint's colour, by luma alone, for the rest of its shot
 MATCH_FEATURES = True  # hints remember the encoder's description of where they were placed
@@ -198,9 +196,8 @@ def spread(
     ``SPREAD_SIGMA`` of the short side ``short``) times a luma affinity (Gaussian of the
     blurred-L difference to the hint's, sigma ``SPREAD_LUMA``). The model's own colour counts as a
     hint of weight ``prior`` (default ``SPREAD_PRIOR``) everywhere, so a pixel far from every hint
-    keeps it. With ``SPREAD_RESIDUAL`` r > 0, a hint brings its colour plus r times the model's
-    variation around what the model gave at the hint (the model's texture of colour). Computed
-    on a grid of ``SPREAD_CELL`` pixels and brought back with bilinear interpolation.
+    keeps it. A hint brings its flat colour (carrying the model's variation around it measured
+    no better). Computed on a grid of ``SPREAD_CELL`` pixels and brought back with bilinear interpolation.
 
     ``palette``: (luma, ab) of the shot's hints whose track has ended (the point left the picture
     or could not be followed). They stay in the shot as a weak memory (weight ``PALETTE_WEIGHT``,
@@ -219,25 +216,18 @@ def spread(
     num = np.zeros((2, hs, ws), np.float32)
     den = np.zeros((hs, ws), np.float32)  # sum of weights: how much the hints have to say here
     sharp = np.zeros((hs, ws), np.float32)  # sum of sharpened weights: which hint's colour it is
-    terms: list[tuple[np.ndarray, tuple[float, float], bool]] = []
-    res = SPREAD_RESIDUAL
+    terms: list[tuple[np.ndarray, tuple[float, float]]] = []
     for k, hint in enumerate(hints):
         lk = patch_value(G, hint.x, hint.y)
         sigma = (hint.spread if hint.spread is not None else SPREAD_SIGMA * short) / c
-        abk = hint.ab
-        if res > 0:
-            cx, cy = int(round(hint.x)), int(round(hint.y))
-            at = ab[:, max(0, cy - 1) : cy + 2, max(0, cx - 1) : cx + 2].reshape(2, -1).mean(axis=1)
-            abk = (abk[0] - res * float(at[0]), abk[1] - res * float(at[1]))
         wk = np.exp(-(D[k] ** 2) / (2.0 * sigma * sigma) - (g - lk) ** 2 / l2) * hint.strength
-        terms.append((wk, abk, True))
+        terms.append((wk, hint.ab))
     for lk, abk, sim in palette:
         like = likeness(sim, (hs, ws), c)
         strength = PALETTE_WEIGHT + (PALETTE_MATCH * like if like is not None else 0.0)
-        terms.append((strength * np.exp(-((g - lk) ** 2) / l2), abk, False))
-    share = np.zeros((hs, ws), np.float32)  # sharpened weight of the hints that carry the model's variation
+        terms.append((strength * np.exp(-((g - lk) ** 2) / l2), abk))
     chroma = np.zeros((hs, ws), np.float32)  # sharpened-weighted mean chroma of the hints
-    for wk, abk, residual in terms:
+    for wk, abk in terms:
         den += wk
         # Mixing the colours of unlike hints greys them; sharpened weights pick the likeliest, and
         # the mix is given the hints' mean chroma back (their hues average, their saturation not).
@@ -246,34 +236,29 @@ def spread(
         num[1] += wk * abk[1]
         chroma += wk * float(np.hypot(*abk))
         sharp += wk
-        if residual:
-            share += wk
     if isinstance(prior, np.ndarray):
         prior = cv2.resize(prior, (ws, hs), interpolation=cv2.INTER_AREA)
     conf = den / (den + (SPREAD_PRIOR if prior is None else prior))
     colour = num / np.maximum(sharp, 1e-30)
-    if KEEP_CHROMA and res <= 0:
+    if KEEP_CHROMA:
         mixed = np.sqrt(colour[0] ** 2 + colour[1] ** 2)
         colour *= (chroma / np.maximum(sharp, 1e-30)) / np.maximum(mixed, 1e-3)
-    share /= np.maximum(sharp, 1e-30)
 
     def up(x: np.ndarray) -> np.ndarray:
         return cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
 
     target = np.stack([up(colour[0]), up(colour[1])])
-    if res > 0:
-        target += res * up(share) * ab
     target -= ab  # ab + conf * (target - ab), in place
     target *= up(conf)
     target += ab
     return target.astype(np.float32, copy=False)
 
 
-def pull(
-    ab: np.ndarray, G: np.ndarray, hints: Sequence[ActiveHint], keep: float = KEEP_VARIATION
-) -> np.ndarray:
+def pull(ab: np.ndarray, G: np.ndarray, hints: Sequence[ActiveHint], keep: float = 0.0) -> np.ndarray:
     """Draw ``ab`` (2, h, w) float32 toward the hints over their regions; ``G`` is the blurred L
-    (h, w) of the same picture. Returns a new array (``ab`` is not written to)."""
+    (h, w) of the same picture. ``keep`` 0: the region takes the hint's ab; 1: the model's ab
+    shifted by the hint's offset at the point (its variation kept). Returns a new array (``ab``
+    is not written to)."""
     if not hints:
         return ab
     h, w = G.shape

@@ -106,8 +106,8 @@ class PointTracker:
         if start:
             p0 = np.concatenate(seeds).reshape(-1, 1, 2).astype(np.float32)
             kw = {"winSize": (LK_WINDOW, LK_WINDOW), "maxLevel": LK_LEVELS, "criteria": _CRITERIA}
-            p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, img, p0, None, **kw)  # type: ignore[call-overload]
-            pb, st2, _ = cv2.calcOpticalFlowPyrLK(img, prev, p1, None, **kw)  # type: ignore[call-overload]
+            p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, img, p0, None, **kw)  # type: ignore[call-overload]  # OpenCV's stubs refuse None for nextPts
+            pb, st2, _ = cv2.calcOpticalFlowPyrLK(img, prev, p1, None, **kw)  # type: ignore[call-overload]  # OpenCV's stubs refuse None for nextPts
             fb = np.linalg.norm((pb - p0).reshape(-1, 2), axis=1)
             good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < FB_LIMIT)
             d = (p1 - p0).reshape(-1, 2)

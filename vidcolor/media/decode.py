@@ -15,6 +15,9 @@ under frame threading, where they surface late). Without ``skip_corrupt`` the fi
 missing frame raises CorruptInputError naming its index (the frames before it have been
 yielded). With it, damaged frames are kept with ``Frame.corrupt=True`` (the frame count holds)
 and missing ones are counted in DecodeStats.corrupt_skipped.
+
+(Over 400 lines: seeking, pts repair, corrupt-frame policy and deinterlacing act on the same
+demux loop; they are kept in one reading order with the traps each handles.)
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 
 from vidcolor.errors import CorruptInputError, InputError
 from vidcolor.frames import Frame, SourceInfo
+from vidcolor.media.window import section_pts
 
 #: How far before ``start`` to seek (seconds), so that a demuxer that seeks by dts (MPEG-TS) still
 #: lands on a keyframe whose GOP holds the first wanted picture.
@@ -242,8 +246,7 @@ def _decode(
     stream.thread_count = threads
     tb = stream.time_base or info.video.time_base
     origin = stream.start_time or 0
-    lo = origin + round(Fraction(start) / tb) if start else None
-    hi = (lo if lo is not None else origin) + round(Fraction(duration) / tb) if duration is not None else None
+    lo, hi = section_pts(origin, tb, start, duration)
     if lo is not None and not info.is_still:
         try:
             container.seek(max(origin, lo - round(_SEEK_MARGIN_S / tb)), stream=stream, backward=True)

@@ -5,12 +5,17 @@ pixel format, codec options, which other streams are copied) and raises Encoding
 cannot be written. ``VideoWriter`` then encodes frames with the source's pts in the source's time
 base and copies the other streams packet by packet (see remux.py), carrying rotation, SAR, colour
 tags, field order and metadata.
+
+(Over 400 lines: the output plan and the writer share the codec, pixel-format and container
+tables; the packet copy is remux.py and the section window window.py.)
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -23,6 +28,7 @@ import av.error
 import numpy as np
 
 from vidcolor.errors import EncodingError
+from vidcolor.formats import CODEC_ALIASES
 from vidcolor.frames import SourceInfo, StreamInfo
 from vidcolor.media.probe import (
     COLOR_PRIMARIES_NAMES,
@@ -31,19 +37,12 @@ from vidcolor.media.probe import (
     FIELD_ORDER_NAMES,
 )
 from vidcolor.media.remux import Remuxer, carried_metadata
+from vidcolor.media.window import section_seconds
 
-#: Output file extension -> FFmpeg muxer.
+#: Output file extension -> FFmpeg muxer. (The tables here are kept unformatted: rows read as a table.)
 CONTAINERS: dict[str, str] = {
     ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
     ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".nut": "nut",
-}  # fmt: skip
-#: Codec names a user may give -> the FFmpeg encoder.
-CODEC_ALIASES: dict[str, str] = {
-    "libx264": "libx264", "h264": "libx264", "x264": "libx264",
-    "libx265": "libx265", "hevc": "libx265", "h265": "libx265", "x265": "libx265",
-    "ffv1": "ffv1", "prores": "prores_ks", "prores_ks": "prores_ks",
-    "h264_nvenc": "h264_nvenc", "hevc_nvenc": "hevc_nvenc", "nvenc": "h264_nvenc",
-    "vp9": "libvpx-vp9", "libvpx-vp9": "libvpx-vp9", "av1": "libsvtav1", "libsvtav1": "libsvtav1",
 }  # fmt: skip
 #: Containers whose muxer cannot be asked which codecs it holds (avformat_query_codec says
 #: "unknown"): the codecs FFmpeg's muxer is known to write there.
@@ -392,6 +391,50 @@ def _copyable(s: StreamInfo, fmt_name: str, held: frozenset[str]) -> tuple[bool,
     return True, ""
 
 
+def open_muxer(
+    info: SourceInfo, plan: OutputPlan, path: str | os.PathLike[str]
+) -> av.container.OutputContainer:
+    """The output container at ``path`` with the plan's muxer and options and the source's
+    container tags; EncodingError where it cannot be made. (VideoWriter and the segment join.)"""
+    try:
+        out = av.open(str(path), mode="w", format=plan.container_format, options=muxer_options(info, plan))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise EncodingError("a writable output", f"{path} ({exc})", "check the output folder") from None
+    out.metadata.update(carried_metadata(info.metadata))
+    return out
+
+
+def add_streams(
+    info: SourceInfo, plan: OutputPlan, remux: Remuxer, add_video: Callable[[], av.VideoStream]
+) -> av.VideoStream:
+    """Add the output's streams in the plan's order: the video through ``add_video``, every copied
+    stream through ``remux``. Returns the video stream."""
+    video: av.VideoStream | None = None
+    for index in plan.stream_order or (info.video.index, *plan.copied):
+        if index == info.video.index:
+            video = add_video()
+        elif index in plan.copied:
+            remux.add_stream(index)
+    assert video is not None
+    return video
+
+
+def carry_video_tags(stream: av.VideoStream, info: SourceInfo) -> None:
+    """Give the output video ``stream`` the source video's rotation, tags (language, title, handler,
+    timecode: the MOV/MP4 muxer writes a timecode track from the "timecode" tag) and disposition."""
+    if info.video.rotation:
+        stream.set_display_rotation(info.video.rotation)
+    try:
+        with av.open(info.path) as c:
+            s = c.streams[info.video.index]
+            tags, disposition = dict(s.metadata), int(s.disposition)
+    except (av.error.FFmpegError, OSError):
+        tags, disposition = {}, None
+    stream.metadata.update(carried_metadata(tags))
+    if disposition is not None:
+        stream.disposition = av.stream.Disposition(disposition)
+
+
 def muxer_options(info: SourceInfo, plan: OutputPlan) -> dict[str, str]:
     """Options of the output muxer that keep every timestamp exact (MP4/MOV; none elsewhere)."""
     if plan.container_format not in ("mp4", "mov"):
@@ -439,33 +482,13 @@ class VideoWriter:
         self.closed = False
         v = info.video
         self.time_base = v.time_base
-        origin = v.start_time or 0.0
-        lo = origin + start if start else None
-        hi = (lo if lo is not None else origin) + duration if duration is not None else None
+        self.out = open_muxer(info, plan, tmp_path)
         try:
-            self.out = av.open(
-                str(tmp_path), mode="w", format=plan.container_format, options=self._muxer_options()
-            )
-        except (av.error.FFmpegError, OSError) as exc:
-            raise EncodingError(
-                "a writable output", f"{tmp_path} ({exc})", "check the output folder"
-            ) from None
-        try:
-            self.out.metadata.update(carried_metadata(info.metadata))
-            self.remux = Remuxer(info, self.out, (lo, hi))
-            self.stream: av.VideoStream | None = None
-            for index in plan.stream_order or (v.index, *plan.copied):
-                if index == v.index:
-                    self.stream = self._add_video(threads)
-                elif index in plan.copied:
-                    self.remux.add_stream(index)
-            assert self.stream is not None
+            self.remux = Remuxer(info, self.out, section_seconds(v.start_time, start, duration))
+            self.stream = add_streams(info, plan, self.remux, lambda: self._add_video(threads))
         except BaseException:
             self._abort()
             raise
-
-    def _muxer_options(self) -> dict[str, str]:
-        return muxer_options(self.info, self.plan)
 
     def _add_video(self, threads: int) -> av.VideoStream:
         plan, v = self.plan, self.info.video
@@ -495,23 +518,8 @@ class VideoWriter:
             cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
         else:
             cc.field_order = 1  # AV_FIELD_PROGRESSIVE
-        if v.rotation:
-            stream.set_display_rotation(v.rotation)
-        src_meta, disposition = self._source_video_tags()
-        # The source video's tags (language, title, handler, timecode: the MOV/MP4 muxer writes
-        # a timecode track from the "timecode" tag) and its disposition.
-        stream.metadata.update(carried_metadata(src_meta))
-        if disposition is not None:
-            stream.disposition = av.stream.Disposition(disposition)
+        carry_video_tags(stream, self.info)
         return stream
-
-    def _source_video_tags(self) -> tuple[dict[str, str], int | None]:
-        try:
-            with av.open(self.info.path) as c:
-                s = c.streams[self.info.video.index]
-                return dict(s.metadata), int(s.disposition)
-        except (av.error.FFmpegError, OSError):
-            return {}, None
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -581,7 +589,7 @@ class VideoWriter:
             if closer is not None:
                 try:
                     closer.close()
-                except Exception:  # noqa: BLE001 - already failing; the first error is the one to raise
+                except Exception:  # already failing; the first error is the one to raise
                     pass
 
     def __enter__(self) -> VideoWriter:

@@ -12,13 +12,11 @@ import cv2
 import numpy as np
 
 from vidcolor.errors import EncodingError, InputError
+from vidcolor.formats import SIXTEEN_BIT_STILLS, STILL_SUFFIXES
 
 # Decode keeping 16-bit samples and grey-as-grey; unlike IMREAD_UNCHANGED this applies the EXIF
 # orientation (so a portrait photo comes out upright) and drops an alpha channel.
 _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
-_SIXTEEN_BIT = {".png", ".tif", ".tiff"}
-_EIGHT_BIT = {".jpg", ".jpeg", ".bmp", ".webp"}
-STILL_SUFFIXES = frozenset(_SIXTEEN_BIT | _EIGHT_BIT)  # what read_image and write_image take
 _BT601_BGR = (0.114, 0.587, 0.299)
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
@@ -82,7 +80,7 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, bit_depth: int) -
     """
     name = os.fspath(path)
     ext = os.path.splitext(name)[1].lower()
-    if ext not in _SIXTEEN_BIT | _EIGHT_BIT:
+    if ext not in STILL_SUFFIXES:
         raise EncodingError(
             "an image name ending .png, .tif, .tiff, .jpg, .jpeg, .bmp or .webp",
             f"{name!r}",
@@ -92,7 +90,7 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, bit_depth: int) -
         raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {rgb.shape}")
     if not 8 <= bit_depth <= 16:
         raise ValueError(f"bit_depth must be 8..16, got {bit_depth}")
-    out_bits = 16 if bit_depth > 8 and ext in _SIXTEEN_BIT else 8
+    out_bits = 16 if bit_depth > 8 and ext in SIXTEEN_BIT_STILLS else 8
     img = _rescale(rgb, bit_depth, out_bits)
     if img.ndim == 3:
         img = np.ascontiguousarray(img[..., ::-1])  # OpenCV stores B, G, R

@@ -25,10 +25,18 @@ LEAD_S = 0.5
 SEEK_MARGIN_S = 1.0
 #: Tags that describe the old encoding or old statistics, not the content: not carried.
 STALE_TAGS = {
-    "encoder", "major_brand", "minor_version", "compatible_brands", "duration", "bps",
-    "number_of_frames", "number_of_bytes", "_statistics_writing_app", "_statistics_writing_date_utc",
+    "encoder",
+    "major_brand",
+    "minor_version",
+    "compatible_brands",
+    "duration",
+    "bps",
+    "number_of_frames",
+    "number_of_bytes",
+    "_statistics_writing_app",
+    "_statistics_writing_date_utc",
     "_statistics_tags",
-}  # fmt: skip
+}
 #: ETSI EN 300 743 PES framing of a DVB subtitle: data_identifier, subtitle_stream_id ... end marker.
 DVB_PES_PREFIX = b"\x20\x00"
 DVB_PES_END = 0xFF

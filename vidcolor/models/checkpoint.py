@@ -144,13 +144,13 @@ def save_checkpoint(
     size, for the shipped file; loading casts back to the model's dtype. ``optimizer`` (an
     optimiser's ``state_dict()``) and ``extra`` are for resuming training.
     """
-    from vidcolor import __version__
+    from vidcolor.version import __version__
 
     dest = Path(path)
     ckpt: dict[str, Any] = {
         "format": FORMAT,
         "arch": arch_of(model),
-        "config": _plain(model.config_dict(), "config"),  # type: ignore[operator]
+        "config": _plain(model.config_dict(), "config"),  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
         "state_dict": _state_for_file(model, half),
         "vidcolor_version": __version__,
         "data": str(data),

@@ -156,7 +156,7 @@ def write_weights_record(path: os.PathLike[str] | str, *, licence: str, **fields
     The record holds the file's sha256 and size (which ``load`` checks), its ``licence`` and any
     other ``fields`` (training data id, metrics, ...), all JSON-serialisable.
     """
-    from vidcolor.durable import sha256_file
+    from vidcolor.durable import sha256_file, write_atomic
 
     pt = Path(path)
     rec = pt.with_suffix(".json")
@@ -167,9 +167,7 @@ def write_weights_record(path: os.PathLike[str] | str, *, licence: str, **fields
         "licence": licence,
         **fields,
     }
-    tmp = rec.with_name(f".{rec.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, rec)
+    write_atomic(rec, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return rec
 
 
@@ -367,5 +365,5 @@ def _place(model: nn.Module, dev: torch.device, half: bool) -> nn.Module:
         model.half()
     if dev.type == "cuda":
         # Convolutions on tensor cores run fastest on NHWC.
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs leave memory_format out of Module.to
     return model

@@ -189,8 +189,8 @@ class SIGGRAPHGenerator(nn.Module):
 
 
 def build_eccv16(config: dict[str, object]) -> ECCVGenerator:
-    return ECCVGenerator(ZhangConfig(**{**config, "arch": "eccv16"}))  # type: ignore[arg-type]
+    return ECCVGenerator(ZhangConfig(**{**config, "arch": "eccv16"}))  # type: ignore[arg-type]  # a checkpoint's config dict, checked by ZhangConfig
 
 
 def build_siggraph17(config: dict[str, object]) -> SIGGRAPHGenerator:
-    return SIGGRAPHGenerator(ZhangConfig(**{**config, "arch": "siggraph17"}))  # type: ignore[arg-type]
+    return SIGGRAPHGenerator(ZhangConfig(**{**config, "arch": "siggraph17"}))  # type: ignore[arg-type]  # a checkpoint's config dict, checked by ZhangConfig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,9 +15,9 @@ from vidcolor.guidance.guide import guide_for
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.image_io import STILL_SUFFIXES, read_image, write_image
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.merge import merge_rgb
-from vidcolor.pipeline.model_step import ModelStep
+from vidcolor.pipeline.chain import StageChain
+from vidcolor.stages.merge import merge_rgb
+from vidcolor.stages.model_step import ModelStep
 
 IMAGE_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 
@@ -43,14 +44,14 @@ def colorize_image(
     options: ColorizeOptions | None = None,
     *,
     colorizer: torch.nn.Module | None = None,
-    **kw: object,
+    **kw: Any,
 ) -> np.ndarray:
     """Colorize a still: a path (png, jpg, tiff, ...; 8 or 16 bit; grey or RGB) or an array.
 
     Returns the colour image as RGB (H, W, 3), uint8, or uint16 for a 16-bit source. With ``dst``
     the image is also written there (atomically; 16-bit PNG/TIFF for 16-bit sources).
     """
-    opts = options or ColorizeOptions(**kw)  # type: ignore[arg-type]
+    opts = options or ColorizeOptions(**kw)
     if isinstance(src, np.ndarray):
         y, bits = _luma_of_array(src)
     else:
@@ -70,11 +71,9 @@ def colorize_image(
     guide = guide_for(opts, y.shape[1], y.shape[0], 1.0, duration=0.5, frames=1)
     step = ModelStep.create(opts, colorizer)
     # A uint16 plane from a 16-bit file holds the full 0..65535 range, so its depth is 16.
-    batch = make_batch(
-        [Frame(0, 0, Fraction(1), y)], bits, True, opts.render_size or step.render_size, step.stride
-    )
-    ab = step(batch)[0] if guide is None else guide(step, batch, [0.0])[0]
-    rgb = merge_rgb(y, ab, batch.content, bits)
+    chain = StageChain(step, opts, bit_depth=bits, full_range=True, guide=guide)
+    batch, ab = chain.colour([Frame(0, 0, Fraction(1), y)], [0.0])
+    rgb = merge_rgb(y, ab[0], batch.content, bits)
     if dst is not None:
         dst = Path(dst)
         with atomic_output(dst, opts.overwrite) as tmp:

@@ -4,6 +4,9 @@ Decode+batching, model+smoothing and merge run in their own threads; encoding ru
 thread. Queues are a few batches deep, so memory holds a bounded number of frames whatever the
 length of the film. The output is written under a temporary name, checked (frame count, pts, Y
 PSNR) and renamed only when everything went well.
+
+(Over 400 lines: the Summary, the frame window of a segment and the four stage threads all
+serve one film run; the stage arithmetic itself is pipeline/chain.py.)
 """
 
 from __future__ import annotations
@@ -29,14 +32,11 @@ from vidcolor.media.decode import DecodeStats, decode_frames
 from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
 from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.keyframes import KeyframeCarry
-from vidcolor.pipeline.merge import merge_frame
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.scene_cut import SceneCutDetector
-from vidcolor.pipeline.smooth import TemporalSmoother
-from vidcolor.pipeline.stages import END, StageGroup
+from vidcolor.pipeline.chain import StageChain
+from vidcolor.pipeline.threads import END, StageGroup
 from vidcolor.pipeline.verify import VerifyResult, verify_output
+from vidcolor.stages.merge import merge_frame
+from vidcolor.stages.model_step import ModelStep
 
 QUEUE_BATCHES = 3  # depth of each queue, in batches: enough to keep every stage busy
 
@@ -143,7 +143,7 @@ def colorize_video(
     colorizer: torch.nn.Module | None = None,
     progress: bool = False,
     on_frame: Callable[[int], None] | None = None,
-    **kw: object,
+    **kw: Any,
 ) -> Summary:
     """Colorize the film at ``src`` into ``dst``; everything but the colour is kept.
 
@@ -152,7 +152,7 @@ def colorize_video(
     Raises a :class:`~vidcolor.errors.VidcolorError` on bad input or output; nothing is left at
     ``dst`` then.
     """
-    opts = options or ColorizeOptions(**kw)  # type: ignore[arg-type]
+    opts = options or ColorizeOptions(**kw)
     src, dst = Path(src), Path(dst)
     info = probe(src)
     if dst.exists() and same_file(src, dst):
@@ -297,8 +297,15 @@ def _run_stages(
     v = info.video
     full_range = v.color_range == "pc"
     matrix = _matrix(plan)
-    render = opts.render_size or step.render_size
     guide = guide_for_film(info, opts)  # None without hints and references: the unguided path
+    chain = StageChain(
+        step,
+        opts,
+        bit_depth=v.bit_depth,
+        full_range=full_range,
+        guide=guide,
+        field_aware=v.field_order not in ("progressive", "unknown") and not opts.deinterlace,
+    )
     group = StageGroup()
     to_model = group.pipe(QUEUE_BATCHES)
     to_colour = group.pipe(QUEUE_BATCHES)
@@ -328,32 +335,18 @@ def _run_stages(
                 )
             )
         for batch in _batches(frames, opts.batch_size):
-            lb = make_batch(batch, v.bit_depth, full_range, render, step.stride)
+            lb = chain.to_l(batch)
             # The guidance's tracking needs nothing from the model: it runs here, ahead of it.
-            guided = None if guide is None else guide.plan(lb, frame_times(batch, info))
+            guided = chain.plan(lb, frame_times(batch, info))
             to_model.put((batch, lb, guided))
         to_model.put(END)
 
-    carry = KeyframeCarry(step, opts.model_every)
-
     def model() -> None:
         for batch, lb, guided in to_model:
-            out: Any
-            if guide is None or guided is None:
-                out = carry(lb)
-            else:  # guided frames all go through the model; carrying starts afresh after them
-                out = guide.model(step, lb, guided)
-                carry.reset()
-            to_colour.put((batch, lb, guided, out))
+            to_colour.put((batch, lb, guided, chain.model(lb, guided)))
         to_colour.put(END)
 
     def colour() -> None:
-        smoother = TemporalSmoother(
-            opts.smoothing,
-            # Smoothing restarts at every scene cut, so colour never bleeds from one shot into the next.
-            SceneCutDetector(),
-            field_aware=v.field_order not in ("progressive", "unknown") and not opts.deinterlace,
-        )
         pending: deque[tuple[Frame, tuple[int, int]]] = deque()
         encoded = 0
 
@@ -370,11 +363,11 @@ def _run_stages(
                 to_merge.put((frame, ab, content))
 
         for batch, lb, guided, out in to_colour:
-            ab = out if guide is None or guided is None else guide.finish(lb, guided, out)
+            ab = chain.finish(lb, guided, out)
             for i, frame in enumerate(batch):
                 pending.append((frame, lb.content))
-                send(smoother.push(frame.index, ab[i], lb.L[i, 0]))
-        send(smoother.flush())
+                send(chain.smooth(frame.index, ab[i], lb.L[i, 0]))
+        send(chain.flush())
         to_merge.put(END)
 
     def merge() -> None:
@@ -417,8 +410,7 @@ def _run_stages(
                 if on_frame is not None:
                     on_frame(summary.frames)
             group.join()  # raise a stage's error before the writer is closed and flushed
-        if opts.model_every > 1:
-            summary.notes.append(carry.stats.line())
+        summary.notes.extend(chain.notes())
         if guide is not None and guide.chooser is not None:
             summary.references = guide.chooser.report()
             summary.notes.extend(guide.chooser.lines())

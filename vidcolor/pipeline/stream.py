@@ -15,14 +15,11 @@ from typing import Any
 import numpy as np
 
 from vidcolor.frames import Frame
-from vidcolor.guidance.guide import Guide, guide_for, guided
+from vidcolor.guidance.guide import guide_for, guided
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.keyframes import KeyframeCarry
-from vidcolor.pipeline.merge import merge_rgb
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.scene_cut import SceneCutDetector
-from vidcolor.pipeline.smooth import TemporalSmoother
+from vidcolor.pipeline.chain import StageChain
+from vidcolor.stages.merge import merge_rgb
+from vidcolor.stages.model_step import ModelStep
 
 
 def colorize_frames(
@@ -41,12 +38,8 @@ def colorize_frames(
     reference folder, ``references`` (when given) is filled, once the last frame is out, with
     which stills coloured which shots (the ``--references-report`` JSON).
     """
-    render = opts.render_size or step.render_size
-    guide: Guide | None = None
-    # Guided runs reset smoothing at cuts, so a hint's colour never reaches the next shot.
-    smoother = TemporalSmoother(opts.smoothing, SceneCutDetector())  # restarts at every scene cut
+    chain = StageChain(step, opts, bit_depth=bit_depth, full_range=True)
     pending: deque[tuple[np.ndarray, tuple[int, int]]] = deque()
-    carry = KeyframeCarry(step, opts.model_every)
 
     def ready(out: list[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
         for _index, ab in out:
@@ -56,18 +49,13 @@ def colorize_frames(
     batch: list[Frame] = []
 
     def run(batch: list[Frame]) -> Iterator[np.ndarray]:
-        nonlocal guide
-        lb = make_batch(batch, bit_depth, True, render, step.stride)
-        if guided(opts) and guide is None:
+        if guided(opts) and chain.guide is None:
             h, w = batch[0].y.shape
-            guide = guide_for(opts, w, h, rate)
-        if guide is None:
-            ab = carry(lb)
-        else:
-            ab = guide(step, lb, [f.index / rate for f in batch])
+            chain.guide = guide_for(opts, w, h, rate)
+        lb, ab = chain.colour(batch, [f.index / rate for f in batch])
         for i, f in enumerate(batch):
             pending.append((f.y, lb.content))
-            yield from ready(smoother.push(f.index, ab[i], lb.L[i, 0]))
+            yield from ready(chain.smooth(f.index, ab[i], lb.L[i, 0]))
 
     for i, y in enumerate(frames):
         f = Frame(i, i, Fraction(1), y)
@@ -77,6 +65,6 @@ def colorize_frames(
         batch.append(f)
     if batch:
         yield from run(batch)
-    yield from ready(smoother.flush())
-    if references is not None and guide is not None and guide.chooser is not None:
-        references.update(guide.chooser.report())
+    yield from ready(chain.flush())
+    if references is not None and chain.guide is not None and chain.guide.chooser is not None:
+        references.update(chain.guide.chooser.report())

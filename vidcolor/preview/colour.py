@@ -3,7 +3,7 @@
 A frame is colorized by the in-memory pipeline (:func:`vidcolor.pipeline.stream.colorize_frames`:
 the film pipeline's batching, model step, smoother and merge) over a window of the frames around
 it, as wide as the smoother reaches, so that the smoothing strength shows on the frame as it will
-in the film. One :class:`~vidcolor.pipeline.model_step.ModelStep` is kept per (model, device).
+in the film. One :class:`~vidcolor.stages.model_step.ModelStep` is kept per (model, device).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 
 from vidcolor.frames import LBatch
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.model_step import ModelStep
-from vidcolor.pipeline.smooth import TemporalSmoother
 from vidcolor.pipeline.stream import colorize_frames
 from vidcolor.preview.sources import Window
+from vidcolor.stages.model_step import ModelStep
+from vidcolor.stages.smooth import TemporalSmoother
 
 CACHE_BYTES = 64 << 20  # model outputs kept for reuse: about 80 frames of ab at 224x416
 MAX_SIDE = 1920  # pixels: pictures sent to the page are shrunk to this long side at most

@@ -8,18 +8,13 @@ The page keeps each hint as a hints-file entry::
 on the upright picture back through the display rotation); ``radius``, a fraction of the short
 side, is left out for the default reach (the region of similar luma around the point).
 
-The pipeline applies hints through ``vidcolor.guidance``: where it is present (see
-:func:`guidance_status`) the preview passes the hints on the frames it colorizes to
-``colorize_frames`` and renders pass them all to the film pipeline; without it they are kept,
-saved and exported, but not applied.
+The preview passes the hints on the frames it colorizes to ``colorize_frames``, and renders pass
+them all to the film pipeline (vidcolor/guidance carries them through their shots).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib.util
-import inspect
 import json
 import math
 import re
@@ -27,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vidcolor.durable import write_atomic
 from vidcolor.errors import UsageError
 from vidcolor.options import ColorizeOptions
 
@@ -35,26 +31,9 @@ HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 HINTS_SUFFIX = ".hints.json"
 
 
-@functools.cache
 def guidance_status() -> tuple[bool, str]:
-    """(whether hints can be applied, a sentence for the page saying how, or why not)."""
-    from vidcolor.pipeline import stream
-
-    if importlib.util.find_spec("vidcolor.guidance") is None:
-        return (
-            False,
-            "Hints are kept, saved and exported, but this vidcolor cannot apply them (no vidcolor.guidance).",
-        )
-    from vidcolor.cli import colorize
-
-    fields = {f.name for f in dataclasses.fields(ColorizeOptions)}
-    takes_rate = "rate" in inspect.signature(stream.colorize_frames).parameters
-    cli_takes_hints = any("--hints" in p.opts for p in colorize.params)
-    if "hints" not in fields or not takes_rate or not cli_takes_hints:
-        return (
-            False,
-            "Hints are kept, saved and exported, but this vidcolor's pipeline does not take them yet.",
-        )
+    """(whether hints are applied, the sentence the page shows about them). The pipeline always
+    takes hints; the pair is kept so the page and the server have one place that says so."""
     return True, (
         "Click the colour picture to place a hint on this frame. The preview applies the hints "
         "of the frames it colorizes; a render carries each hint through its shot."
@@ -114,12 +93,12 @@ def for_window(
     near = [
         h | {"time": max(0.0, h["time"] - first)} for h in hints if first - half <= h["time"] <= last + half
     ]
-    return dataclasses.replace(opts, hints=tuple(near)) if near else opts  # type: ignore[call-arg]
+    return dataclasses.replace(opts, hints=tuple(near)) if near else opts
 
 
 def with_hints(opts: ColorizeOptions, hints: list[dict[str, Any]]) -> ColorizeOptions:
     """``opts`` carrying all of ``hints`` (for a render)."""
-    return dataclasses.replace(opts, hints=tuple(hints)) if hints else opts  # type: ignore[call-arg]
+    return dataclasses.replace(opts, hints=tuple(hints)) if hints else opts
 
 
 def hints_path(source: Path) -> Path:
@@ -129,6 +108,4 @@ def hints_path(source: Path) -> Path:
 
 def save_hints(path: Path, hints: list[dict[str, Any]]) -> None:
     """Write a hints file (replacing it atomically: a crash never leaves half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(hints, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(hints, indent=2) + "\n")

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from vidcolor.errors import UsageError
+from vidcolor.formats import CODECS
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
 
-CODECS = ("libx264", "libx265", "ffv1", "prores", "lossless", "h264_nvenc", "hevc_nvenc")
-#: The container each codec's output gets when the source's own cannot hold it.
-CODEC_SUFFIX = {"ffv1": ".mkv", "lossless": ".mkv", "prores": ".mov"}
 MAX_RENDER_SIZE = 2160  # pixels; beyond this a preview is no longer a preview
 CRF_RANGE = (0.0, 63.0)
 

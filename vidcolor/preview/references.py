@@ -22,10 +22,11 @@ import cv2
 import numpy as np
 
 from vidcolor.errors import UsageError
-from vidcolor.guidance.reference import Reference, load_rgb
+from vidcolor.guidance.reference import load_rgb
 from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.options import ColorizeOptions
 from vidcolor.preview.security import confine
+from vidcolor.references import Reference
 
 THUMB_HEIGHT = 96  # px, the stills listed beside the frame
 MAX_PINNED = 200  # entries per list: a page sends a handful

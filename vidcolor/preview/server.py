@@ -16,6 +16,9 @@
 Every request needs the token (see :mod:`vidcolor.preview.security`); paths are relative to the
 folder the server was started in and cannot leave it; bodies are bounded. Errors come back as
 ``{"error": one line}`` with a 4xx status and the server carries on.
+
+(Over 400 lines: the routes of one small web app; the logic behind them lives in the other
+preview modules.)
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vidcolor import __version__, models
+import vidcolor.models as models
 from vidcolor.errors import UsageError, VidcolorError
+from vidcolor.formats import CODEC_SUFFIX, CODECS
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
 from vidcolor.preview import colour, hints, page_options, references
 from vidcolor.preview.jobs import Job, Jobs, Render
@@ -57,6 +61,7 @@ from vidcolor.preview.security import (
     token_ok,
 )
 from vidcolor.preview.sources import EmptyFilm, Source, Sources, expected_frames
+from vidcolor.version import __version__
 
 STATIC = Path(__file__).with_name("static")
 MAX_REQUEST_BYTES = 1 << 20  # JSON bodies: settings and hints are a few kB
@@ -208,7 +213,7 @@ def api(fn: Endpoint) -> Endpoint:
             return _error(422, str(exc))
         except FileNotFoundError as exc:
             return _error(404, f"no such file: {Path(exc.filename or '').name or exc}")
-        except Exception as exc:  # noqa: BLE001 - a bug shows as a message in the page, not a dead server
+        except Exception as exc:  # a bug shows as a message in the page, not a dead server
             return _error(500, f"internal error ({type(exc).__name__}: {exc}); the server is still running")
 
     return wrapped
@@ -270,9 +275,7 @@ class Preview:
 
     def _output_for(self, src: Source, opts: ColorizeOptions) -> Path:
         """A new file beside the source: NAME_colour.EXT, NAME_colour-2.EXT, ... (never overwrites)."""
-        suffix = (
-            src.path.suffix if src.is_still else page_options.CODEC_SUFFIX.get(opts.codec, src.path.suffix)
-        )
+        suffix = src.path.suffix if src.is_still else CODEC_SUFFIX.get(opts.codec, src.path.suffix)
         for n in range(1, 1000):
             dst = src.path.with_name(f"{src.path.stem}_colour{'' if n == 1 else f'-{n}'}{suffix}")
             if not dst.exists() and not self.jobs.busy_with(dst):
@@ -280,7 +283,7 @@ class Preview:
         raise UsageError("a free output name", f"{src.path.stem}_colour-999{suffix} taken", "tidy the folder")
 
     def _command(self, src: Source, dst: str | None, opts: ColorizeOptions, hints_file: str | None) -> str:
-        from vidcolor.pipeline.segments import SEGMENT_SECONDS, should_segment
+        from vidcolor.pipeline.cuts import SEGMENT_SECONDS, should_segment
 
         # The page renders in one piece; say so where the CLI would cut the film into segments.
         seg = 0.0 if should_segment(src.info, opts, SEGMENT_SECONDS) else None
@@ -322,7 +325,7 @@ class Preview:
                 "device": self.config.device,
                 "models": [asdict(c) | {"ref": None} for c in self.choices.values()],
                 "default_model": next(iter(self.choices), DEFAULT_MODEL),
-                "codecs": list(page_options.CODECS),
+                "codecs": list(CODECS),
                 "defaults": {
                     "render_size": self.config.render_size,
                     "smoothing": DEFAULT_SMOOTHING,

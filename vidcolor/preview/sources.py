@@ -3,7 +3,7 @@
 Frames come from the pipeline's own stage [1] (:func:`vidcolor.media.decode.decode_frames`) for
 films and from :func:`vidcolor.media.image_io.read_image` for stills, exactly as ``vidcolor
 colorize`` reads them. Scene cuts are found by the smoother's own
-:class:`~vidcolor.pipeline.scene_cut.SceneCutDetector`, in a background thread per film, so the
+:class:`~vidcolor.stages.scene_cut.SceneCutDetector`, in a background thread per film, so the
 page can mark them on its timeline while the user works.
 """
 
@@ -24,8 +24,8 @@ from vidcolor.frames import SourceInfo
 from vidcolor.media.decode import decode_frames
 from vidcolor.media.image_io import read_image
 from vidcolor.media.probe import probe
-from vidcolor.pipeline.batch_l import y_to_l
-from vidcolor.pipeline.scene_cut import CUT_WIDTH, SceneCutDetector, small_luma
+from vidcolor.stages.batch_l import y_to_l
+from vidcolor.stages.scene_cut import CUT_WIDTH, SceneCutDetector, small_luma
 
 FALLBACK_RATE = Fraction(25)  # frames/s assumed when a film states no rate
 LOOK_BACK_S = 10.0  # seconds decoded before the end when a film's stated duration overshoots it

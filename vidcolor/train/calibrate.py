@@ -30,11 +30,12 @@ import numpy as np
 import torch
 
 from vidcolor.color import rgb_to_lab
+from vidcolor.durable import write_atomic
 from vidcolor.evaluate import metrics
 from vidcolor.evaluate.run import discover, iter_truth, to_grey
 from vidcolor.models.colorizer import Colorizer
-from vidcolor.pipeline.batch_l import make_batch
-from vidcolor.pipeline.merge import merge_rgb
+from vidcolor.stages.batch_l import make_batch
+from vidcolor.stages.merge import merge_rgb
 
 TEMPERATURES = (0.25, 0.38, 0.5, 0.7, 1.0)
 BLENDS = (0.25, 0.5, 0.75)
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     best = choose(results, args.min_colourfulness)
     print(json.dumps(best))
     if args.report:
-        args.report.write_text(json.dumps({"chosen": best, "all": results}, indent=1))
+        write_atomic(args.report, json.dumps({"chosen": best, "all": results}, indent=1))
     if args.export:
         model.config = replace(model.config, **{k: best[k] for k in READOUT_KEYS})
         metrics_ = {**ckpt.get("metrics", {}), "calibration": {k: best[k] for k in best}}

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from vidcolor.durable import write_atomic
 from vidcolor.models.ab_bins import nearest_bin, nearest_bin_fast, rebalance_weights, soft_encode
 from vidcolor.models.checkpoint import save_checkpoint
 from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig, Head
@@ -33,7 +34,7 @@ RECIPE = "vidcolor-lite/1"
 class TrainConfig:
     data: tuple[str, ...]
     out: str
-    steps: int = 6000
+    steps: int  # no default here: `vidcolor train --steps` holds the one default
     batch: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -99,7 +100,7 @@ def make_batch(
     """(L_in (N,1,S,S), ab (N,2,S,S), hints (N,3,S,S)) float32 tensors."""
     picks = rng.integers(0, len(samples), n)
     parts = [make_example(samples[i].rgb, cfg, rng, augment) for i in picks]
-    return tuple(torch.from_numpy(np.stack(p)) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+    return tuple(torch.from_numpy(np.stack(p)) for p in zip(*parts, strict=True))  # type: ignore[return-value]  # a tuple of the batch's arrays, as many as the parts
 
 
 def losses(
@@ -208,7 +209,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     """Run (or resume) training; returns the path of the last checkpoint."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(_jsonable(asdict(cfg)), indent=2))
+    write_atomic(out / "config.json", json.dumps(_jsonable(asdict(cfg)), indent=2))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(

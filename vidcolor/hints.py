@@ -37,6 +37,7 @@ import numpy as np
 
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
+from vidcolor.timecode import parse_timecode
 
 Units = Literal["px", "fraction"]
 _KEYS = {"frame", "time", "point", "units", "color", "colour", "ab", "radius", "note"}
@@ -97,15 +98,9 @@ def parse_time(value: object, where: str) -> float:
         return float(value)
     if isinstance(value, str):
         try:
-            parts = [float(p) for p in value.strip().split(":")]
+            return parse_timecode(value)
         except ValueError:
             raise _bad(where, "'time' as seconds or '[HH:]MM:SS'", f"'time': {value!r}") from None
-        if not 1 <= len(parts) <= 3 or any(p < 0 or not math.isfinite(p) for p in parts):
-            raise _bad(where, "'time' as seconds or '[HH:]MM:SS'", f"'time': {value!r}")
-        seconds = 0.0
-        for p in parts:
-            seconds = seconds * 60 + p
-        return seconds
     raise _bad(where, "'time' as seconds or '[HH:]MM:SS'", f"'time': {value!r}")
 
 
@@ -172,7 +167,7 @@ def parse_entry(entry: object, index: int, source: str) -> Hint:
             "'point': [x, y] with two numbers",
             f"'point': {pt!r}" if "point" in entry else "no 'point'",
         )
-    x, y = float(coords[0]), float(coords[1])  # type: ignore[arg-type]
+    x, y = float(coords[0]), float(coords[1])  # type: ignore[arg-type]  # user JSON, checked before: float() raises on anything else
     if x < 0 or y < 0 or (units == "fraction" and (x > 1 or y > 1)):
         rng = "0..1" if units == "fraction" else "0 or more pixels"
         raise _bad(
@@ -193,7 +188,7 @@ def parse_entry(entry: object, index: int, source: str) -> Hint:
         ab = [_number(c) for c in v] if isinstance(v, (list, tuple)) else []
         if len(ab) != 2 or any(c is None or abs(c) > AB_LIMIT for c in ab):
             raise _bad(where, f"'ab': [a*, b*] with two numbers within +-{AB_LIMIT:g}", f"'ab': {v!r}")
-        a, b = float(ab[0]), float(ab[1])  # type: ignore[arg-type]
+        a, b = float(ab[0]), float(ab[1])  # type: ignore[arg-type]  # user JSON, checked before: float() raises on anything else
     else:
         v = entry[ck]
         try:
@@ -210,7 +205,7 @@ def parse_entry(entry: object, index: int, source: str) -> Hint:
             lim = "in 0..1 of the short side" if units == "fraction" else "in pixels, above 0"
             raise _bad(where, f"a 'radius' {lim}", f"'radius': {entry['radius']!r}")
         radius = r
-    return Hint(index, source, (x, y), (a, b), frame, time, units, radius)  # type: ignore[arg-type]
+    return Hint(index, source, (x, y), (a, b), frame, time, units, radius)
 
 
 def parse_hints(doc: object, source: str = "hints") -> tuple[Hint, ...]:
@@ -254,7 +249,7 @@ def as_hints(value: object) -> tuple[Hint, ...]:
     if isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
         items = list(value)
         if all(isinstance(h, Hint) for h in items):
-            return tuple(items)  # type: ignore[arg-type]
+            return tuple(items)
         return parse_hints(items)
     return parse_hints(value)
 

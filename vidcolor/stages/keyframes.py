@@ -69,8 +69,9 @@ class KeyframeCarry:
         self.every = every
         self.max_residual = max_residual
         self.stats = CarryStats()
-        # (the attribute is missing from the stubs OpenCV ships)
-        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # type: ignore[attr-defined]
+        self._flow = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]  # missing from OpenCV's stubs
+            cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
+        )
         self._key: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (L, L8, ab) of the last key
         self._since_key = 0  # frames since the last key frame, that one included
         self._grid: np.ndarray | None = None

@@ -22,6 +22,9 @@ For each frame:
 Everything runs in float32, with OpenCV doing the full-resolution arithmetic in horizontal strips
 of ``STRIP_ROWS`` rows so that the temporaries stay in the CPU cache, and without branches
 (``np.where``) in the per-pixel colour math.
+
+(Over 400 lines: the strip-wise full-resolution arithmetic, the guided upsampling and the
+per-format plane packing share their buffers; split, they would copy them.)
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ def parse_pix_fmt(name: str) -> PixFmt:
 @lru_cache(maxsize=16)
 def _fy_lut(entries: int, bit_depth: int, full_range: bool) -> np.ndarray:
     """Code value -> (f(Y), grey level): float32 (entries, 2). f(Y) = (L + 16) / 116 of the grey."""
-    from vidcolor.pipeline.batch_l import y_to_l  # the very same L as the model saw
+    from vidcolor.stages.batch_l import y_to_l  # the very same L as the model saw
 
     codes = np.arange(entries, dtype=np.uint16 if entries > 256 else np.uint8)
     L = y_to_l(codes, bit_depth, full_range)

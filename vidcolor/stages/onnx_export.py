@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vidcolor import __version__
 from vidcolor.errors import UsageError
 from vidcolor.media.atomic import atomic_output
 from vidcolor.models.info import ModelInfo
-from vidcolor.pipeline.batch_l import render_shape
+from vidcolor.stages.batch_l import render_shape
+from vidcolor.version import __version__
 
 OPSET = 17
 INSTALL_HINT = "install it with pip install 'vidcolor[onnx]'"

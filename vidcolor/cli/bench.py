@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from vidcolor.cli.common import run_command
+from vidcolor.durable import write_atomic
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_SMOOTHING
 
 DEFAULT_OUT = Path("benchmarks/results/latest.json")
@@ -185,17 +186,15 @@ def bench_command(
     debug: bool,
 ) -> None:
     """Time each stage and the whole run on INPUT files (or generated clips); write JSON and charts."""
-    from vidcolor.cli import run_command  # here, not at the top: vidcolor.cli imports this module
 
     def body() -> None:
         import tempfile
 
+        from vidcolor.benchmark.chart import memory_chart, stages_chart, write_png
+        from vidcolor.benchmark.report import markdown
+        from vidcolor.benchmark.suite import BenchConfig, run_benchmark
         from vidcolor.errors import UsageError
         from vidcolor.options import ColorizeOptions
-
-        from .chart import memory_chart, stages_chart, write_png
-        from .report import markdown
-        from .suite import BenchConfig, run_benchmark
 
         if repeats < 1 or frames < 1 or model_frames < 1 or encode_frames < 1 or memory_scale < 1:
             raise UsageError(
@@ -243,10 +242,7 @@ def bench_command(
         result["command"] = (
             "vidcolor bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "vidcolor bench"
         )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(tmp, out)
+        write_atomic(out, json.dumps(result, indent=1) + "\n")
         written = [str(out)]
         if result.get("clips") and (stages or e2e):
             png = out.with_suffix(".png")

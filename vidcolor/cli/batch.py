@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from vidcolor.cli import build_options, colour_options, model_options, run_command
+from vidcolor.cli.common import build_options, colour_options, model_options, run_command
 from vidcolor.errors import UsageError
 
 

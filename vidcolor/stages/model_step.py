@@ -16,7 +16,7 @@ from vidcolor.errors import UsageError
 from vidcolor.frames import LBatch
 from vidcolor.models.info import ModelInfo
 from vidcolor.options import ColorizeOptions
-from vidcolor.pipeline.onnx_runtime import OnnxRunner
+from vidcolor.stages.onnx_runtime import OnnxRunner
 
 
 @dataclass
@@ -31,7 +31,7 @@ class ModelStep:
 
     @classmethod
     def create(cls, opts: ColorizeOptions, model: torch.nn.Module | None = None) -> ModelStep:
-        from vidcolor import models
+        import vidcolor.models as models
 
         if opts.threads:
             torch.set_num_threads(opts.threads)
@@ -43,8 +43,11 @@ class ModelStep:
         runner = None
         if opts.runtime == "onnx":
             if p.device.type != "cpu" or p.dtype != torch.float32:
-                raise UsageError("--runtime onnx with a float32 CPU model", f"{p.device} {p.dtype}",
-                                 "pass --device cpu, or --runtime torch")  # fmt: skip
+                raise UsageError(
+                    "--runtime onnx with a float32 CPU model",
+                    f"{p.device} {p.dtype}",
+                    "pass --device cpu, or --runtime torch",
+                )
             runner = OnnxRunner(model, opts.threads)
         return cls(model, p.device, p.dtype, info.name, info.render_size, info.stride, runner)
 

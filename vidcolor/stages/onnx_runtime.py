@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from vidcolor.pipeline.onnx_export import graph_bytes, require
+from vidcolor.stages.onnx_export import graph_bytes, require
 
 
 class OnnxRunner:

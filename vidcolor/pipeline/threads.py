@@ -75,7 +75,7 @@ class StageGroup:
                 fn()
             except Stopped:
                 pass
-            except BaseException as exc:  # noqa: BLE001 - travels to the main thread
+            except BaseException as exc:  # travels to the main thread
                 self.fail(exc)
 
         t = threading.Thread(target=target, name=f"vidcolor-{name}", daemon=True)

@@ -15,7 +15,7 @@ Frame ``c`` comes out as ``ab_c + sum_j w_j (ab_j - ab_c) / (1 + sum_j w_j)``: a
 which the centre frame has weight 1, written as a correction so that a constant input comes out
 bit for bit unchanged.
 
-Shots: every frame's L goes through a :class:`~vidcolor.pipeline.scene_cut.SceneCutDetector`; a cut
+Shots: every frame's L goes through a :class:`~vidcolor.stages.scene_cut.SceneCutDetector`; a cut
 closes the window, so the frames of one shot never see the ab of another. A change of frame size
 is a cut too.
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vidcolor.pipeline.scene_cut import SceneCutDetector, small_luma
+from vidcolor.stages.scene_cut import SceneCutDetector, small_luma
 
 DEFAULT_WINDOW = 9  # frames: at most 4 back and 4 forward, i.e. at most 4 frames of latency
 MOTION_SIGMA = 4.0  # CIE L units: a change of L this large at a pixel counts as motion (weight 0.61)

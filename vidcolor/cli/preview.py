@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from vidcolor.cli.common import run_command
+
 DEFAULT_PORT = 8765
 PORTS_TRIED = 20  # without --port, the first free port from DEFAULT_PORT on is taken
 
@@ -55,7 +57,7 @@ def _address(host: str, port: int, token: str) -> str:
 @click.option(
     "--render-size", type=int, default=None, help="Short side the model sees (default: the model's own)."
 )
-@click.option("--threads", type=int, default=0, help="CPU threads for the model (0: all cores).")
+@click.option("--threads", type=int, default=0, help="torch CPU threads for the model (0: torch's default).")
 @click.option(
     "--max-upload-mb", type=int, default=2048, show_default=True, help="Largest file the page may upload."
 )
@@ -77,7 +79,6 @@ def preview_command(
     Serves the folder it is started in (only files under it can be opened), on this machine only
     unless --host says otherwise, behind a random token that the printed address carries.
     """
-    from vidcolor.cli import run_command  # lazily: vidcolor.cli imports this module
 
     def body() -> None:
         import uvicorn

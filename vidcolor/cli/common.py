@@ -1,0 +1,135 @@
+"""What the commands share: the error policy, the time parser's CLI error, the model and colour options."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from vidcolor.errors import UsageError, VidcolorError
+from vidcolor.formats import CODECS
+from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
+from vidcolor.timecode import parse_timecode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def parse_time(value: str | None) -> float | None:
+    """'90', '90.5', '1:30' or '0:01:30.5' -> seconds."""
+    if value is None:
+        return None
+    try:
+        return parse_timecode(value)
+    except ValueError:
+        raise UsageError("a time in seconds or [HH:]MM:SS", repr(value), "write e.g. 90 or 1:30") from None
+
+
+def _sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_command(fn: Callable[[], int | None], debug: bool) -> None:
+    """Run a command body with the CLI's error policy."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        code = fn() or 0
+    except VidcolorError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"vidcolor: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("vidcolor: interrupted; no output was written", err=True)
+        sys.exit(130)
+    sys.exit(code)
+
+
+def model_options(f: F) -> F:
+    f = click.option(
+        "--model",
+        default=DEFAULT_MODEL,
+        show_default=True,
+        help="Registry name (see 'vidcolor models') or a checkpoint file.",
+    )(f)
+    f = click.option(
+        "--weights",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Weights file for the chosen architecture (e.g. upstream eccv16 weights).",
+    )(f)
+    f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
+    f = click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per model call.")(f)
+    f = click.option(
+        "--render-size",
+        type=int,
+        default=None,
+        help="Short side, in pixels, the model sees (default: the model's own).",
+    )(f)
+    f = click.option(
+        "--threads", type=int, default=0, help="torch CPU threads for the model (0: torch's default)."
+    )(f)
+    f = click.option(
+        "--runtime",
+        type=click.Choice(["torch", "onnx"]),
+        default="torch",
+        show_default=True,
+        help="Model step on the CPU: PyTorch, or ONNX Runtime (needs vidcolor[onnx]).",
+    )(f)
+    f = click.option(
+        "--model-every",
+        type=int,
+        default=1,
+        show_default=True,
+        metavar="N",
+        help="Run the model on one frame in N of a shot and carry its colour along the motion to "
+        "the others (faster; 1: every frame).",
+    )(f)
+    return f
+
+
+def colour_options(f: F) -> F:
+    f = click.option(
+        "--smoothing",
+        type=float,
+        default=DEFAULT_SMOOTHING,
+        show_default=True,
+        help="Temporal smoothing strength 0..1 (reset at scene cuts).",
+    )(f)
+    f = click.option(
+        "--no-smoothing", is_flag=True, help="Turn temporal smoothing off (same as --smoothing 0)."
+    )(f)
+    f = click.option(
+        "--codec",
+        default=DEFAULT_CODEC,
+        show_default=True,
+        help=", ".join(CODECS) + ".",
+    )(f)
+    f = click.option("--crf", type=float, default=None, help="Quality for x264/x265 (lower is better).")(f)
+    f = click.option("--lossless", is_flag=True, help="Lossless video (ffv1 in mkv, else x264 qp 0).")(f)
+    f = click.option(
+        "--ten-bit/--eight-bit",
+        "ten_bit",
+        default=None,
+        help="Output bit depth (default: the source's, where the codec allows).",
+    )(f)
+    f = click.option(
+        "--skip-corrupt",
+        is_flag=True,
+        help="Carry on past undecodable frames and count them, instead of stopping.",
+    )(f)
+    f = click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (bwdif).")(f)
+    f = click.option("--no-verify", is_flag=True, help="Skip the final check of frames, pts and luma.")(f)
+    f = click.option("--no-guide", is_flag=True, help="Plain bilinear colour upsampling (no luma guide).")(f)
+    return f
+
+
+def build_options(kw: dict[str, Any], **extra: Any) -> ColorizeOptions:
+    smoothing = 0.0 if kw.pop("no_smoothing", False) else kw.pop("smoothing", DEFAULT_SMOOTHING)
+    kw.pop("smoothing", None)
+    verify = not kw.pop("no_verify", False)
+    guide = not kw.pop("no_guide", False)
+    return ColorizeOptions(smoothing=smoothing, verify=verify, guide=guide, **kw, **extra)

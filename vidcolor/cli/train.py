@@ -1,0 +1,118 @@
+"""The ``vidcolor train`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidcolor.cli.common import run_command
+from vidcolor.errors import UsageError
+
+
+@click.command("train")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder, tar shard or video of colour pictures (repeatable; more may follow).",
+)
+@click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--steps", type=int, default=1800, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--crop", type=int, default=144, show_default=True, help="Training crop side, pixels.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-fraction", type=float, default=0.05, show_default=True)
+@click.option(
+    "--val-every", type=int, default=250, show_default=True, help="Steps between validations (and best.pt)."
+)
+@click.option(
+    "--decoder-widths",
+    default="256,128,96,64,32",
+    show_default=True,
+    help="Channels of the fusion and the decoder at 1/16, 1/8, 1/4 and 1/2 (five numbers).",
+)
+@click.option(
+    "--global-dim", type=int, default=256, show_default=True, help="Width of the global context vector."
+)
+@click.option("--finetune-encoder", is_flag=True, help="Train the encoder too (about 10x slower on a CPU).")
+@click.option(
+    "--encoder-tail",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Train the encoder's last N blocks and head conv, at a tenth of --lr (cheap: 1/32 resolution).",
+)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
+@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--debug", is_flag=True)
+def train(
+    data: tuple[Path, ...],
+    more_data: tuple[Path, ...],
+    out: Path,
+    steps: int,
+    batch: int,
+    crop: int,
+    lr: float,
+    seed: int,
+    val_fraction: float,
+    val_every: int,
+    decoder_widths: str,
+    global_dim: int,
+    finetune_encoder: bool,
+    encoder_tail: int,
+    device: str,
+    threads: int,
+    resume: bool,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """Train the colorizer on colour pictures (see shared/data/train for the corpus)."""
+
+    def body() -> None:
+        from dataclasses import replace
+
+        from vidcolor.models.colorizer import ColorizerConfig
+        from vidcolor.train.augment import AugmentConfig
+        from vidcolor.train.loop import TrainConfig
+        from vidcolor.train.loop import train as run_train
+
+        try:
+            widths = tuple(int(w) for w in decoder_widths.split(","))
+        except ValueError:
+            widths = ()
+        if len(widths) != 5 or min(widths) < 1:
+            raise UsageError(
+                "five positive channel counts for --decoder-widths",
+                repr(decoder_widths),
+                "write e.g. 128,64,48,32,16",
+            )
+        cfg = TrainConfig(
+            data=tuple(str(p) for p in (*data, *more_data)),
+            out=str(out),
+            steps=steps,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            val_fraction=val_fraction,
+            val_every=val_every,
+            model=ColorizerConfig(
+                widths=(widths[0], widths[1], widths[2], widths[3], widths[4]), global_dim=global_dim
+            ),
+            freeze_encoder=not finetune_encoder,
+            encoder_tail=encoder_tail,
+            device=device,
+            threads=threads,
+        )
+        cfg = replace(cfg, augment=replace(AugmentConfig(), crop=crop))
+        last = run_train(cfg, resume=resume, progress=not quiet)
+        if not quiet:
+            click.echo(f"checkpoint: {last} (best by validation: {last.with_name('best.pt')})")
+
+    run_command(body, debug)

@@ -1,0 +1,33 @@
+"""What vidcolor reads and writes, named once: still-image suffixes, output codecs and their containers.
+
+The command line's help, the preview page's codec list, the encoder's name lookup and the
+benchmark's output names all read these tables.
+"""
+
+from __future__ import annotations
+
+#: Still images read and written at 16 bits per channel (others at 8).
+SIXTEEN_BIT_STILLS = frozenset({".png", ".tif", ".tiff"})
+#: Every still-image suffix vidcolor reads and writes (lower case, with the dot).
+STILL_SUFFIXES = frozenset(SIXTEEN_BIT_STILLS | {".jpg", ".jpeg", ".bmp", ".webp"})
+
+#: The codecs offered to users (``--codec``, the preview page), in the order they are listed.
+CODECS = ("libx264", "libx265", "ffv1", "prores", "lossless", "h264_nvenc", "hevc_nvenc")
+#: Codec names a user may give -> the FFmpeg encoder ("lossless" is resolved by the encoder).
+#: Not reformatted: one line per encoder reads as a table.
+CODEC_ALIASES: dict[str, str] = {
+    "libx264": "libx264", "h264": "libx264", "x264": "libx264",
+    "libx265": "libx265", "hevc": "libx265", "h265": "libx265", "x265": "libx265",
+    "ffv1": "ffv1", "prores": "prores_ks", "prores_ks": "prores_ks",
+    "h264_nvenc": "h264_nvenc", "hevc_nvenc": "hevc_nvenc", "nvenc": "h264_nvenc",
+    "vp9": "libvpx-vp9", "libvpx-vp9": "libvpx-vp9", "av1": "libsvtav1", "libsvtav1": "libsvtav1",
+}  # fmt: skip
+#: The container a codec's output gets where the source's own (or MP4) cannot hold it.
+CODEC_SUFFIX: dict[str, str] = {
+    "ffv1": ".mkv",
+    "lossless": ".mkv",
+    "prores": ".mov",
+    "prores_ks": ".mov",
+    "vp9": ".webm",
+    "libvpx-vp9": ".webm",
+}
