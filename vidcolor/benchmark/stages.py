@@ -29,10 +29,10 @@ from vidcolor.media.decode import decode_frames
 from vidcolor.media.encode import VideoWriter, plan_output
 from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
-from vidcolor.stages.batch_l import make_batch, render_shape
+from vidcolor.pipeline.chain import StageChain
+from vidcolor.stages.batch_l import render_shape
 from vidcolor.stages.merge import merge_frame, resolve_matrix
 from vidcolor.stages.model_step import ModelStep
-from vidcolor.stages.scene_cut import SceneCutDetector
 from vidcolor.stages.smooth import TemporalSmoother
 
 from .timing import Measure, Timed, time_repeats
@@ -59,9 +59,17 @@ def _chunks(frames: Sequence[Frame], size: int) -> list[list[Frame]]:
     return [list(frames[i : i + size]) for i in range(0, len(frames), size)]
 
 
-def _batches(frames: Sequence[Frame], info: SourceInfo, render: int, batch: int, stride: int) -> list[LBatch]:
+def _chain(step: ModelStep, opts: ColorizeOptions, info: SourceInfo) -> StageChain:
+    """The runner's own stages [2]-[4] for this clip, built as the runner builds them."""
     v = info.video
-    return [make_batch(c, v.bit_depth, v.color_range == "pc", render, stride) for c in _chunks(frames, batch)]
+    return StageChain(step, opts, bit_depth=v.bit_depth, full_range=v.color_range == "pc")
+
+
+def _batches(
+    frames: Sequence[Frame], info: SourceInfo, step: ModelStep, opts: ColorizeOptions, render: int, batch: int
+) -> list[LBatch]:
+    chain = _chain(step, replace(opts, render_size=render, batch_size=batch), info)
+    return [chain.to_l(c) for c in _chunks(frames, batch)]
 
 
 def _ext(codec: str) -> str:
@@ -126,7 +134,7 @@ class ClipStages:
         render = render or self.render
         batch = batch or self.s.opts.batch_size
         secs = self._time(
-            lambda: _batches(self.frames, self.info, render, batch, self.step.stride), DECODE_THREAD
+            lambda: _batches(self.frames, self.info, self.step, self.s.opts, render, batch), DECODE_THREAD
         )
         v = self.info.video
         ch, cw, ph, pw = render_shape(v.height, v.width, render, self.step.stride)
@@ -149,7 +157,7 @@ class ClipStages:
         render = render or self.render
         batch = batch or self.s.opts.batch_size
         n = min(len(self.frames), self.s.model_frames)
-        batches = _batches(self.frames[:n], self.info, render, batch, self.step.stride)
+        batches = _batches(self.frames[:n], self.info, self.step, self.s.opts, render, batch)
         outs: list[np.ndarray] = []
 
         def once() -> None:
@@ -186,7 +194,9 @@ class ClipStages:
         are the largest and the mean change of the output (raw a*b* units) against the pipeline's call."""
         net, dev = self.step.model, self.device
         n = min(len(self.frames), self.s.model_frames)
-        batches = _batches(self.frames[:n], self.info, self.render, self.s.opts.batch_size, self.step.stride)
+        batches = _batches(
+            self.frames[:n], self.info, self.step, self.s.opts, self.render, self.s.opts.batch_size
+        )
         ref = [self.step(lb) for lb in batches]
         variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
         if dev.type == "cpu":
@@ -249,14 +259,20 @@ class ClipStages:
 
     # [4] --------------------------------------------------------------------------------------
     def smooth(self, scene_cuts: bool = False) -> Measure:
-        """The temporal smoother over every frame. The runner builds it without a scene-cut
-        detector; ``scene_cuts`` times it with one (as DESIGN.md describes the stage)."""
+        """The temporal smoother over every frame. With ``scene_cuts`` it is the runner's own (the
+        stage chain's smoother, reset at scene cuts); without, the same smoother with no detector,
+        which shows what the detector costs."""
         strength = self.s.opts.smoothing
-        ls = _batches(self.frames, self.info, self.render, self.s.opts.batch_size, self.step.stride)
+        opts = self.s.opts
+        ls = _batches(self.frames, self.info, self.step, opts, self.render, opts.batch_size)
         pairs = [(i, lb.L[k, 0]) for lb in ls for k, i in enumerate(lb.indices)]
 
         def once() -> None:
-            sm = TemporalSmoother(strength, SceneCutDetector() if scene_cuts else None)
+            sm = (
+                _chain(self.step, opts, self.info).smoother
+                if scene_cuts
+                else TemporalSmoother(strength, None)
+            )
             n = 0
             for i, L in pairs:
                 n += len(sm.push(i, self._ab(i), L))
@@ -269,7 +285,7 @@ class ClipStages:
             name,
             len(pairs),
             secs,
-            {"strength": strength, "scene_cut_detector": scene_cuts, "pipeline": not scene_cuts},
+            {"strength": strength, "scene_cut_detector": scene_cuts, "pipeline": scene_cuts},
         )
 
     # [5] --------------------------------------------------------------------------------------
