@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from vidcolor.cli.common import build_options, colour_options, model_options, run_command
+from vidcolor.cli.common import (
+    build_options,
+    colour_options,
+    model_options,
+    reference_dir_options,
+    run_command,
+)
 from vidcolor.errors import UsageError
 
 
@@ -70,18 +76,9 @@ from vidcolor.errors import UsageError
 @click.option(
     "--overwrite", is_flag=True, help="Replace outputs that exist but are not recorded as finished."
 )
-@click.option(
-    "--reference-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A folder of colour stills: each shot takes its colours from the few that match it best; "
-    "which ones is written beside each output as NAME.references.json.",
-)
-@click.option(
-    "--drop-reference",
-    "drop_references",
-    multiple=True,
-    help="A still of --reference-dir never to choose (repeatable; IMG@START-END: not in that range).",
+@reference_dir_options(
+    "A folder of colour stills: each shot takes its colours from the few that match it best; "
+    "which ones is written beside each output as NAME.references.json."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only the final table.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from vidcolor.cli.common import build_options, colour_options, model_options, parse_time, run_command
+from vidcolor.cli.common import (
+    build_options,
+    colour_options,
+    model_options,
+    parse_time,
+    reference_dir_options,
+    run_command,
+)
 from vidcolor.options import DEFAULT_MODEL
 
 
@@ -49,18 +56,9 @@ from vidcolor.options import DEFAULT_MODEL
     help="A colour still whose colours the film takes where it shows like content (repeatable; "
     "IMG@START-END limits it to a time range).",
 )
-@click.option(
-    "--reference-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A folder of colour stills (any depth): each shot takes its colours from the few that match "
-    "it best, or keeps its automatic colour when none does. Indexed once, in a cache.",
-)
-@click.option(
-    "--drop-reference",
-    "drop_references",
-    multiple=True,
-    help="A still of --reference-dir never to choose (repeatable; IMG@START-END: not in that range).",
+@reference_dir_options(
+    "A folder of colour stills (any depth): each shot takes its colours from the few that match "
+    "it best, or keeps its automatic colour when none does. Indexed once, in a cache."
 )
 @click.option(
     "--references-report",

@@ -6,6 +6,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -46,6 +47,34 @@ def run_command(fn: Callable[[], int | None], debug: bool) -> None:
         click.echo("vidcolor: interrupted; no output was written", err=True)
         sys.exit(130)
     sys.exit(code)
+
+
+def data_options(help: str) -> Callable[[F], F]:
+    """``--data PATH`` (repeatable, required) and more paths after it, as ``data`` and ``more_data``."""
+
+    def deco(f: F) -> F:
+        f = click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))(f)
+        return click.option(
+            "--data", "data", multiple=True, type=click.Path(path_type=Path), required=True, help=help
+        )(f)
+
+    return deco
+
+
+def reference_dir_options(help: str) -> Callable[[F], F]:
+    """``--reference-dir DIR`` (its help says what this command does with it) and
+    ``--drop-reference`` (repeatable, as ``drop_references``)."""
+
+    def deco(f: F) -> F:
+        f = click.option(
+            "--drop-reference",
+            "drop_references",
+            multiple=True,
+            help="A still of --reference-dir never to choose (repeatable; IMG@START-END: not in that range).",
+        )(f)
+        return click.option("--reference-dir", type=click.Path(path_type=Path), default=None, help=help)(f)
+
+    return deco
 
 
 def model_options(f: F) -> F:

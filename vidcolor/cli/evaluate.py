@@ -7,21 +7,13 @@ from typing import Any
 
 import click
 
-from vidcolor.cli.common import model_options, run_command
+from vidcolor.cli.common import data_options, model_options, run_command
 from vidcolor.errors import UsageError
 from vidcolor.options import DEFAULT_SMOOTHING, ColorizeOptions
 
 
 @click.command("eval")
-@click.option(
-    "--data",
-    "data",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Folder or file of colour images/videos used as ground truth (repeatable).",
-)
-@click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))
+@data_options("Folder or file of colour images/videos used as ground truth (repeatable).")
 @model_options
 @click.option(
     "--heads",

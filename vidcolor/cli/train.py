@@ -6,20 +6,12 @@ from pathlib import Path
 
 import click
 
-from vidcolor.cli.common import run_command
+from vidcolor.cli.common import data_options, run_command
 from vidcolor.errors import UsageError
 
 
 @click.command("train")
-@click.option(
-    "--data",
-    "data",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Folder, tar shard or video of colour pictures (repeatable; more may follow).",
-)
-@click.argument("more_data", nargs=-1, type=click.Path(path_type=Path))
+@data_options("Folder, tar shard or video of colour pictures (repeatable; more may follow).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--steps", type=int, default=1800, show_default=True)
 @click.option("--batch", type=int, default=32, show_default=True)
