@@ -69,8 +69,13 @@ class KeyframeCarry:
         self.every = every
         self.max_residual = max_residual
         self.stats = CarryStats()
-        self._flow = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]  # missing from OpenCV's stubs
-            cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
+        # Only a run that carries colour needs the flow; every film, still and bench pass builds one.
+        self._flow = (
+            cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]  # missing from OpenCV's stubs
+                cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
+            )
+            if every > 1
+            else None
         )
         self._key: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (L, L8, ab) of the last key
         self._since_key = 0  # frames since the last key frame, that one included
@@ -123,7 +128,8 @@ class KeyframeCarry:
                 out[i] = _remap(src, m)
         last = keys[-1] if keys else None
         if last is not None:
-            self._key = (lb.L[last, 0], L8[last], out[last])
+            # A copy: ``out`` goes down the queue to the next stage while the next batch reads the key.
+            self._key = (lb.L[last, 0], L8[last], out[last].copy())
         self._since_key = since
         self.stats.model_frames += len(keys)
         self.stats.carried_frames += n - len(keys)
@@ -134,6 +140,7 @@ class KeyframeCarry:
     ) -> np.ndarray | None:
         """The remap grid that pulls the key frame onto the current one (float32 (h, w, 2)), or
         None when the warped key frame does not match the current frame well enough."""
+        assert self._flow is not None  # built whenever every > 1, the only way here
         flow = self._flow.calc(cur8, key8, None)  # cur(x) ~ key(x + flow(x))
         h, w = cur8.shape
         if self._grid is None or self._grid.shape[:2] != (h, w):
