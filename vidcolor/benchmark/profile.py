@@ -50,7 +50,7 @@ _WORK = (
     ("merge_frame", "merge"),
     ("VideoWriter.", "encode"),
     ("decode_frames", "decode"),
-    ("_decode", "decode"),
+    ("_DecodePass.", "decode"),
 )
 
 

@@ -154,7 +154,9 @@ def decode_frames(
             "a readable media file", f"{p.name} cannot be opened ({exc})", "run probe on it"
         ) from None
     try:
-        yield from _decode(container, p, info, start, duration, skip_corrupt, deinterlace, threads, stats)
+        stream, section = _open_section(container, p, info, start, duration, threads)
+        run = _DecodePass(container, stream, p.name, info.is_still, section, skip_corrupt, deinterlace, stats)
+        yield from run.frames()
     finally:
         container.close()
 
@@ -223,17 +225,38 @@ class _Damage:
         return out
 
 
-def _decode(
+@dataclass(frozen=True)
+class _Section:
+    """Where the wanted pictures lie on the stream's clock (all in ``tb`` units).
+
+    origin: the stream's start pts. lo, hi: the section [lo, hi), None where open. step: one
+    frame interval, for rebuilding missing pts.
+    """
+
+    tb: Fraction
+    origin: int
+    lo: int | None
+    hi: int | None
+    step: int
+
+    def holds(self, pts: int) -> bool:
+        return (self.lo is None or pts >= self.lo) and (self.hi is None or pts < self.hi)
+
+    def passed(self, pts: int | None) -> bool:
+        """True once a picture at ``pts`` is past the section: in presentation order, so nothing
+        later can fall inside it."""
+        return self.hi is not None and pts is not None and pts >= self.hi
+
+
+def _open_section(
     container: av.container.InputContainer,
     p: Path,
     info: SourceInfo,
     start: float | None,
     duration: float | None,
-    skip_corrupt: bool,
-    deinterlace: bool,
     threads: int,
-    stats: DecodeStats,
-) -> Iterator[Frame]:
+) -> tuple[av.VideoStream, _Section]:
+    """Set up the video stream's decoder, seek near ``start``, and say where the section lies."""
     # The file-wide index, not a position among video streams; probe found a video stream there.
     stream = cast(av.VideoStream, container.streams[info.video.index])
     if stream.codec_context is None:  # probe rejects this; the file may have changed since
@@ -254,139 +277,180 @@ def _decode(
             pass  # unseekable input: decode from the start and drop what comes before ``lo``
     rate = info.video.guessed_rate or info.video.average_rate or _FALLBACK_RATE
     step = max(1, round(1 / (rate * tb)))
+    return stream, _Section(tb, origin, lo, hi, step)
 
-    damage = _Damage()
-    corrupt_pts: set[int] = set()  # pts of pictures that came out damaged (survives the deinterlacer)
-    last_pts: int | None = None
-    lost_at_end = False
-    read = 0  # packets with data, for comparing with the frame count the index lists
-    short_read = False  # the last packet with data was flagged corrupt by the demuxer
-    deint = _Deinterlacer() if deinterlace else None
 
-    def in_section(pts: int) -> bool:
-        return (lo is None or pts >= lo) and (hi is None or pts < hi)
+class _DecodePass:
+    """One pass of the demux loop over a stream, with the state its damage and truncation
+    checks share.
 
-    def fail(what: str, pts: int | None) -> None:
+    The pass reads packets (``frames``), sends each to the decoder, and hands every picture
+    that comes out to ``_picture_out``, which settles the damage before it (``_Damage``), then to
+    the deinterlacer if any, then to ``_emit``, which gives it its index and pts. When the data
+    ends, ``_settle_end`` reports what never came out and whether the file was cut short.
+    """
+
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        stream: av.VideoStream,
+        name: str,
+        is_still: bool,
+        section: _Section,
+        skip_corrupt: bool,
+        deinterlace: bool,
+        stats: DecodeStats,
+    ) -> None:
+        self.container = container
+        self.stream = stream
+        self.name = name
+        self.is_still = is_still
+        self.section = section
+        self.skip_corrupt = skip_corrupt
+        self.stats = stats
+        self.deint = _Deinterlacer() if deinterlace else None
+        self.damage = _Damage()
+        self.corrupt_pts: set[int] = (
+            set()
+        )  # pts of pictures that came out damaged (survives the deinterlacer)
+        self.last_pts: int | None = None
+        self.lost_at_end = False  # the demuxer broke, or the data ended before the declared end
+        self.read = 0  # packets with data, for comparing with the frame count the index lists
+        self.short_read = False  # the last packet with data was flagged corrupt by the demuxer
+
+    def frames(self) -> Iterator[Frame]:
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                self._data_ended()
+                break
+            except av.error.FFmpegError:
+                # The demuxer broke before the end (truncated or unreadable): what is left is lost.
+                self.stats.truncated = True
+                self.lost_at_end = True
+                break
+            if packet.size:
+                self.read += 1
+                self.short_read = packet.is_corrupt
+                if packet.pts is not None:
+                    self.damage.sent_packet(packet.pts, packet.is_corrupt)
+            elif packet.pts is None and packet.dts is None:
+                self._data_ended()  # the flush packet: settle truncation before the last pictures come out
+            try:
+                pictures = self.stream.decode(packet)
+            except av.error.EOFError:
+                pictures = []
+            except av.error.FFmpegError:
+                self.damage.errors += 1
+                pictures = []
+            for picture in pictures:
+                yield from self._picture_out(picture)
+            if self.section.passed(self.last_pts):
+                break
+        yield from self._settle_end()
+
+    def _settle_end(self) -> Iterator[Frame]:
+        """After the last packet: drain a broken decoder, report what never came out and a cut end."""
+        sec = self.section
+        if self.lost_at_end:
+            try:
+                for picture in self.stream.decode(None):
+                    yield from self._picture_out(picture)
+            except av.error.FFmpegError:
+                pass
+        for m in self.damage.missing_before(None):
+            if sec.holds(m):
+                self._fail("a frame that could not be decoded", m)
+                self.stats.corrupt_skipped += 1
+        declared = _declared_end(self.stream)
+        if (
+            not self.lost_at_end
+            and sec.hi is None
+            and self.last_pts is not None
+            and declared is not None
+            and declared - float(self.last_pts * sec.tb)
+            > _END_SLACK_FRAMES * float(sec.step * sec.tb) + _END_SLACK_S
+        ):
+            # The demuxer reached the end of the data without an error, yet frames are missing.
+            self.stats.truncated = True
+            self.lost_at_end = True
+        if self.lost_at_end and (sec.hi is None or (self.last_pts is not None and self.last_pts < sec.hi)):
+            self._fail("the end of readable data (the file is truncated)", None)
+        if self.deint is not None:
+            for out in self.deint.flush():
+                yield from self._emit(out)
+
+    def _picture_out(self, picture: av.VideoFrame) -> Iterator[Frame]:
+        """A picture left the decoder: settle the damage before it, then pass it on."""
+        pts = picture.pts
+        if pts is not None:
+            for m in self.damage.missing_before(pts):
+                if self.section.holds(m):
+                    self._fail("a frame that could not be decoded", m)
+                    self.stats.corrupt_skipped += 1
+            if self.damage.arrived(pts) or picture.is_corrupt:
+                self.corrupt_pts.add(pts)
+        elif picture.is_corrupt and self.last_pts is not None:
+            self.corrupt_pts.add(self.last_pts + self.section.step)
+        if self.deint is None:
+            yield from self._emit(picture)
+        else:
+            for out in self.deint.push(picture):
+                yield from self._emit(out)
+
+    def _emit(self, picture: av.VideoFrame) -> Iterator[Frame]:
+        """Give a picture its pts (rebuilt where missing) and index, and yield it if in the section."""
+        sec = self.section
+        pts = picture.pts
+        if pts is None:
+            pts = 0 if self.is_still else (sec.origin if self.last_pts is None else self.last_pts + sec.step)
+            if not self.is_still:
+                self.stats.rebuilt_pts += 1
+        self.last_pts = pts
+        if not sec.holds(pts):
+            return
+        corrupt = pts in self.corrupt_pts
+        self.corrupt_pts.discard(pts)
+        if corrupt:
+            self._fail("a frame decoded with errors", pts)
+            self.stats.corrupt_kept += 1
+        yield Frame(index=self.stats.frames, pts=pts, time_base=sec.tb, y=luma_of(picture), corrupt=corrupt)
+        self.stats.frames += 1
+
+    def _data_ended(self) -> None:
+        """The demuxer has no more packets: if the last one was a short read, the file is cut."""
+        if self.short_read and not self.stats.truncated:
+            self.stats.truncated = True
+            sec = self.section
+            if sec.lo is None and sec.hi is None and self.stream.frames > self.read:
+                self.stats.unread = self.stream.frames - self.read
+
+    def _fail(self, what: str, pts: int | None) -> None:
         """Note a damaged/missing frame at the current index; raise unless skip_corrupt."""
+        stats = self.stats
         index = stats.frames
         if stats.first_corrupt_index is None:
             stats.first_corrupt_index = index
-        if not skip_corrupt:
-            when = f" (t={float(pts * tb):.3f}s)" if pts is not None else ""
-            found = f"{what} at frame {index}{when} of {p.name}"
-            if short_read and stats.truncated:
-                # Known only once the data has ended, so whatever fails now is where it ends.
-                detail = [f"t={float(pts * tb):.3f}s"] if pts is not None else []
-                detail.append("its data ends inside that frame")
-                if stats.unread:
-                    detail[-1] += f", and {stats.unread} more frames its index lists are missing"
-                found = f"{p.name} truncated at frame {index} ({'; '.join(detail)})"
-            raise CorruptInputError(
-                "an intact video stream",
-                found,
-                "pass --skip-corrupt to keep the frames that decode, or repair the file",
-                frame_index=index,
-            )
-
-    def emit(frame: av.VideoFrame) -> Iterator[Frame]:
-        nonlocal last_pts
-        pts = frame.pts
-        if pts is None:
-            pts = 0 if info.is_still else (origin if last_pts is None else last_pts + step)
-            if not info.is_still:
-                stats.rebuilt_pts += 1
-        last_pts = pts
-        if not in_section(pts):
+        if self.skip_corrupt:
             return
-        corrupt = pts in corrupt_pts
-        corrupt_pts.discard(pts)
-        if corrupt:
-            fail("a frame decoded with errors", pts)
-            stats.corrupt_kept += 1
-        yield Frame(index=stats.frames, pts=pts, time_base=tb, y=luma_of(frame), corrupt=corrupt)
-        stats.frames += 1
-
-    def data_ended() -> None:
-        """The demuxer has no more packets: if the last one was a short read, the file is cut."""
-        if short_read and not stats.truncated:
-            stats.truncated = True
-            if lo is None and hi is None and stream.frames > read:
-                stats.unread = stream.frames - read
-
-    def arrived(frame: av.VideoFrame) -> Iterator[Frame]:
-        """A picture left the decoder: settle the damage before it, then pass it on."""
-        pts = frame.pts
-        if pts is not None:
-            for m in damage.missing_before(pts):
-                if in_section(m):
-                    fail("a frame that could not be decoded", m)
-                    stats.corrupt_skipped += 1
-            if damage.arrived(pts) or frame.is_corrupt:
-                corrupt_pts.add(pts)
-        elif frame.is_corrupt and last_pts is not None:
-            corrupt_pts.add(last_pts + step)
-        if deint is None:
-            yield from emit(frame)
-        else:
-            for out in deint.push(frame):
-                yield from emit(out)
-
-    packets = container.demux(stream)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            data_ended()
-            break
-        except av.error.FFmpegError:
-            # The demuxer broke before the end (truncated or unreadable): what is left is lost.
-            stats.truncated = True
-            lost_at_end = True
-            break
-        if packet.size:
-            read += 1
-            short_read = packet.is_corrupt
-            if packet.pts is not None:
-                damage.sent_packet(packet.pts, packet.is_corrupt)
-        elif packet.pts is None and packet.dts is None:
-            data_ended()  # the flush packet: settle truncation before the last pictures come out
-        try:
-            frames = stream.decode(packet)
-        except av.error.EOFError:
-            frames = []
-        except av.error.FFmpegError:
-            damage.errors += 1
-            frames = []
-        for frame in frames:
-            yield from arrived(frame)
-        if hi is not None and last_pts is not None and last_pts >= hi:
-            break  # presentation order: nothing later can fall inside the section
-    if lost_at_end:
-        try:
-            for frame in stream.decode(None):
-                yield from arrived(frame)
-        except av.error.FFmpegError:
-            pass
-    for m in damage.missing_before(None):
-        if in_section(m) and (hi is None or m < hi):
-            fail("a frame that could not be decoded", m)
-            stats.corrupt_skipped += 1
-    declared = _declared_end(stream)
-    if (
-        not lost_at_end
-        and hi is None
-        and last_pts is not None
-        and declared is not None
-        and declared - float(last_pts * tb) > _END_SLACK_FRAMES * float(step * tb) + _END_SLACK_S
-    ):
-        # The demuxer reached the end of the data without an error, yet frames are missing.
-        stats.truncated = True
-        lost_at_end = True
-    if lost_at_end and (hi is None or (last_pts is not None and last_pts < hi)):
-        fail("the end of readable data (the file is truncated)", None)
-    if deint is not None:
-        for out in deint.flush():
-            yield from emit(out)
+        tb = self.section.tb
+        when = f" (t={float(pts * tb):.3f}s)" if pts is not None else ""
+        found = f"{what} at frame {index}{when} of {self.name}"
+        if self.short_read and stats.truncated:
+            # Known only once the data has ended, so whatever fails now is where it ends.
+            detail = [f"t={float(pts * tb):.3f}s"] if pts is not None else []
+            detail.append("its data ends inside that frame")
+            if stats.unread:
+                detail[-1] += f", and {stats.unread} more frames its index lists are missing"
+            found = f"{self.name} truncated at frame {index} ({'; '.join(detail)})"
+        raise CorruptInputError(
+            "an intact video stream",
+            found,
+            "pass --skip-corrupt to keep the frames that decode, or repair the file",
+            frame_index=index,
+        )
 
 
 def _declared_end(stream: av.VideoStream) -> float | None:
