@@ -186,7 +186,7 @@ def test_profile_sorts_samples_into_work_and_waiting() -> None:
             "Pipe.__iter__ (vidcolor/pipeline/threads.py:50) 10",
             f"thread (0x2): vidcolor-merge;{root};merge (vidcolor/pipeline/run.py:330);"
             "Pipe.put (vidcolor/pipeline/threads.py:30) 5",
-            "thread (0x3): MainThread;main (vidcolor/cli.py:1);_run_stages (vidcolor/pipeline/run.py:340);"
+            "thread (0x3): MainThread;main (vidcolor/cli.py:1);run_stages (vidcolor/pipeline/run.py:340);"
             "VideoWriter.write (vidcolor/media/encode.py:500) 4",
             "thread (0x3): MainThread;main (vidcolor/cli.py:1);"
             "verify_output (vidcolor/pipeline/verify.py:40);decode_frames (vidcolor/media/decode.py:140) 1",

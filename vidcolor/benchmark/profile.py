@@ -85,7 +85,7 @@ def summarise(raw: str) -> dict[str, Any]:
             continue
         name = m.group("name") or m.group("tid")
         stack = m.group("stack").split(";")
-        if name == "MainThread" and not any("_run_stages" in f or "verify_output" in f for f in stack):
+        if name == "MainThread" and not any("run_stages" in f or "verify_output" in f for f in stack):
             continue  # imports, model building: before the run
         per[name][classify(stack)] += int(m.group("count"))
     out: dict[str, Any] = {}

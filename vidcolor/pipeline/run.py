@@ -172,7 +172,9 @@ def colorize_video(
     stats = DecodeStats()
     t0 = time.perf_counter()
     with atomic_output(dst, opts.overwrite) as tmp:
-        _run_stages(src, tmp, info, plan, opts, step, stats, summary, progress, on_frame)
+        run_stages(
+            StageJob(src, tmp, info, plan, opts, step), stats, summary, progress=progress, on_frame=on_frame
+        )
         if summary.frames == 0:
             raise _no_frames(info, opts)
         if opts.verify:
@@ -220,8 +222,7 @@ class FrameWindow:
     Decoding starts at ``start_s`` (seconds from the video stream's start, as decode_frames takes
     it). Frames with pts in [first, stop) are colorized and smoothed; of these, the ones in
     [lo, hi) are merged and encoded, re-indexed from 0, and ``after`` frames from ``hi`` on are
-    read for the smoother's look-ahead (warm-up frames, not encoded). ``whole``: none of this,
-    the options' own section is decoded and encoded as colorize_video does.
+    read for the smoother's look-ahead (warm-up frames, not encoded).
     """
 
     start_s: float | None
@@ -230,7 +231,6 @@ class FrameWindow:
     hi: int | None
     stop: int | None
     after: int = 0
-    whole: bool = False
 
     def select(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         """The frames to colorize, in order (ends the decoding once the look-ahead is read)."""
@@ -250,103 +250,89 @@ class FrameWindow:
         return (self.lo is None or pts >= self.lo) and (self.hi is None or pts < self.hi)
 
 
-def run_window(
-    src: Path,
-    tmp: Path,
-    info: SourceInfo,
-    plan: OutputPlan,
-    opts: ColorizeOptions,
-    step: ModelStep,
-    window: FrameWindow,
-    *,
-    stats: DecodeStats,
-    on_frame: Callable[[int], None] | None = None,
-) -> int:
-    """Run the stages over ``window`` of ``src`` into ``tmp`` (no verify, no rename); return the
-    number of frames encoded. The segment job of pipeline/segments.py."""
-    summary = Summary(str(src), str(tmp))
-    _run_stages(
-        src,
-        tmp,
-        info,
-        plan,
-        opts,
-        step,
-        stats,
-        summary,
-        False,
-        on_frame,
-        window=None if window.whole else window,
-    )
-    return summary.frames
+@dataclass(frozen=True)
+class StageJob:
+    """One pass of the stages over a film: what is read, how it is coloured, where it is written.
+
+    src: the film. tmp: where the output is encoded (the caller renames it). plan: the output's
+    codec and pixel format. step: the loaded model. window: a part of the film by pts for a
+    segment (None: the options' own --start/--duration section, as colorize_video runs it).
+    """
+
+    src: Path
+    tmp: Path
+    info: SourceInfo
+    plan: OutputPlan
+    opts: ColorizeOptions
+    step: ModelStep
+    window: FrameWindow | None = None
 
 
-def _run_stages(
-    src: Path,
-    tmp: Path,
-    info: SourceInfo,
-    plan: OutputPlan,
-    opts: ColorizeOptions,
-    step: ModelStep,
-    stats: DecodeStats,
-    summary: Summary,
-    progress: bool,
-    on_frame: Callable[[int], None] | None,
-    window: FrameWindow | None = None,
-) -> None:
-    v = info.video
-    full_range = v.color_range == "pc"
-    matrix = _matrix(plan)
-    guide = guide_for_film(info, opts)  # None without hints and references: the unguided path
-    chain = StageChain(
-        step,
-        opts,
-        bit_depth=v.bit_depth,
-        full_range=full_range,
-        guide=guide,
-        field_aware=v.field_order not in ("progressive", "unknown") and not opts.deinterlace,
-    )
-    group = StageGroup()
-    to_model = group.pipe(QUEUE_BATCHES)
-    to_colour = group.pipe(QUEUE_BATCHES)
-    to_merge = group.pipe(QUEUE_BATCHES * opts.batch_size)
-    to_encode = group.pipe(QUEUE_BATCHES * opts.batch_size)
+class _StageThreads:
+    """The four stage threads of one job and the queues between them.
 
-    def read() -> None:
-        if window is None:
-            frames = decode_frames(
-                src,
-                info,
-                start=opts.start,
-                duration=opts.duration,
-                skip_corrupt=opts.skip_corrupt,
-                deinterlace=opts.deinterlace,
-                stats=stats,
-            )
-        else:
-            frames = window.select(
-                decode_frames(
-                    src,
-                    info,
-                    start=window.start_s,
-                    skip_corrupt=opts.skip_corrupt,
-                    deinterlace=opts.deinterlace,
-                    stats=stats,
-                )
-            )
+    Thread ownership: ``read`` (decode, to L and the guidance's planning) runs on the decode
+    thread, ``model`` on the model thread, ``colour`` (guidance finish, smoothing, the segment's
+    re-numbering) on the colour thread, ``merge`` on the merge thread; the calling thread encodes
+    (``encode``). Each method touches only the chain's part its thread owns (see StageChain).
+    """
+
+    def __init__(self, job: StageJob, stats: DecodeStats) -> None:
+        self.job = job
+        self.stats = stats
+        v = job.info.video
+        self.full_range = v.color_range == "pc"
+        self.guide = guide_for_film(
+            job.info, job.opts
+        )  # None without hints and references: the unguided path
+        self.chain = StageChain(
+            job.step,
+            job.opts,
+            bit_depth=v.bit_depth,
+            full_range=self.full_range,
+            guide=self.guide,
+            field_aware=v.field_order not in ("progressive", "unknown") and not job.opts.deinterlace,
+        )
+        self.group = StageGroup()
+        batch = job.opts.batch_size
+        self.to_model = self.group.pipe(QUEUE_BATCHES)
+        self.to_colour = self.group.pipe(QUEUE_BATCHES)
+        self.to_merge = self.group.pipe(QUEUE_BATCHES * batch)
+        self.to_encode = self.group.pipe(QUEUE_BATCHES * batch)
+
+    def start(self) -> None:
+        self.group.start("decode", self.read)
+        self.group.start("model", self.model)
+        self.group.start("colour", self.colour)
+        self.group.start("merge", self.merge)
+
+    def read(self) -> None:
+        job, opts, window = self.job, self.job.opts, self.job.window
+        frames = decode_frames(
+            job.src,
+            job.info,
+            start=opts.start if window is None else window.start_s,
+            duration=opts.duration if window is None else None,
+            skip_corrupt=opts.skip_corrupt,
+            deinterlace=opts.deinterlace,
+            stats=self.stats,
+        )
+        if window is not None:
+            frames = window.select(frames)
         for batch in _batches(frames, opts.batch_size):
-            lb = chain.to_l(batch)
+            lb = self.chain.to_l(batch)
             # The guidance's tracking needs nothing from the model: it runs here, ahead of it.
-            guided = chain.plan(lb, frame_times(batch, info))
-            to_model.put((batch, lb, guided))
-        to_model.put(END)
+            guided = self.chain.plan(lb, frame_times(batch, job.info))
+            self.to_model.put((batch, lb, guided))
+        self.to_model.put(END)
 
-    def model() -> None:
-        for batch, lb, guided in to_model:
-            to_colour.put((batch, lb, guided, chain.model(lb, guided)))
-        to_colour.put(END)
+    def model(self) -> None:
+        for batch, lb, guided in self.to_model:
+            self.to_colour.put((batch, lb, guided, self.chain.model(lb, guided)))
+        self.to_colour.put(END)
 
-    def colour() -> None:
+    def colour(self) -> None:
+        window = self.job.window
         pending: deque[tuple[Frame, tuple[int, int]]] = deque()
         encoded = 0
 
@@ -360,63 +346,81 @@ def _run_stages(
                         continue
                     frame = replace(frame, index=encoded)
                     encoded += 1
-                to_merge.put((frame, ab, content))
+                self.to_merge.put((frame, ab, content))
 
-        for batch, lb, guided, out in to_colour:
-            ab = chain.finish(lb, guided, out)
+        for batch, lb, guided, out in self.to_colour:
+            ab = self.chain.finish(lb, guided, out)
             for i, frame in enumerate(batch):
                 pending.append((frame, lb.content))
-                send(chain.smooth(frame.index, ab[i], lb.L[i, 0]))
-        send(chain.flush())
-        to_merge.put(END)
+                send(self.chain.smooth(frame.index, ab[i], lb.L[i, 0]))
+        send(self.chain.flush())
+        self.to_merge.put(END)
 
-    def merge() -> None:
+    def merge(self) -> None:
+        v, plan, opts = self.job.info.video, self.job.plan, self.job.opts
+        matrix = _matrix(plan)
         shift = v.bit_depth - plan.bit_depth  # > 0 only where the plan states a downconversion
-        for frame, ab, content in to_merge:
+        for frame, ab, content in self.to_merge:
             y = frame.y if shift == 0 else _rescale(frame.y, shift, plan.bit_depth)
             planes = merge_frame(
                 y,
                 ab,
                 content,
                 bit_depth=plan.bit_depth,
-                full_range=full_range,
+                full_range=self.full_range,
                 matrix=matrix,
                 pix_fmt=plan.pix_fmt,
                 guide=opts.guide,
             )
-            to_encode.put((frame.index, frame.pts, planes))
-        to_encode.put(END)
+            self.to_encode.put((frame.index, frame.pts, planes))
+        self.to_encode.put(END)
 
+    def encode(self, summary: Summary, bar: tqdm, on_frame: Callable[[int], None] | None) -> None:
+        """On the calling thread: write what the merge thread sends, then wait for every stage."""
+        job = self.job
+        with VideoWriter(
+            job.tmp, job.info, job.plan, start=job.opts.start, duration=job.opts.duration
+        ) as writer:
+            for index, pts, planes in self.to_encode:
+                writer.write(index, pts, planes)
+                summary.frames += 1
+                bar.update(1)
+                if on_frame is not None:
+                    on_frame(summary.frames)
+            self.group.join()  # raise a stage's error before the writer is closed and flushed
+        summary.notes.extend(self.chain.notes())
+        if self.guide is not None and self.guide.chooser is not None:
+            summary.references = self.guide.chooser.report()
+            summary.notes.extend(self.guide.chooser.lines())
+
+
+def run_stages(
+    job: StageJob,
+    stats: DecodeStats,
+    summary: Summary,
+    *,
+    progress: bool = False,
+    on_frame: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``job``'s stages to the end: decode counters go to ``stats``, frames and notes to
+    ``summary``; ``on_frame`` is called with the count of frames encoded so far."""
+    threads = _StageThreads(job, stats)
     bar = tqdm(
-        total=_expected_frames(info, opts),
+        total=_expected_frames(job.info, job.opts),
         unit="frame",
         disable=not progress,
-        desc=src.name,
+        desc=job.src.name,
         dynamic_ncols=True,
         smoothing=0.1,
     )
     try:
         # Started inside the try: a Ctrl-C that lands between two starts must still stop and join
         # the stages, or the interpreter exits with a model thread inside torch (abort at exit).
-        group.start("decode", read)
-        group.start("model", model)
-        group.start("colour", colour)
-        group.start("merge", merge)
-        with VideoWriter(tmp, info, plan, start=opts.start, duration=opts.duration) as writer:
-            for index, pts, planes in to_encode:
-                writer.write(index, pts, planes)
-                summary.frames += 1
-                bar.update(1)
-                if on_frame is not None:
-                    on_frame(summary.frames)
-            group.join()  # raise a stage's error before the writer is closed and flushed
-        summary.notes.extend(chain.notes())
-        if guide is not None and guide.chooser is not None:
-            summary.references = guide.chooser.report()
-            summary.notes.extend(guide.chooser.lines())
+        threads.start()
+        threads.encode(summary, bar, on_frame)
     except BaseException:
-        group.abort()
-        group.join()
+        threads.group.abort()
+        threads.group.join()
         raise
     finally:
         bar.close()

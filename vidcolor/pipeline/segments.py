@@ -61,7 +61,7 @@ from vidcolor.pipeline.journal import (
     segment_ok,
     write_plan,
 )
-from vidcolor.pipeline.run import FrameWindow, Summary, _no_frames, colorize_video, run_window
+from vidcolor.pipeline.run import FrameWindow, StageJob, Summary, _no_frames, colorize_video, run_stages
 from vidcolor.pipeline.verify import verify_output
 from vidcolor.stages.model_step import ModelStep
 
@@ -116,19 +116,22 @@ def encode_segment(
     info = probe(src)
     plan = segment_plan(info, out, options)
     step = ModelStep.create(options, colorizer)
-    window = FrameWindow(
-        start_s=segment.start_s,
-        first=segment.first,
-        lo=segment.lo,
-        hi=segment.hi,
-        stop=segment.stop,
-        after=LOOKAHEAD_FRAMES if segment.hi is not None else 0,
-        whole=segment.first is None,
-    )
+    # A film in one segment decodes and encodes the options' own section, as colorize_video does.
+    window = None
+    if segment.first is not None:
+        window = FrameWindow(
+            start_s=segment.start_s,
+            first=segment.first,
+            lo=segment.lo,
+            hi=segment.hi,
+            stop=segment.stop,
+            after=LOOKAHEAD_FRAMES if segment.hi is not None else 0,
+        )
     stats = DecodeStats()
+    ran = Summary(str(src), str(out))
     with atomic_output(out, overwrite=True) as tmp:
         try:
-            frames = run_window(src, tmp, info, plan, options, step, window, stats=stats, on_frame=on_frame)
+            run_stages(StageJob(src, tmp, info, plan, options, step, window), stats, ran, on_frame=on_frame)
         except CorruptInputError as exc:
             raise _in_film(exc, segment.first_index) from None
         fsync_file(tmp)
@@ -137,7 +140,7 @@ def encode_segment(
     # by both neighbours): they are for the summary line, not for bookkeeping.
     return SegmentResult(
         out,
-        frames,
+        ran.frames,
         out.stat().st_size,
         sha256_file(out),
         time.perf_counter() - t0,
