@@ -128,6 +128,28 @@ def test_a_hint_changes_nothing_before_it_starts(film, model, tmp_path: Path) ->
     assert not np.array_equal(auto[10], hinted[10])
 
 
+def test_hints_outside_the_section_are_said_in_the_summary(film, model, tmp_path: Path) -> None:
+    """A hint before --start or after the section's end is not used, and the summary says so."""
+    src, boxes = film
+    hints = [_hint_at(boxes, 2), _hint_at(boxes, 12), _hint_at(boxes, 22)]
+    start, duration = 7.5 / RATE, 8 / RATE  # frames 8-15: the middle hint only
+    s = colorize_video(
+        src,
+        tmp_path / "part.mkv",
+        colorizer=model,
+        lossless=True,
+        hints=hints,
+        start=start,
+        duration=duration,
+    )
+    assert s.frames == 8
+    assert (
+        "hints: 2 of 3 lie outside the decoded section (1 before it, 1 after it) and were not used" in s.notes
+    )
+    whole = colorize_video(src, tmp_path / "whole.mkv", colorizer=model, lossless=True, hints=hints)
+    assert not [n for n in whole.notes if n.startswith("hints:")]
+
+
 def _square_error(rgb: np.ndarray, box: tuple[int, int]) -> float:
     """Mean CIEDE2000 over the square's inside (3 px in from its edges) between the output and the
     hint's chroma at the output's own lightness (the luma is the film's, never the hint's)."""

@@ -261,13 +261,13 @@ def test_ended_hints_stay_as_the_shots_palette_until_a_cut() -> None:
     assert abs(first[0, 0, 18, 18] - 40) < 1 and first[0, 0, 52, 80] < 5  # B is out of the hint's reach
     for i in range(1, 13):
         out = g(Zero(), frame(i), [float(i)])  # type: ignore[arg-type]
-    assert not g.tracker.tracks and g.palette  # A left the picture: its track ended ...
+    assert not g.planning.tracker.tracks and g.planning.palette  # A left the picture: its track ended ...
     assert out[0, 0, 52, 80] > 10  # ... and its colour still leans on the like-luma block B
     assert abs(out[0, 0, 35, 30]) < 0.25 * out[0, 0, 52, 80]  # much less on the darker background
     cut = np.full((1, 1, 64, 96), 90, np.float32)
     cut[0, 0, ::7, ::5] = 5  # another picture altogether: a cut
     g(Zero(), LBatch((13,), cut, (64, 96)), [13.0])  # type: ignore[arg-type]
-    assert g.palette == []
+    assert g.planning.palette == []
 
 
 class _Described:
@@ -330,14 +330,14 @@ def test_an_ended_hint_comes_back_where_its_surface_is_seen_again(
         monkeypatch.setattr("vidcolor.guidance.guide.MATCH_FEATURES", palette)
         monkeypatch.setattr("vidcolor.guidance.guide.MEMORY", memory)
         g = Guide(hints, (w, h), 1.0)
-        g.detector.is_cut = lambda small: False  # type: ignore[method-assign]  # one shot throughout
+        g.planning.detector.is_cut = lambda small: False  # type: ignore[method-assign]  # one shot throughout
         for i in range(3):
             out = g(step, frame(i), [float(i)])  # type: ignore[arg-type]
-        assert not g.tracker.tracks and len(g.palette) == 2  # both tracks ended on frame 1
-        assert len(g.memory.frames) == int(memory)
-        g.detector.is_cut = lambda small: True  # type: ignore[method-assign]
+        assert not g.planning.tracker.tracks and len(g.planning.palette) == 2  # both tracks ended on frame 1
+        assert len(g.finishing.memory.frames) == int(memory)
+        g.planning.detector.is_cut = lambda small: True  # type: ignore[method-assign]
         g(step, frame(3), [3.0])  # type: ignore[arg-type]
-        assert not g.palette and not g.memory.frames  # a cut forgets the shot
+        assert not g.planning.palette and not g.finishing.memory.frames  # a cut forgets the shot
         return out[0, :, 80, [128, 32]]  # (A, C) x (a, b) at the centres of the blocks seen again
 
     a_again, c_again = run(by == "palette", by == "memory")

@@ -78,6 +78,33 @@ class GuidePlan:
     placed: dict[int, tuple[int, float, float]] = field(default_factory=dict)  # hint: frame, x, y
     planes: np.ndarray | None = None  # the network's hint input (N, 3, hp, wp) float32
     shot_hinted: bool = False  # whether a hint was placed in the shot before this batch
+    ref_l: dict[int, float] = field(default_factory=dict)  # per hint in palettes: the luma it was placed on
+
+
+@dataclass
+class _Planning:
+    """What :meth:`Guide.plan` carries from batch to batch. Only the planning thread (a
+    pipeline's decode thread) touches it; what :meth:`Guide.finish` needs of it travels in the
+    :class:`GuidePlan`."""
+
+    pending: list[PlacedHint]  # hints not yet placed, by time
+    tracker: PointTracker = field(default_factory=PointTracker)
+    detector: SceneCutDetector = field(default_factory=SceneCutDetector)
+    spread: dict[int, float | None] = field(default_factory=dict)  # per hint: sigma of its soft spread, px
+    ref_l: dict[int, float] = field(default_factory=dict)  # per hint: the luma it was placed on
+    palette: list[int] = field(default_factory=list)  # keys of this shot's ended hints
+    shot_hinted: bool = False  # whether a hint was placed in the shot the planning is in
+    started: int = 0  # hints placed on a frame so far
+    skipped: int = 0  # hints whose frame lay before the section that was decoded
+
+
+@dataclass
+class _Finishing:
+    """What :meth:`Guide.finish` carries from batch to batch. Only the finishing thread (a
+    pipeline's colour thread) touches it."""
+
+    described: dict[int, torch.Tensor] = field(default_factory=dict)  # per hint: its cell's descriptor
+    memory: ShotMemory = field(default_factory=ShotMemory)  # the shot's hinted frames, as coloured
 
 
 @dataclass
@@ -95,6 +122,11 @@ class Guide:
     ``hints`` are placed on a picture of ``frame_size`` = (width, height) pixels; ``rate`` is the
     frame rate (frames/s) the frame times count in. ``reference`` matches the film against
     reference stills (None: no references).
+
+    Its three steps may run on three threads (see the module docstring). The state each keeps
+    between batches is its own: ``planning`` is plan's, ``reference`` (the matcher) model's,
+    ``finishing`` finish's; the rest (frame size, the hints by key) is read-only after
+    construction. What finish needs from plan travels in the :class:`GuidePlan`.
     """
 
     def __init__(
@@ -104,21 +136,12 @@ class Guide:
         rate: float | None,
         reference: ReferenceMatcher | None = None,
     ) -> None:
-        self.pending = sorted(hints, key=lambda h: (h.time, h.key))
         self.frame_size = frame_size
         self.half_frame = 0.5 / rate if rate else 1e-6
-        self.reference = reference
-        self.tracker = PointTracker()
-        self.detector = SceneCutDetector()
         self.by_key = {h.key: h for h in hints}
-        self.spread: dict[int, float | None] = {}  # per hint: sigma of its soft spread, render px
-        self.ref_l: dict[int, float] = {}  # per hint: the luma it was placed on
-        self.palette: list[int] = []  # keys of this shot's ended hints
-        self.described: dict[int, torch.Tensor] = {}  # per hint: the encoder's descriptor of its cell
-        self.shot_hinted = False  # whether a hint was placed in the shot the planning is in
-        self.memory = ShotMemory()  # the shot's hinted frames, as coloured
-        self.started = 0  # hints placed on a frame so far
-        self.skipped = 0  # hints whose frame lay before the section that was decoded
+        self.reference = reference
+        self.planning = _Planning(sorted(hints, key=lambda h: (h.time, h.key)))
+        self.finishing = _Finishing()
 
     def _start_due(
         self,
@@ -129,20 +152,21 @@ class Guide:
         short: int,
         placed: dict[int, tuple[int, float, float]],
     ) -> None:
-        while self.pending and self.pending[0].time <= t + self.half_frame:
-            h = self.pending.pop(0)
+        st = self.planning
+        while st.pending and st.pending[0].time <= t + self.half_frame:
+            h = st.pending.pop(0)
             if t - h.time > 3 * self.half_frame:  # its frame was never seen (the section starts later)
-                self.skipped += 1
+                st.skipped += 1
                 continue
             sx, sy = scale
             x, y = (h.x + 0.5) * sx - 0.5, (h.y + 0.5) * sy - 0.5
             reach = h.radius * 0.5 * (sx + sy) if h.radius is not None else DEFAULT_REACH * short
-            track = self.tracker.add(h.key, x, y, max(reach, 1.0), LUMA_TOL, G)
-            self.ref_l[h.key] = track.ref_l
-            self.spread[h.key] = None if h.radius is None else max(reach, 1.0)
+            track = st.tracker.add(h.key, x, y, max(reach, 1.0), LUMA_TOL, G)
+            st.ref_l[h.key] = track.ref_l
+            st.spread[h.key] = None if h.radius is None else max(reach, 1.0)
             placed[h.key] = (i, x, y)
-            self.shot_hinted = True
-            self.started += 1
+            st.shot_hinted = True
+            st.started += 1
 
     def _describe(
         self, desc: torch.Tensor, cells: tuple[int, int], placed: dict[int, tuple[int, float, float]]
@@ -154,7 +178,7 @@ class Guide:
         for key, (i, x, y) in placed.items():
             cy = min(max(int(y) // CELL, 0), hc - 1)
             cx = min(max(int(x) // CELL, 0), wc - 1)
-            self.described[key] = desc[i, cy * wc + cx].clone()
+            self.finishing.described[key] = desc[i, cy * wc + cx].clone()
 
     def _similarity(
         self, desc: torch.Tensor | None, i: int, cells: tuple[int, int], keys: Sequence[int]
@@ -163,11 +187,12 @@ class Guide:
         placed (cosine similarity of the encoder descriptors), for the hints described so far."""
         if desc is None:
             return {}
-        known = [k for k in dict.fromkeys(keys) if k in self.described]
+        described = self.finishing.described
+        known = [k for k in dict.fromkeys(keys) if k in described]
         if not known:
             return {}
         hc, wc = cells
-        sims = (desc[i] @ torch.stack([self.described[k] for k in known]).T).T.reshape(-1, hc, wc)
+        sims = (desc[i] @ torch.stack([described[k] for k in known]).T).T.reshape(-1, hc, wc)
         return {k: sims[j].cpu().numpy() for j, k in enumerate(known)}
 
     def plan(self, batch: LBatch, times: Sequence[float]) -> GuidePlan:
@@ -178,27 +203,29 @@ class Guide:
         ch, cw = batch.content
         W, H = self.frame_size
         scale = (cw / W, ch / H)
+        st = self.planning
         plan = GuidePlan(list(times))
-        plan.shot_hinted = self.shot_hinted
+        plan.shot_hinted = st.shot_hinted
         for i in range(n):
             L = batch.L[i, 0, :ch, :cw]
             G = guide_l(L)
-            cut = self.detector.is_cut(small_luma(batch.L[i, 0]))
-            ended = self.tracker.next_frame(L, G, cut)
+            cut = st.detector.is_cut(small_luma(batch.L[i, 0]))
+            ended = st.tracker.next_frame(L, G, cut)
             plan.cuts.append(cut)
             if cut:
-                self.palette.clear()
-                self.shot_hinted = False
+                st.palette.clear()
+                st.shot_hinted = False
             else:
-                self.palette.extend(ended)
+                st.palette.extend(ended)
             self._start_due(i, times[i], G, scale, min(ch, cw), plan.placed)
             active = [
-                ActiveHint(t.x, t.y, self.by_key[t.key].ab, t.reach, t.tol, spread=self.spread[t.key])
-                for t in self.tracker.tracks.values()
+                ActiveHint(t.x, t.y, self.by_key[t.key].ab, t.reach, t.tol, spread=st.spread[t.key])
+                for t in st.tracker.tracks.values()
             ]
             plan.hints.append(active)
             plan.guides.append(G)
-            plan.palettes.append(tuple(self.palette))
+            plan.palettes.append(tuple(st.palette))
+            plan.ref_l.update((k, st.ref_l[k]) for k in st.palette)
         if any(plan.hints):
             plan.planes = np.zeros((n, 3, hp, wp), np.float32)
             for i, active in enumerate(plan.hints):
@@ -247,14 +274,15 @@ class Guide:
         ch, cw = batch.content
         cells = cell_grid((ch, cw))
         ab, desc = out.ab, out.desc
+        fin = self.finishing
         if any(plan.cuts):
-            self.described.clear()  # the hints of shots that ended: only the last shot's can come back
+            fin.described.clear()  # the hints of shots that ended: only the last shot's can come back
         if desc is not None:
             self._describe(desc, cells, plan.placed)
         hinted = {f for f, _, _ in plan.placed.values()}  # frames of the batch hints were placed on
         for i, active in enumerate(plan.hints):
             if plan.cuts[i]:
-                self.memory.forget()
+                fin.memory.forget()
             L = batch.L[i, 0, :ch, :cw]
             match = out.matches[i] if out.matches is not None else None  # None: no reference covers it
             referenced = match is not None
@@ -262,20 +290,31 @@ class Guide:
                 ab[i, :, :ch, :cw] = blend_matched(ab[i, :, :ch, :cw], L, *match)[0]
             # Where a reference coloured the frame, the hints' soft spread trusts that more.
             prior: float | np.ndarray | None = REFERENCE_PRIOR if referenced else None
-            if desc is not None and not referenced and self.memory.frames:
-                ab[i, :, :ch, :cw], conf = self.memory.recall(desc[i], L, ab[i, :, :ch, :cw], cells)
+            if desc is not None and not referenced and fin.memory.frames:
+                ab[i, :, :ch, :cw], conf = fin.memory.recall(desc[i], L, ab[i, :, :ch, :cw], cells)
                 if conf is not None:  # and where the shot's hinted frames did
                     prior = SPREAD_PRIOR + conf * (MEMORY_PRIOR - SPREAD_PRIOR)
             gone = () if referenced else plan.palettes[i]  # a reference knows better what comes back
             if active or gone:
                 sims = self._similarity(desc, i, cells, gone)
-                palette = [(self.ref_l[k], self.by_key[k].ab, sims.get(k)) for k in gone]
+                palette = [(plan.ref_l[k], self.by_key[k].ab, sims.get(k)) for k in gone]
                 soft = spread(ab[i, :, :ch, :cw], plan.guides[i], active, min(ch, cw), palette, prior)
                 hold = REFERENCE_KEEP if referenced else 0.0
                 ab[i, :, :ch, :cw] = pull(soft, plan.guides[i], active, hold)
             if desc is not None and not referenced and MEMORY and i in hinted:
-                self.memory.remember(desc[i], L, ab[i, :, :ch, :cw].copy())
+                fin.memory.remember(desc[i], L, ab[i, :, :ch, :cw].copy())
         return ab
+
+    def notes(self) -> list[str]:
+        """Lines for the run's summary, once the frames are through: hints the film never reached."""
+        st = self.planning
+        before, after = st.skipped, len(st.pending)
+        if not before and not after:
+            return []
+        return [
+            f"hints: {before + after} of {before + after + st.started} lie outside the decoded section "
+            f"({before} before it, {after} after it) and were not used"
+        ]
 
     @property
     def chooser(self) -> ShotChooser | None:

@@ -88,5 +88,7 @@ class StageChain:
         return self.smoother.flush()
 
     def notes(self) -> list[str]:
-        """Lines for the run's summary: what key-frame carrying did, where it was on."""
-        return [self.carry.stats.line()] if self.opts.model_every > 1 else []
+        """Lines for the run's summary, once every frame is through: what key-frame carrying did
+        (where it was on), hints the decoded section did not reach."""
+        lines = [self.carry.stats.line()] if self.opts.model_every > 1 else []
+        return lines + (self.guide.notes() if self.guide is not None else [])
