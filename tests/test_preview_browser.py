@@ -31,7 +31,6 @@ sync_api = pytest.importorskip(
 from clips import make_clip  # noqa: E402
 
 from vidcolor.preview import create_app  # noqa: E402
-from vidcolor.preview.hints import guidance_status  # noqa: E402
 
 TOKEN = "browser-test-token"
 RENDER = 64  # px
@@ -193,8 +192,7 @@ def test_open_scrub_tune_render_download(browser: Any, served: Served, tmp_path:
     box = page.locator("#colour-frame").bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
     page.wait_for_selector("#hint-list li")
-    if guidance_status()[0]:  # applied: the frame changes with the hint
-        wait_picture(page, "#colour", not_digest=colour2)
+    wait_picture(page, "#colour", not_digest=colour2)  # the frame changes with the hint
     with page.expect_download() as dl:
         page.click("#hint-export")
     hints = json.loads(Path(dl.value.path()).read_text())
@@ -287,8 +285,7 @@ def test_screenshots_for_the_docs(browser: Any, tiny_checkpoint: Path, tmp_path:
         box = page.locator("#colour-frame").bounding_box()
         page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.84)
         page.wait_for_selector("#hint-list li")
-        if guidance_status()[0]:
-            wait_picture(page, "#colour", not_digest=before)
+        wait_picture(page, "#colour", not_digest=before)
         page.screenshot(path=str(out / "preview-page.png"))
         page.click("#hint-clear")
         page.fill("#start", "2")

@@ -24,9 +24,9 @@ from click.testing import CliRunner  # noqa: E402
 from clips import make_clip  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
+from vidcolor.hints import load_hints  # noqa: E402
 from vidcolor.options import ColorizeOptions  # noqa: E402
 from vidcolor.preview import create_app  # noqa: E402
-from vidcolor.preview.hints import guidance_status  # noqa: E402
 from vidcolor.preview.page_options import ModelChoice  # noqa: E402
 from vidcolor.preview.security import Forbidden, confine, cookie_name, is_loopback  # noqa: E402
 
@@ -537,17 +537,10 @@ def test_hints_are_checked_and_saved_beside_the_film(client: Client, root: Path)
     for bad in ({"time": -1}, {"point": [2, 0]}, {"colour": "red"}, {"radius": 5}, {"units": "px"}):
         r = c.post("/api/hints", json={"path": "clip.mp4", "hints": [hint | bad]}, headers=AUTH)
         assert r.status_code == 400 and "hint 1" in r.json()["error"], bad
-    applied, _ = guidance_status()
-    if applied:  # the file is one `vidcolor colorize --hints` reads
-        from vidcolor.guidance import load_hints
-
-        assert len(load_hints(root / "clip.hints.json")) == 1
+    assert len(load_hints(root / "clip.hints.json")) == 1  # the file `vidcolor colorize --hints` reads
 
 
-def test_hints_change_the_frame_where_guidance_is_there(client: Client) -> None:
-    applied, why = guidance_status()
-    if not applied:
-        pytest.skip(why)
+def test_hints_change_the_frame_and_the_command(client: Client) -> None:
     c = client()
     hint = {"time": 0.5, "point": [0.5, 0.5], "units": "fraction", "colour": "#1060ff", "radius": 0.3}
     plain = frame(c, format="png")
@@ -636,9 +629,6 @@ def test_a_quick_frame_is_the_frame_alone_and_says_so(client: Client) -> None:
 
 
 def test_a_render_with_hints_saves_them_and_names_them_in_the_command(client: Client, root: Path) -> None:
-    applied, why = guidance_status()
-    if not applied:
-        pytest.skip(why)
     c = client()
     hint = {"time": 0.25, "point": [0.5, 0.5], "units": "fraction", "colour": "#1060ff", "radius": 0.4}
     s = settings(

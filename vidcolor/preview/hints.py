@@ -31,13 +31,11 @@ HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 HINTS_SUFFIX = ".hints.json"
 
 
-def guidance_status() -> tuple[bool, str]:
-    """(whether hints are applied, the sentence the page shows about them). The pipeline always
-    takes hints; the pair is kept so the page and the server have one place that says so."""
-    return True, (
-        "Click the colour picture to place a hint on this frame. The preview applies the hints "
-        "of the frames it colorizes; a render carries each hint through its shot."
-    )
+#: What the page says under its hint tool.
+HINTS_NOTE = (
+    "Click the colour picture to place a hint on this frame. The preview applies the hints "
+    "of the frames it colorizes; a render carries each hint through its shot."
+)
 
 
 def _bad(i: int, expected: str, found: object) -> UsageError:

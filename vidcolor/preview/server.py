@@ -316,7 +316,6 @@ class Preview:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     async def info(self, request: Request) -> Response:
-        can, why = hints.guidance_status()
         return JSONResponse(
             {
                 "version": __version__,
@@ -332,7 +331,7 @@ class Preview:
                     "codec": DEFAULT_CODEC,
                     "crf": None,
                 },
-                "hints": {"applied": can, "note": why},
+                "hints": {"note": hints.HINTS_NOTE},
                 "limits": {"request_bytes": self.config.max_request, "upload_bytes": self.config.max_upload},
             }
         )
@@ -395,7 +394,6 @@ class Preview:
         quick = data.get("quick", False) is True  # the frame alone: smoothing needs its neighbours
         opts = self._options(data.get("settings"))
         placed = hints.check_hints(data.get("hints"))
-        applied, _ = hints.guidance_status()
         src = await run_in_threadpool(self._source, data.get("path"))
 
         def work() -> tuple[bytes, dict[str, str]]:
@@ -411,7 +409,7 @@ class Preview:
                 chosen: dict[str, Any] | None = {} if frame_opts.reference_dir else None
                 with self.models.run_lock:
                     win = src.window(float(t), 0 if quick else context)
-                    if applied and placed:
+                    if placed:
                         rate = float(src.rate)
                         picture = colour.colour_frame(
                             win, step, hints.for_window(frame_opts, placed, win.times, rate), rate, chosen
@@ -440,8 +438,8 @@ class Preview:
         return Response(body, media_type="image/png" if fmt == "png" else "image/jpeg", headers=meta)
 
     def _hints_arg(self, src: Source, placed: list[dict[str, Any]]) -> str | None:
-        """The --hints value for ``src`` when hints are placed and the pipeline takes them."""
-        if not placed or not hints.guidance_status()[0]:
+        """The --hints value for ``src`` when hints are placed."""
+        if not placed:
             return None
         return relative_name(self.root, hints.hints_path(src.path))
 

@@ -502,7 +502,7 @@ function hintsChanged() {
   updateHintButtons();
   drawHints();
   updateCommand();
-  if (state.info && state.info.hints.applied) refresh({ grey: false });
+  if (state.info) refresh({ grey: false });
 }
 
 function placeHint(event) {
@@ -664,7 +664,7 @@ function fillOptions(info) {
   $("smoothing").value = String(info.defaults.smoothing);
   $("smoothing-value").value = Number(info.defaults.smoothing).toFixed(2);
   if (info.defaults.render_size) $("render-size").value = String(info.defaults.render_size);
-  $("hint-note").textContent = info.hints.applied ? "Click the colour picture to place a hint." : info.hints.note;
+  $("hint-note").textContent = info.hints.note;
 }
 
 function wire() {
