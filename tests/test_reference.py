@@ -89,6 +89,10 @@ def test_reference_errors_name_the_file(tmp_path: Path) -> None:
 def test_split_forward_is_the_model_itself(step: ModelStep) -> None:
     y = cv2.cvtColor(_picture(), cv2.COLOR_RGB2GRAY)
     lb = make_batch([Frame(0, 0, 1, y), Frame(1, 1, 1, y[::-1].copy())], 8, True, RENDER, step.stride)
+    # The first forward pass of a shape in a process can round differently from the later ones
+    # on a loaded CPU (up to 3e-4 in ab, seen about one run in five); the arithmetic compared here
+    # is that of the passes after it.
+    step(lb)
     hints = np.zeros((2, 3, *lb.L.shape[2:]), np.float32)
     hints[:, :, 10:14, 10:14] = 1.0
     assert np.array_equal(split_forward(step, lb, lambda feats: None), step(lb))

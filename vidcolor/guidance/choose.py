@@ -36,9 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from vidcolor.errors import UsageError
-from vidcolor.frames import LBatch
 from vidcolor.guidance.library import StillIndex, check_folder, global_descriptors, index_folder
-from vidcolor.guidance.reference import PreparedStill, load_rgb, prepare_still
+from vidcolor.guidance.reference import PreparedStill, SeenBatch, load_rgb, prepare_still
 from vidcolor.media.atomic import atomic_output, check_destination
 from vidcolor.references import Reference
 
@@ -154,19 +153,12 @@ class ShotChooser:
             self._prepared.popitem(last=False)
         return p
 
-    def for_batch(
-        self,
-        step: ModelStep,
-        batch: LBatch,
-        feats: dict[Any, torch.Tensor],
-        times: Sequence[float],
-        cuts: Sequence[bool] | None,
-        render: int,
-    ) -> list[list[PreparedStill]]:
-        """Per frame of ``batch`` (at ``times`` s; ``cuts``: whether a shot starts on it, None:
-        no cut in the batch), the chosen stills of its shot; a shot starting in the batch (or the
-        first frame of all) is described from the encoder's ``feats`` and chosen for here."""
-        gd = global_descriptors(feats, torch.from_numpy(batch.L), batch.content)
+    def for_batch(self, seen: SeenBatch) -> list[list[PreparedStill]]:
+        """Per frame of the batch ``seen``, the chosen stills of its shot; a shot starting in the
+        batch (or the first frame of all) is described from the encoder's features and chosen
+        for here."""
+        batch, times, cuts = seen.batch, seen.times, seen.cuts
+        gd = global_descriptors(seen.feats, torch.from_numpy(batch.L), batch.content)
         n = len(times)
         out = []
         for i, t in enumerate(times):
@@ -175,7 +167,7 @@ class ShotChooser:
                 while j < min(n, i + SHOT_FRAMES) and not (cuts is not None and cuts[j]):
                     j += 1
                 shot = F.normalize(gd[i:j].mean(dim=0), dim=0)
-                self.start_shot(step, render, shot, t, self._frames + i)
+                self.start_shot(seen.step, seen.render, shot, t, self._frames + i)
             self.shots[-1].frames += 1
             self.shots[-1].last = t
             out.append(list(self.current))

@@ -189,18 +189,27 @@ def prepare_still(step: ModelStep, rgb: np.ndarray, render: int, ref: Reference)
     return PreparedStill(ref, desc, cell_models(lab).to(desc.device))
 
 
+@dataclass(frozen=True)
+class SeenBatch:
+    """A batch as the references see it, between the model's two halves.
+
+    feats: the encoder's features of ``batch`` (the model's first half). times: seconds from the
+    start of the film, per frame. cuts: per frame, whether a shot starts on it (None: no cut in
+    the batch). render: the render size, pixels.
+    """
+
+    step: ModelStep
+    batch: LBatch
+    feats: dict[Any, torch.Tensor]
+    times: Sequence[float]
+    cuts: Sequence[bool] | None
+    render: int
+
+
 class StillChooser(Protocol):
     """What picks stills shot by shot (guidance/choose.py's ShotChooser, which builds on this module)."""
 
-    def for_batch(
-        self,
-        step: ModelStep,
-        batch: LBatch,
-        feats: dict[Any, torch.Tensor],
-        times: Sequence[float],
-        cuts: Sequence[bool] | None,
-        render: int,
-    ) -> list[list[PreparedStill]]: ...
+    def for_batch(self, seen: SeenBatch) -> list[list[PreparedStill]]: ...
 
 
 class ReferenceMatcher:
@@ -234,23 +243,15 @@ class ReferenceMatcher:
         self._prepared, self._render = out, (render, step.stride)
         return out
 
-    def _live(
-        self,
-        step: ModelStep,
-        batch: LBatch,
-        feats: dict[Any, torch.Tensor],
-        times: Sequence[float],
-        cuts: Sequence[bool] | None,
-        render: int,
-    ) -> list[list[PreparedStill]]:
+    def _live(self, seen: SeenBatch) -> list[list[PreparedStill]]:
         """Per frame of the batch, the stills it is matched against: the user's references that
         cover it, else the chooser's for its shot (a shot starting in the batch is chosen here)."""
-        prepared = self._prepare(step, render)
+        prepared = self._prepare(seen.step, seen.render)
         chosen = None
         if self.chooser is not None:
-            chosen = self.chooser.for_batch(step, batch, feats, times, cuts, render)
+            chosen = self.chooser.for_batch(seen)
         out = []
-        for i, t in enumerate(times):
+        for i, t in enumerate(seen.times):
             own = [p for p in prepared if p.ref.covers(t)]
             out.append(own if own or chosen is None else chosen[i])
         return out
@@ -301,7 +302,9 @@ class ReferenceMatcher:
             desc = descriptors(feats, cells)
             if on_descriptors is not None:
                 on_descriptors(desc)
-            fields.extend(self.match(desc, cells, self._live(step, batch, feats, times, cuts, render)))
+            fields.extend(
+                self.match(desc, cells, self._live(SeenBatch(step, batch, feats, times, cuts, render)))
+            )
             planes = user_planes
             for i, fc in enumerate(fields):
                 if fc is None:
