@@ -79,9 +79,12 @@ FG_TERRAIN = "usr/share/games/flightgear/Textures/Terrain/"
 # motion inside a shot), and every `step_s` seconds of a shot otherwise.  A pick whose dHash is
 # within `same_bits` of a frame already picked from the same video is the same view and is
 # skipped (stricter than build.py's 5 bits, which then still applies across everything); more
-# than `max_frames` picks are thinned evenly.
+# than `max_frames` picks are thinned evenly.  A frame with more than `max_dark` of its pixels
+# darker than `dark_level` (all channels, 0-255), or blurred (sharpness() below
+# `min_sharpness`), is not picked and the next sampled one is tried: in these clips that is the
+# lens covered by a hand or by the bird's head, a fade, or a smear of feathers.
 VIDEO = dict(fps=4, decode_side=1024, lead_s=0.5, cut=0.4, cut_delay=1, step_s=2.0,
-             same_bits=10, max_frames=30)
+             same_bits=10, max_frames=30, dark_level=25, max_dark=0.2, min_sharpness=50.0)
 
 # Same schema as build.py's SOURCES, plus:
 #   zip: the included files are zip archives (a game's data pack); member_include/member_exclude
@@ -516,6 +519,18 @@ def colour_histogram(a):
                            for c in range(3)])
 
 
+def sharpness(a):
+    """Variance of the Laplacian of an HxWx3 uint8 frame's grey image scaled to 256 px wide
+    (grey levels 0-255): low for motion blur or a lens out of focus."""
+    import numpy as np
+    from PIL import Image
+    h, w = a.shape[:2]
+    g = np.asarray(Image.fromarray(a).convert("L").resize((256, max(3, round(256 * h / w))), Image.BOX),
+                   dtype=np.float32)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    return float(lap.var())
+
+
 def video_frames(path, v):
     """The frames picked from one video (see VIDEO for the rule): [(t in s, why, RGB PIL image)],
     t counted from the first decoded frame, images at most v['decode_side'] px on the longer side."""
@@ -555,6 +570,12 @@ def video_frames(path, v):
             why = f"{v['step_s']:g} s on"
         i += 1
         if why is None:
+            continue
+        if float((a[::4, ::4].max(axis=2) < v["dark_level"]).mean()) > v["max_dark"] \
+                or sharpness(a) < v["min_sharpness"]:
+            # the lens covered (a hand, the bird's head), a fade, or a blur: try the next frame
+            if why == "after a shot change":
+                cut_at = i - v["cut_delay"]
             continue
         last_pick_t = t
         im = Image.fromarray(a.copy())
@@ -649,7 +670,8 @@ def eval_hashes(max_side):
 
 
 # every sampled frame of an evaluation video (2 a second), for the guard
-EVAL_VIDEO = dict(VIDEO, fps=2, step_s=0.5, same_bits=-1, max_frames=10**6)
+EVAL_VIDEO = dict(VIDEO, fps=2, step_s=0.5, same_bits=-1, max_frames=10**6, max_dark=1.0,
+                  min_sharpness=0.0)
 
 
 def eval_video_hashes():
