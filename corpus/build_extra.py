@@ -23,8 +23,11 @@ lists more sources (mostly photographic game textures, skies and aerial photogra
   vehicles, flowers, tools) pasted onto whole photographs of the base corpus, so that the
   colours of many more kinds of objects are seen.  A composite belongs to the scene group
   (original_path) of its background;
+- frames of live-action colour videos shipped in packages (picked after shot changes and every
+  2 s; ffmpeg decodes them); all frames of one video share its scene group;
 - deduplication against already built corpora (--base), and the pictures of
-  ../shared/data/eval/images and eval/bw added to build.py's guard against reserved pictures.
+  ../shared/data/eval/images and eval/bw, and the frames of the evaluation videos, added to
+  build.py's guard against reserved pictures.
 
 See corpus/README.md for the sources, licences, counts and what was looked at and left out.
 """
@@ -670,7 +673,7 @@ def eval_hashes(max_side):
 
 
 # every sampled frame of an evaluation video (2 a second), for the guard
-EVAL_VIDEO = dict(VIDEO, fps=2, step_s=0.5, same_bits=-1, max_frames=10**6, max_dark=1.0,
+EVAL_VIDEO = dict(VIDEO, fps=2, lead_s=0.0, step_s=0.5, same_bits=-1, max_frames=10**6, max_dark=1.0,
                   min_sharpness=0.0)
 
 
@@ -838,7 +841,9 @@ ATTR_INTRO = [
     "of it free to redistribute). Images were resized, some were cropped into tiles, small seamless",
     "textures were repeated 2x2, and the `composite-*` pictures are photographed cut-outs (Tux",
     "Paint stamps) pasted onto photographs of the base corpus (both sources are named on each",
-    "line). Licences are those the package's `debian/copyright` gives for the original file (the",
+    "line). The pictures of the video sources are single frames of the named video file (where",
+    "in the video: the manifest's `derivation`). Licences are those the package's",
+    "`debian/copyright` gives for the original file (the",
     "Debian copyright files hold the full licence texts).", ""]
 
 
