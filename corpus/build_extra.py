@@ -519,7 +519,7 @@ def video_size(path):
     import subprocess
     r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                         "stream=width,height,sample_aspect_ratio:format=duration", "-of", "json", path],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                       capture_output=True, text=True)
     info = json.loads(r.stdout or "{}")
     if r.returncode != 0 or not info.get("streams"):
         raise ValueError(f"no video stream in {path}: {r.stderr.strip()[-200:]}")
