@@ -617,9 +617,6 @@ def video_frames(path, v):
 def video_candidates(src, root, members, res):
     """build.py-style candidates of a 'video' source: the picked frames of each included video,
     as '<video path>::t=<seconds>' (renamed and regrouped by name_video_frames())."""
-    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
-        B.die("the video sources need ffmpeg and ffprobe; found none on PATH "
-              "(install them: apt-get install ffmpeg)")
     inc, exc = src.get("include", []), src.get("exclude", [])
     for p in sorted(m for m in members if B.matches(m, inc) and not B.matches(m, exc)):
         try:
@@ -896,6 +893,10 @@ def main():
     if not only <= set(names):
         B.die(f"unknown source(s) in --sources: {', '.join(sorted(only - set(names)))}; "
               f"known: {', '.join(names)}")
+    if any(s.get("prep") == "video" and s["name"] in only for s in SOURCES) \
+            and (shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None):
+        B.die("the video sources need ffmpeg and ffprobe on PATH; found neither or one "
+              "(install them: apt-get install ffmpeg)")
     bases = [os.path.abspath(b) for b in args.base.split(",") if b]
     t0 = time.time()
     reserved, used = B.read_reserved(os.path.dirname(BUILD_PY))
