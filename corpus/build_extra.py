@@ -360,7 +360,7 @@ SOURCES = [
          prep="video", video=VIDEO,
          strip="usr/share/forensics-samples/original-files/", curated=True,
          tiles=False),
-    # Pd's extendedview example: an underwater dive along a reef wall.
+    # Pd's extendedview example: an underwater dive along rocks.
     dict(name="pd-extendedview", version="0.5~repack-4",
          licence="GPL-3+ (Debian copyright, Files: *)",
          include=["usr/share/doc/pd-extendedview/media/diver.mov"],
