@@ -12,7 +12,8 @@ import pytest
 from clips import luma_pattern, read_video_luma, read_video_pts
 
 from vidcolor.errors import CorruptInputError
-from vidcolor.media.decode import DecodeStats, decode_frames, luma_of
+from vidcolor.media.decode import DecodeStats, decode_frames
+from vidcolor.media.luma import luma_of
 from vidcolor.media.probe import probe
 
 

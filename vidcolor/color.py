@@ -31,6 +31,9 @@ _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 _EPS = 216.0 / 24389.0  # CIE epsilon: below it f(t) is linear
 _KAPPA = 24389.0 / 27.0
 
+#: BT.601 luma weights of R', G', B' (on gamma-encoded values): grey from colour everywhere.
+BT601_RGB = (0.299, 0.587, 0.114)
+
 # Kr, Kb of each luma matrix (Kg = 1 - Kr - Kb).
 LUMA_WEIGHTS: dict[str, tuple[float, float]] = {
     "bt601": (0.299, 0.114),

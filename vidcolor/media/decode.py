@@ -10,21 +10,19 @@ Damage is never passed over quietly. A frame is *damaged* when the decoder flags
 (``frame.is_corrupt``: decode_error_flags or AV_FRAME_FLAG_CORRUPT; this is how the bit-flipped
 H.264 of the edge set shows up) and *missing* when its packet never becomes a picture and there
 is evidence of damage: the demuxer flagged the packet corrupt (a short read at a truncated end)
-or the decoder raised InvalidDataError (see ``_Damage`` for how errors are matched to pictures
+or the decoder raised InvalidDataError (see ``media/damage.py`` for how errors are matched to pictures
 under frame threading, where they surface late). Without ``skip_corrupt`` the first damaged or
 missing frame raises CorruptInputError naming its index (the frames before it have been
 yielded). With it, damaged frames are kept with ``Frame.corrupt=True`` (the frame count holds)
 and missing ones are counted in DecodeStats.corrupt_skipped.
 
-(Over 400 lines: seeking, pts repair, corrupt-frame policy and deinterlacing act on the same
-demux loop; they are kept in one reading order with the traps each handles.)
+The luma of a decoded picture is media/luma.py's, the bookkeeping of packets that never became
+pictures media/damage.py's, the deinterlacer media/deinterlace.py's.
 """
 
 from __future__ import annotations
 
-import heapq
 import os
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,10 +31,12 @@ from typing import cast
 
 import av
 import av.error
-import numpy as np
 
 from vidcolor.errors import CorruptInputError, InputError
 from vidcolor.frames import Frame, SourceInfo
+from vidcolor.media.damage import PacketDamage
+from vidcolor.media.deinterlace import Deinterlacer
+from vidcolor.media.luma import luma_of
 from vidcolor.media.window import section_pts
 
 #: How far before ``start`` to seek (seconds), so that a demuxer that seeks by dts (MPEG-TS) still
@@ -48,19 +48,6 @@ _FALLBACK_RATE = Fraction(25)
 #: container declares was cut short (see _declared_end).
 _END_SLACK_FRAMES = 3
 _END_SLACK_S = 0.05
-#: BT.601 luma weights for RGB sources.
-_BT601 = (0.299, 0.587, 0.114)
-#: Packed formats whose luma sits in plane 0 with other components: (offset, step) in samples.
-_PACKED_LUMA: dict[str, tuple[int, int]] = {
-    "yuyv422": (0, 2),
-    "yvyu422": (0, 2),
-    "uyvy422": (1, 2),
-    "ya8": (0, 2),
-    "ya16le": (0, 2),
-    "ya16be": (0, 2),
-}
-#: Formats that keep their samples in the high bits of 16-bit words: right shift to native range.
-_MSB_ALIGNED: dict[str, int] = {"p010le": 6, "p010be": 6, "p012le": 4, "p012be": 4, "p210le": 6, "p410le": 6}
 
 
 @dataclass
@@ -84,46 +71,6 @@ class DecodeStats:
     first_corrupt_index: int | None = None
     truncated: bool = False
     unread: int | None = None
-
-
-def luma_of(frame: av.VideoFrame) -> np.ndarray:
-    """The luma plane of ``frame`` as a compact numpy array (line padding stripped).
-
-    uint8 (H, W) for formats of 8 bits or fewer, native-endian uint16 (H, W) with the native
-    value range otherwise. RGB-like formats give BT.601 luma of their RGB (full range).
-    """
-    fmt = frame.format
-    name = fmt.name
-    h, w = frame.height, frame.width
-    if fmt.is_rgb or name in ("pal8", "bgr8", "rgb8", "bgr4_byte", "rgb4_byte", "monow", "monob"):
-        return _rgb_luma(frame)
-    comps0 = [c for c in fmt.components if c.plane == 0]
-    bits = fmt.components[0].bits
-    wide = bits > 8
-    dtype = np.dtype(">u2" if fmt.is_big_endian else "<u2") if wide else np.dtype(np.uint8)
-    plane = frame.planes[0]
-    if name in _PACKED_LUMA:
-        offset, step = _PACKED_LUMA[name]
-    elif len(comps0) == 1:
-        offset, step = 0, 1
-    else:  # an unusual packed layout: let swscale pull the luma out
-        return luma_of(frame.reformat(format="gray16le" if wide else "gray"))
-    rows = np.frombuffer(memoryview(plane), dtype=dtype).reshape(-1, plane.line_size // dtype.itemsize)[:h]
-    y = rows[:, offset : offset + w * step : step]
-    # Always a compact copy in native byte order: the frame's buffer goes back to the decoder's pool.
-    out: np.ndarray = np.array(y, dtype=np.uint16 if wide else np.uint8, order="C", copy=True)
-    shift = _MSB_ALIGNED.get(name)
-    if shift:
-        out = out >> shift
-    return out
-
-
-def _rgb_luma(frame: av.VideoFrame) -> np.ndarray:
-    deep = max(c.bits for c in frame.format.components) > 8
-    rgb = frame.to_ndarray(format="rgb48le" if deep else "rgb24").astype(np.float32)
-    y = _BT601[0] * rgb[..., 0] + _BT601[1] * rgb[..., 1] + _BT601[2] * rgb[..., 2]
-    top = 65535 if deep else 255
-    return np.clip(np.rint(y), 0, top).astype(np.uint16 if deep else np.uint8)
 
 
 def decode_frames(
@@ -159,70 +106,6 @@ def decode_frames(
         yield from run.frames()
     finally:
         container.close()
-
-
-class _Damage:
-    """Which packets never became pictures, and whether that was damage.
-
-    Every packet sent with a pts is remembered until its picture comes out. Pictures leave the
-    decoder in presentation order, so once a picture with pts P is out, a packet with a smaller
-    pts that has not come out never will: it is missing. A missing picture counts as damage only
-    with evidence: its packet was flagged corrupt by the demuxer, or the decoder raised an error
-    not yet accounted for. (Under frame threading the error surfaces a packet or two after the
-    one that caused it, which is why errors are matched to missing pts, not to the packet that
-    was being sent.) Without evidence a missing picture is a decoder's by-design drop, such as the
-    leading pictures of an open GOP after a seek, and is left alone.
-    """
-
-    #: Stop tracking when this many pts are pending and no picture brings a pts back.
-    MAX_PENDING = 4096
-
-    def __init__(self) -> None:
-        self.sent: list[int] = []  # min-heap of pts sent to the decoder
-        self.pending: dict[int, int] = {}  # pts -> sent but not yet out
-        self.flagged: set[int] = set()  # pts of packets the demuxer flagged corrupt
-        self.errors = 0  # decoder errors not yet matched to a missing picture
-
-    def sent_packet(self, pts: int, corrupt: bool) -> None:
-        if len(self.sent) >= self.MAX_PENDING:
-            self.sent.clear()
-            self.pending.clear()
-        heapq.heappush(self.sent, pts)
-        self.pending[pts] = self.pending.get(pts, 0) + 1
-        if corrupt:
-            self.flagged.add(pts)
-
-    def arrived(self, pts: int) -> bool:
-        """A picture with ``pts`` came out; True if its packet was flagged corrupt."""
-        n = self.pending.get(pts, 0)
-        if n > 1:
-            self.pending[pts] = n - 1
-        elif n == 1:
-            del self.pending[pts]
-        if pts in self.flagged:
-            self.flagged.discard(pts)
-            return True
-        return False
-
-    def missing_before(self, pts: int | None) -> list[int]:
-        """Damaged pts before ``pts`` (all remaining when None) that will never be pictures."""
-        out = []
-        while self.sent and (pts is None or self.sent[0] < pts):
-            m = heapq.heappop(self.sent)
-            n = self.pending.get(m, 0)
-            if n == 0:
-                continue
-            if n > 1:
-                self.pending[m] = n - 1
-            else:
-                del self.pending[m]
-            if m in self.flagged:
-                self.flagged.discard(m)
-                out.append(m)
-            elif self.errors > 0:
-                self.errors -= 1
-                out.append(m)
-        return out
 
 
 @dataclass(frozen=True)
@@ -308,8 +191,8 @@ class _DecodePass:
         self.section = section
         self.skip_corrupt = skip_corrupt
         self.stats = stats
-        self.deint = _Deinterlacer() if deinterlace else None
-        self.damage = _Damage()
+        self.deint = Deinterlacer() if deinterlace else None
+        self.damage = PacketDamage()
         self.corrupt_pts: set[int] = (
             set()
         )  # pts of pictures that came out damaged (survives the deinterlacer)
@@ -466,56 +349,3 @@ def _declared_end(stream: av.VideoStream) -> float | None:
         return int(h) * 3600 + int(m) * 60 + float(sec)
     except ValueError:
         return None
-
-
-class _Deinterlacer:
-    """bwdif in send_frame mode: one progressive frame per input frame, in the same order.
-
-    Built on the first frame so it matches the decoder's real output (format, size, time base).
-    bwdif looks one frame ahead, so output lags input by one frame until ``flush``. It also
-    halves its output time base (it could emit field rate), so the input pts are handed back to
-    the output frames from a queue instead of trusting the filter's rescaled ones.
-    """
-
-    def __init__(self) -> None:
-        self.graph: av.filter.Graph | None = None
-        self.pts: deque[int | None] = deque()
-
-    def _build(self, frame: av.VideoFrame) -> av.filter.Graph:
-        graph = av.filter.Graph()
-        src = graph.add_buffer(
-            width=frame.width,
-            height=frame.height,
-            format=frame.format,
-            time_base=frame.time_base or Fraction(1, 1000),
-        )
-        bwdif = graph.add("bwdif", "mode=send_frame:parity=auto:deint=all")
-        sink = graph.add("buffersink")
-        src.link_to(bwdif)
-        bwdif.link_to(sink)
-        graph.configure()
-        return graph
-
-    def push(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
-        if self.graph is None:
-            self.graph = self._build(frame)
-        self.pts.append(frame.pts)
-        self.graph.vpush(frame)
-        return self._drain()
-
-    def flush(self) -> list[av.VideoFrame]:
-        if self.graph is None:
-            return []
-        self.graph.vpush(None)
-        return self._drain()
-
-    def _drain(self) -> list[av.VideoFrame]:
-        assert self.graph is not None
-        out: list[av.VideoFrame] = []
-        while True:
-            try:
-                frame = self.graph.vpull()
-            except (BlockingIOError, av.error.EOFError):
-                return out
-            frame.pts = self.pts.popleft()
-            out.append(frame)

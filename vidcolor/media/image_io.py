@@ -11,13 +11,13 @@ import os
 import cv2
 import numpy as np
 
+from vidcolor.color import BT601_RGB
 from vidcolor.errors import EncodingError, InputError
 from vidcolor.formats import SIXTEEN_BIT_STILLS, STILL_SUFFIXES
 
 # Decode keeping 16-bit samples and grey-as-grey; unlike IMREAD_UNCHANGED this applies the EXIF
 # orientation (so a portrait photo comes out upright) and drops an alpha channel.
 _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
-_BT601_BGR = (0.114, 0.587, 0.299)
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 
@@ -55,7 +55,7 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         # cv2.transform computes in floating point and rounds; cvtColor's fixed-point weights
         # are off by up to 1.4 codes at 16 bits. A 4th (alpha) channel gets weight 0.
         weights = np.zeros((1, img.shape[2]), np.float32)
-        weights[0, :3] = _BT601_BGR
+        weights[0, :3] = BT601_RGB[::-1]  # OpenCV holds BGR
         img = cv2.transform(img, weights)
     return np.ascontiguousarray(img), 8 if img.dtype == np.uint8 else 16
 

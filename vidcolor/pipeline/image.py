@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidcolor.color import BT601_RGB
 from vidcolor.errors import InputError, UsageError
 from vidcolor.frames import Frame
 from vidcolor.guidance.guide import guide_for
@@ -31,7 +32,7 @@ def _luma_of_array(image: np.ndarray) -> tuple[np.ndarray, int]:
         return image, bits
     if image.ndim == 3 and image.shape[2] in (3, 4):
         rgb = image[..., :3].astype(np.float32)
-        y = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        y = rgb @ np.array(BT601_RGB, np.float32)
         return np.clip(np.rint(y), 0, (1 << bits) - 1).astype(image.dtype), bits
     raise InputError(
         "an image array of shape (H,W) or (H,W,3)", f"shape {image.shape}", "pass a grey or RGB image"
