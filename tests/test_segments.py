@@ -3,6 +3,7 @@ after a kill (a real SIGKILL of the CLI in the middle of a film)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -97,6 +99,40 @@ def test_joins_are_invisible_lossless(clip, tiny, tmp_path: Path) -> None:
     assert read_video_pts(tmp_path / "cut.mkv") == read_video_pts(tmp_path / "whole.mkv")
     assert read_packets(tmp_path / "cut.mkv", "audio") == read_packets(src, "audio")
     assert not segment_dir(tmp_path / "cut.mkv").exists()
+
+
+def _panning_film(path: Path, frames: int, rate: int = 24, size: tuple[int, int] = (96, 64)) -> Path:
+    """A lossless grey film of one smooth picture panned 2 px a frame: colour can be carried along it."""
+    w, h = size
+    rng = np.random.default_rng(7)
+    pic = cv2.GaussianBlur(rng.random((h, w + 2 * frames)).astype(np.float32), (0, 0), 4)
+    pic = (40 + 170 * (pic - pic.min()) / (pic.max() - pic.min())).astype(np.uint8)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("ffv1", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "gray"
+        vs.options = {"g": str(rate)}
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(pic[:, 2 * i : 2 * i + w]), format="gray")
+            f.pts = i
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+    return path
+
+
+def test_key_frames_fall_on_the_same_frames_in_segments(tiny, tmp_path: Path) -> None:
+    """With --model-every the key frames are the film's own multiples of N whatever frame a
+    segment starts decoding at, so a segmented film is bit for bit the unsegmented one."""
+    src = _panning_film(tmp_path / "pan.mkv", frames=96)
+    opts = dataclasses.replace(EXACT, smoothing=1.0, model_every=3)
+    whole = colorize_video(src, tmp_path / "whole.mkv", opts, colorizer=tiny)
+    ran = [n for n in whole.notes if n.startswith("the model ran on")]
+    assert ran and int(ran[0].split()[4]) < 60, ran  # colour was carried to most frames
+    plan = plan_segments(probe(src), opts, 1.0)
+    assert len(plan) > 2 and any(s.first_index % 3 for s in plan[1:])  # segments start between keys
+    cut = colorize_film(src, tmp_path / "cut.mkv", opts, segment_seconds=1.0, colorizer=tiny)
+    assert cut.frames == whole.frames == 96
+    a, b = planes(tmp_path / "whole.mkv"), planes(tmp_path / "cut.mkv")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_section_in_segments_matches_the_plain_section(clip, tiny, tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ class StageChain:
     ``guide`` None: the unguided path (the model, or key frames with ``opts.model_every`` > 1); it
     may be set after the first frames are seen (the stream learns the frame size from them).
     ``field_aware``: the smoother compares fields of interlaced film kept interlaced.
+    ``first_index``: the film index of the first frame the chain sees (a segment's first decoded
+    frame), so that key frames fall on the same frames as in one run over the whole film.
     """
 
     def __init__(
@@ -42,11 +44,12 @@ class StageChain:
         full_range: bool,
         guide: Guide | None = None,
         field_aware: bool = False,
+        first_index: int = 0,
     ) -> None:
         self.step, self.opts, self.guide = step, opts, guide
         self.bit_depth, self.full_range = bit_depth, full_range
         self.render = opts.render_size or step.render_size
-        self.carry = KeyframeCarry(step, opts.model_every)
+        self.carry = KeyframeCarry(step, opts.model_every, first_index=first_index)
         # Smoothing restarts at every scene cut, so colour never bleeds from one shot into the next
         # (nor a hint's colour into the next shot).
         self.smoother = TemporalSmoother(opts.smoothing, SceneCutDetector(), field_aware=field_aware)

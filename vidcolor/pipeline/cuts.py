@@ -138,6 +138,15 @@ def _nearest(pts: list[int], target: Fraction) -> int:
     return i
 
 
+def warmup_frames(model_every: int) -> int:
+    """Frames to decode before a segment's start so that it colours them as one long run does.
+
+    With key frames every ``model_every`` frames the segment's first decoded frame is a key frame
+    of its own; from the first multiple of ``model_every`` on the key frames are the long run's, and
+    the smoother's reach back must lie past that frame."""
+    return max(WARMUP_FRAMES, DEFAULT_WINDOW // 2 + model_every - 1)
+
+
 def plan_segments(
     info: SourceInfo, options: ColorizeOptions, segment_seconds: float = SEGMENT_SECONDS
 ) -> list[Segment]:
@@ -152,7 +161,7 @@ def plan_segments(
     out = []
     for k, a in enumerate(starts):
         b = starts[k + 1] if k + 1 < len(starts) else n
-        w = max(0, a - WARMUP_FRAMES)
+        w = max(0, a - warmup_frames(options.model_every))
         first = pts[w]
         # decode_frames counts start from the stream's start_time and rounds it to a tick: a
         # quarter tick early lands on ``first`` itself whatever the float rounding.

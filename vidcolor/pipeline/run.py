@@ -257,6 +257,7 @@ class StageJob:
     src: the film. tmp: where the output is encoded (the caller renames it). plan: the output's
     codec and pixel format. step: the loaded model. window: a part of the film by pts for a
     segment (None: the options' own --start/--duration section, as colorize_video runs it).
+    first_index: the index in the film (section) of the first frame decoded.
     """
 
     src: Path
@@ -266,6 +267,7 @@ class StageJob:
     opts: ColorizeOptions
     step: ModelStep
     window: FrameWindow | None = None
+    first_index: int = 0
 
 
 class _StageThreads:
@@ -292,6 +294,7 @@ class _StageThreads:
             full_range=self.full_range,
             guide=self.guide,
             field_aware=v.field_order not in ("progressive", "unknown") and not job.opts.deinterlace,
+            first_index=job.first_index,
         )
         self.group = StageGroup()
         batch = job.opts.batch_size

@@ -131,7 +131,8 @@ def encode_segment(
     ran = Summary(str(src), str(out))
     with atomic_output(out, overwrite=True) as tmp:
         try:
-            run_stages(StageJob(src, tmp, info, plan, options, step, window), stats, ran, on_frame=on_frame)
+            job = StageJob(src, tmp, info, plan, options, step, window, segment.first_index if window else 0)
+            run_stages(job, stats, ran, on_frame=on_frame)
         except CorruptInputError as exc:
             raise _in_film(exc, segment.first_index) from None
         fsync_file(tmp)

@@ -1,15 +1,20 @@
 """Stage [3] on fewer frames: the model on key frames, colour carried along the motion to the others.
 
-With ``--model-every N`` the model sees one frame in ``N`` of a shot (the *key* frames); every other
-frame takes the a*b* of the last key frame, warped along the dense optical flow from that key frame
-to it (OpenCV's DIS flow on the render-size L, a few milliseconds a frame on one core). The flow is
-always taken from the key frame itself, never chained from frame to frame, so errors do not add
-up along a shot.
+With ``--model-every N`` the model sees one frame in ``N`` (the *key* frames: every frame whose
+index in the film is a multiple of ``N``, and the others below); every other frame takes the a*b* of
+the last key frame, warped along the dense optical flow from that key frame to it (OpenCV's DIS flow
+on the render-size L, a few milliseconds a frame on one core). The flow is always taken from the key
+frame itself, never chained from frame to frame, so errors do not add up along a shot.
 
 Where the motion does not explain the picture -- a cut, a flash, a large occlusion, a fast pan the
 flow cannot follow -- carrying would paint the wrong colour, so a frame whose L is not matched by
 the warped L of its key frame (``CARRY_MAX_RESIDUAL``) becomes a key frame itself. Cuts therefore
 need no detector here, and a shot's first frame is always a key frame.
+
+Key frames fall on the film's own frame numbers, not on where a run started: a segment of a long
+film (pipeline/segments.py) that starts decoding at frame ``first_index`` has, from the first
+multiple of ``N`` on, the same key frames, the same carried colour and so the same output as one
+run over the whole film.
 
 The ab carried is the model's raw output at the render size; stages [4] and [5] see no difference
 between a carried frame and a predicted one.
@@ -52,9 +57,11 @@ class CarryStats:
 class KeyframeCarry:
     """A model step that runs the model on key frames only; see the module docstring.
 
-    ``step``: LBatch -> ab float32 (N, 2, h, w), the model step. ``every``: a key frame at least
-    every ``every`` frames (1: every frame, the model on all of them). One instance per film: it
-    keeps the last key frame of the previous batch so that shots run across batches.
+    ``step``: LBatch -> ab float32 (N, 2, h, w), the model step. ``every``: a key frame on every
+    frame whose film index is a multiple of ``every`` (1: every frame, the model on all of them).
+    ``first_index``: the film index of the frame the batches' index 0 stands for (a segment's first
+    decoded frame). One instance per film: it keeps the last key frame of the previous batch so
+    that shots run across batches.
     """
 
     def __init__(
@@ -62,11 +69,13 @@ class KeyframeCarry:
         step: Callable[[LBatch], np.ndarray],
         every: int,
         max_residual: float = CARRY_MAX_RESIDUAL,
+        first_index: int = 0,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
         self.step = step
         self.every = every
+        self.first_index = first_index
         self.max_residual = max_residual
         self.stats = CarryStats()
         # Only a run that carries colour needs the flow; every film, still and bench pass builds one.
@@ -78,13 +87,11 @@ class KeyframeCarry:
             else None
         )
         self._key: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (L, L8, ab) of the last key
-        self._since_key = 0  # frames since the last key frame, that one included
         self._grid: np.ndarray | None = None
 
     def reset(self) -> None:
         """Forget the last key frame: the next frame goes through the model."""
         self._key = None
-        self._since_key = 0
 
     def __call__(self, lb: LBatch) -> np.ndarray:
         """LBatch (L float32 (N, 1, h, w) in [0, 100]) -> ab float32 (N, 2, h, w), raw a*b* units."""
@@ -104,19 +111,16 @@ class KeyframeCarry:
         if self._key is not None:
             ref = (-1, self._key[0], self._key[1])
             prev_ab = self._key[2]
-        since = self._since_key
         for i in range(n):
             carry = None
-            if ref is not None and since < self.every:
+            if ref is not None and (self.first_index + lb.indices[i]) % self.every != 0:
                 carry = self._warp_map(L8[i], ref[2], lb.L[i, 0], ref[1], lb.content)
             if carry is None:
                 keys.append(i)
                 ref = (i, lb.L[i, 0], L8[i])
-                since = 1
             else:
                 assert ref is not None
                 maps[i] = (ref[0], carry)
-                since += 1
         out = np.empty((n, 2, h, w), np.float32)
         if keys:
             out[keys] = self.step(LBatch(tuple(lb.indices[k] for k in keys), lb.L[keys], lb.content))
@@ -130,7 +134,6 @@ class KeyframeCarry:
         if last is not None:
             # A copy: ``out`` goes down the queue to the next stage while the next batch reads the key.
             self._key = (lb.L[last, 0], L8[last], out[last].copy())
-        self._since_key = since
         self.stats.model_frames += len(keys)
         self.stats.carried_frames += n - len(keys)
         return out
