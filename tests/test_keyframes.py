@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from clips import read_video_pts
 
@@ -14,7 +15,7 @@ from vidcolor.frames import LBatch
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.run import colorize_video
 from vidcolor.pipeline.stream import colorize_frames
-from vidcolor.stages.keyframes import KeyframeCarry
+from vidcolor.stages.keyframes import CPU_MODEL_EVERY, KeyframeCarry, key_interval
 
 H, W = 64, 96
 
@@ -127,7 +128,7 @@ def test_the_streaming_api_with_model_every(tiny_model):
     frames = [np.clip(f * 2.55, 0, 255).astype(np.uint8) for f in pan(6, 10)]
     step = ModelStep.create(ColorizeOptions(device="cpu"), tiny_model)
     every = list(colorize_frames(frames, step, ColorizeOptions(device="cpu", model_every=3, smoothing=0)))
-    alone = list(colorize_frames(frames, step, ColorizeOptions(device="cpu", smoothing=0)))
+    alone = list(colorize_frames(frames, step, ColorizeOptions(device="cpu", model_every=1, smoothing=0)))
     assert len(every) == len(alone) == 10
     assert all(a.shape == (H, W, 3) and a.dtype == np.uint8 for a in every)
     # Key frames are the model's own (a batch of 4 instead of 8: float rounding only).
@@ -145,13 +146,26 @@ def test_colorize_with_model_every_keeps_every_frame_and_says_so(tiny_model, cli
     assert "of 12 frames" in note
 
 
-def test_model_every_below_one_is_refused_in_one_line(tiny_model_path, clip, tmp_path):
-    with pytest.raises(UsageError, match="--model-every of 1 or more"):
-        ColorizeOptions(model_every=0)
+def test_a_negative_model_every_is_refused_in_one_line(tiny_model_path, clip, tmp_path):
+    with pytest.raises(UsageError, match="--model-every of 0 \\(by device\\) or more"):
+        ColorizeOptions(model_every=-1)
     src = clip(frames=2)
     dst = tmp_path / "out.mp4"
     res = CliRunner().invoke(
-        main, ["colorize", str(src), "-o", str(dst), "--model", str(tiny_model_path), "--model-every", "0"]
+        main, ["colorize", str(src), "-o", str(dst), "--model", str(tiny_model_path), "--model-every", "-1"]
     )
-    assert res.exit_code != 0 and "--model-every of 1 or more" in res.output
+    assert res.exit_code != 0 and "--model-every of 0 (by device) or more" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not dst.exists()
+
+
+def test_by_default_one_frame_in_three_on_the_cpu_all_on_a_gpu_or_guided(tiny_model, clip, tmp_path):
+    assert key_interval(0, torch.device("cpu")) == CPU_MODEL_EVERY == 3
+    assert key_interval(0, torch.device("cuda", 0)) == 1
+    assert key_interval(2, torch.device("cuda", 0)) == key_interval(2, torch.device("cpu")) == 2
+    src = clip(frames=12)
+    plain = colorize_video(src, tmp_path / "plain.mp4", ColorizeOptions(device="cpu"), colorizer=tiny_model)
+    assert any(n.startswith("the model ran on") and "of 12 frames" in n for n in plain.notes)
+    hint = {"frame": 0, "point": [32, 24], "color": "#c04020"}
+    opts = ColorizeOptions(device="cpu", hints=[hint])
+    guided = colorize_video(src, tmp_path / "guided.mp4", opts, colorizer=tiny_model)
+    assert guided.frames == 12 and not any(n.startswith("the model ran on") for n in guided.notes)

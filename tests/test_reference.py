@@ -109,7 +109,7 @@ def _mean_ab_error(rgb: np.ndarray, truth: np.ndarray) -> float:
 def test_film_takes_the_reference_colours_in_its_time_range(step: ModelStep) -> None:
     truth = _picture()
     grey = [cv2.cvtColor(np.roll(truth, 2 * i, axis=1), cv2.COLOR_RGB2GRAY) for i in range(4)]
-    auto = list(colorize_frames(iter(grey), step, ColorizeOptions(smoothing=0)))
+    auto = list(colorize_frames(iter(grey), step, ColorizeOptions(smoothing=0, model_every=1)))  # as guided
     # From t = 2 (frame 2 at rate 1) on: frames 0 and 1 are the automatic ones, bit for bit.
     opts = ColorizeOptions(smoothing=0, reference=[Reference(truth, start=2.0)])
     guided = list(colorize_frames(iter(grey), step, opts))

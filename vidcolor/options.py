@@ -33,8 +33,8 @@ class ColorizeOptions:
     threads: int = 0  # torch CPU threads; 0: torch's default
     runtime: str = "torch"  # model step on the CPU: torch (the reference) or onnx (ONNX Runtime)
     # The model on one frame in N of a shot, colour carried along the motion to the others
-    # (stages/keyframes.py); 1: the model on every frame.
-    model_every: int = 1
+    # (stages/keyframes.py); 1: the model on every frame; 0: by device (stages/keyframes.key_interval).
+    model_every: int = 0
     # Guidance: colour hints (a hints-file path or a list of entries, read by vidcolor/hints.py)
     # and reference stills (paths, arrays or References); empty: the unguided pipeline, unchanged.
     hints: tuple[Any, ...] = ()
@@ -60,9 +60,11 @@ class ColorizeOptions:
             object.__setattr__(self, "reference_dir", str(self.reference_dir))
         if self.runtime not in ("torch", "onnx"):
             raise UsageError("--runtime torch or onnx", repr(self.runtime), "pass one of them")
-        if self.model_every < 1:
+        if self.model_every < 0:
             raise UsageError(
-                "--model-every of 1 or more", str(self.model_every), "pass e.g. 2, or 1 for every frame"
+                "--model-every of 0 (by device) or more",
+                str(self.model_every),
+                "pass e.g. 3, or 1 for every frame",
             )
         if self.batch_size < 1:
             raise UsageError("--batch-size of 1 or more", str(self.batch_size), "pass a positive number")

@@ -111,11 +111,10 @@ def model_options(f: F) -> F:
     f = click.option(
         "--model-every",
         type=int,
-        default=1,
-        show_default=True,
+        default=0,
         metavar="N",
         help="Run the model on one frame in N of a shot and carry its colour along the motion to "
-        "the others (faster; 1: every frame).",
+        "the others (1: every frame; default 0: 3 where the model runs on the CPU, 1 on a GPU).",
     )(f)
     return f
 

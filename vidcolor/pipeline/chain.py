@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from vidcolor.frames import Frame, LBatch
-from vidcolor.guidance.guide import Guide, GuidePlan
+from vidcolor.guidance.guide import Guide, GuidePlan, guided
 from vidcolor.options import ColorizeOptions
 from vidcolor.stages.batch_l import make_batch
-from vidcolor.stages.keyframes import KeyframeCarry
+from vidcolor.stages.keyframes import KeyframeCarry, key_interval
 from vidcolor.stages.model_step import ModelStep
 from vidcolor.stages.scene_cut import SceneCutDetector
 from vidcolor.stages.smooth import TemporalSmoother
@@ -49,7 +49,10 @@ class StageChain:
         self.step, self.opts, self.guide = step, opts, guide
         self.bit_depth, self.full_range = bit_depth, full_range
         self.render = opts.render_size or step.render_size
-        self.carry = KeyframeCarry(step, opts.model_every, first_index=first_index)
+        # Guidance needs the model's own output (and features) on every frame it reaches: by
+        # default a guided run carries no colour, so only an explicit --model-every does.
+        every = 1 if opts.model_every == 0 and guided(opts) else key_interval(opts.model_every, step.device)
+        self.carry = KeyframeCarry(step, every, first_index=first_index)
         # Smoothing restarts at every scene cut, so colour never bleeds from one shot into the next
         # (nor a hint's colour into the next shot).
         self.smoother = TemporalSmoother(opts.smoothing, SceneCutDetector(), field_aware=field_aware)
@@ -93,5 +96,5 @@ class StageChain:
     def notes(self) -> list[str]:
         """Lines for the run's summary, once every frame is through: what key-frame carrying did
         (where it was on), hints the decoded section did not reach."""
-        lines = [self.carry.stats.line()] if self.opts.model_every > 1 else []
+        lines = [self.carry.stats.line()] if self.carry.every > 1 else []
         return lines + (self.guide.notes() if self.guide is not None else [])
