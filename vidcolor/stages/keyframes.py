@@ -13,8 +13,9 @@ need no detector here, and a shot's first frame is always a key frame.
 
 Key frames fall on the film's own frame numbers, not on where a run started: a segment of a long
 film (pipeline/segments.py) that starts decoding at frame ``first_index`` has, from the first
-multiple of ``N`` on, the same key frames, the same carried colour and so the same output as one
-run over the whole film.
+multiple of ``N`` on, the same key frames and the same carried colour as one run over the whole
+film. (The key frames of a batch go through the model together, and how many share a call can
+round the model's output differently in the last bit: a code value here and there, not a colour.)
 
 The ab carried is the model's raw output at the render size; stages [4] and [5] see no difference
 between a carried frame and a predicted one.
