@@ -167,13 +167,13 @@ def test_calibrate_picks_a_readout_and_exports_it_with_the_rebalancing_weights(
 
 def test_encoder_tail_trains_only_the_last_blocks_and_the_head_conv(tmp_path: Path, corpus: Path) -> None:
     from vidcolor.models import load
-    from vidcolor.models.efficientnet_lite import EfficientNetLite0
+    from vidcolor.models.efficientnet_lite import EfficientNetLite
 
     torch.manual_seed(0)
     cfg = replace(_tiny(tmp_path, corpus, steps=2), encoder_tail=2)
     after = load(train(cfg, progress=False), "cpu", half=False)
     assert isinstance(after, Colorizer)
-    pretrained = EfficientNetLite0()
+    pretrained = EfficientNetLite("lite0")
     pretrained.load_pretrained()
     before = pretrained.state_dict()
     changed = {

@@ -162,10 +162,3 @@ class EfficientNetLite(nn.Module):
         sd = torch.load(pretrained_weights_path(self.variant), map_location="cpu", weights_only=True)
         sd = {k: v for k, v in sd.items() if not k.startswith("_fc.")}
         self.load_state_dict(sd, strict=True)
-
-
-class EfficientNetLite0(EfficientNetLite):
-    """The shipped encoder, EfficientNet-Lite0."""
-
-    def __init__(self) -> None:
-        super().__init__("lite0")

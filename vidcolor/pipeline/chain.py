@@ -49,9 +49,7 @@ class StageChain:
         self.step, self.opts, self.guide = step, opts, guide
         self.bit_depth, self.full_range = bit_depth, full_range
         self.render = opts.render_size or step.render_size
-        # Guidance needs the model's own output (and features) on every frame it reaches: by
-        # default a guided run carries no colour, so only an explicit --model-every does.
-        every = 1 if opts.model_every == 0 and guided(opts) else key_interval(opts.model_every, step.device)
+        every = key_interval(opts.model_every, step.device, guided(opts))
         self.carry = KeyframeCarry(step, every, first_index=first_index)
         # Smoothing restarts at every scene cut, so colour never bleeds from one shot into the next
         # (nor a hint's colour into the next shot).

@@ -16,7 +16,7 @@ from vidcolor.errors import InputError, UsageError
 from vidcolor.frames import SourceInfo
 from vidcolor.media.window import section_pts
 from vidcolor.options import ColorizeOptions
-from vidcolor.stages.keyframes import CPU_MODEL_EVERY
+from vidcolor.stages.keyframes import most_key_interval
 from vidcolor.stages.smooth import DEFAULT_WINDOW
 
 #: Default segment length, seconds: long enough that the per-segment costs (a seek, the warm-up
@@ -162,7 +162,7 @@ def plan_segments(
     out = []
     for k, a in enumerate(starts):
         b = starts[k + 1] if k + 1 < len(starts) else n
-        w = max(0, a - warmup_frames(options.model_every or CPU_MODEL_EVERY))
+        w = max(0, a - warmup_frames(most_key_interval(options.model_every)))
         first = pts[w]
         # decode_frames counts start from the stream's start_time and rounds it to a tick: a
         # quarter tick early lands on ``first`` itself whatever the float rounding.

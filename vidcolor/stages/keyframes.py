@@ -45,11 +45,19 @@ _RESIDUAL_SHRINK = 4
 CPU_MODEL_EVERY = 3
 
 
-def key_interval(model_every: int, device: torch.device) -> int:
-    """The key-frame interval a run uses: ``model_every`` when given (>= 1), else by ``device``."""
+def key_interval(model_every: int, device: torch.device, guided: bool = False) -> int:
+    """The key-frame interval a run uses: ``model_every`` when given (>= 1), else by ``device``;
+    a guided run (hints, references) keeps the model on every frame, as guidance needs the
+    model's own output wherever it reaches."""
     if model_every >= 1:
         return model_every
-    return CPU_MODEL_EVERY if device.type == "cpu" else 1
+    return CPU_MODEL_EVERY if device.type == "cpu" and not guided else 1
+
+
+def most_key_interval(model_every: int) -> int:
+    """The longest interval ``model_every`` can resolve to on any device (what a segment's
+    warm-up must cover before the device is known)."""
+    return model_every or CPU_MODEL_EVERY
 
 
 @dataclass
