@@ -170,14 +170,15 @@ def test_a_node_lost_mid_batch(own_cluster: LocalCluster, ckpt: Path, tmp_path: 
     src = tmp_path / "in"
     src.mkdir()
     # Long enough that the lost node's worker, which notices its raylet gone within about a
-    # second, dies in the middle of its film rather than finishing it.
+    # second, dies in the middle of its film rather than finishing it (the model on every frame:
+    # carrying colour between key frames makes a film too quick for that on an idle machine).
     counts = {f"f{k}.mp4": 300 + k for k in range(4)}
     for name, n in counts.items():
         make_clip(src / name, frames=n, size=(96, 64))
     out = tmp_path / "out"
     args = [sys.executable, "-m", "vidcolor", "batch", str(src), "-o", str(out), "--model", str(ckpt),
             "--render-size", "32", "--threads", "1", "--segment-seconds", "0", "-q",
-            "--ray", own_cluster.address]  # fmt: skip
+            "--model-every", "1", "--ray", own_cluster.address]  # fmt: skip
     proc = subprocess.Popen(
         args, env=own_cluster.env | _ENV_PATH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
