@@ -94,6 +94,19 @@ class Node:
             return False
         return any(cmd.startswith("ray::") and "_task" in cmd for _, cmd in _children(raylet))
 
+    def lose(self) -> None:
+        """SIGKILL the raylet and its workers at once, as when the node's machine goes away: the
+        task it was running can neither finish nor report (a worker left alive may finish its film
+        before it notices its raylet gone)."""
+        raylet = self.raylet()
+        if raylet is None:
+            raise RuntimeError("the node has no raylet to kill")
+        for pid in [raylet, *(pid for pid, _ in _children(raylet))]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> None:
         """End the node's whole process group (``ray start``, its raylet, workers and agents)."""
         try:
