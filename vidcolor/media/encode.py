@@ -36,6 +36,7 @@ from vidcolor.media.probe import (
     COLOR_TRC_NAMES,
     FIELD_ORDER_NAMES,
 )
+from vidcolor.media.redecode import DecoderSetup, PacketCopy, PacketSink
 from vidcolor.media.remux import Remuxer, carried_metadata
 from vidcolor.media.window import section_seconds
 
@@ -464,6 +465,7 @@ class VideoWriter:
     base, ``planes`` the planes of ``plan.pix_fmt`` (Y full size, U and V subsampled; uint8, or
     uint16 holding the native range). start/duration (seconds from the video stream's start, as
     given to decode_frames) limit the copied packets to that section; timestamps are not shifted.
+    ``sink`` receives a copy of every encoded video packet before it is muxed (media/redecode.py).
     Use as a context manager; ``close()`` flushes the encoder and the remuxer. Raises EncodingError.
     """
 
@@ -476,8 +478,11 @@ class VideoWriter:
         threads: int = 0,
         start: float | None = None,
         duration: float | None = None,
+        sink: PacketSink | None = None,
     ) -> None:
         self.info, self.plan = info, plan
+        self.sink = sink
+        self._sink_started = False
         self.next_index = 0
         self.closed = False
         v = info.video
@@ -536,11 +541,22 @@ class VideoWriter:
         frame.pts = pts
         frame.time_base = self.time_base
         try:
-            self.out.mux(self.stream.encode(frame))
+            self._mux(self.stream.encode(frame))
             self.remux.pump(float(pts * self.time_base))
         except av.error.FFmpegError as exc:
             raise EncodingError(f"frame {index} encoded", str(exc), "check the codec options") from None
         self.next_index += 1
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        if self.sink is not None and packets:
+            assert self.stream is not None
+            if not self._sink_started:  # the encoder is open now: its extradata (SPS/PPS...) is set
+                cc = self.stream.codec_context
+                name = cc.codec.canonical_name
+                self.sink.start(DecoderSetup(name, cc.extradata, self.time_base, cc.width, cc.height))
+                self._sink_started = True
+            self.sink.packets([PacketCopy.of(p) for p in packets])
+        self.out.mux(packets)
 
     def _frame(self, planes: tuple[np.ndarray, ...]) -> av.VideoFrame:
         plan = self.plan
@@ -570,7 +586,7 @@ class VideoWriter:
             return
         assert self.stream is not None
         try:
-            self.out.mux(self.stream.encode(None))
+            self._mux(self.stream.encode(None))
             self.remux.finish()
             self.out.close()
         except av.error.FFmpegError as exc:

@@ -34,7 +34,7 @@ from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.chain import StageChain
 from vidcolor.pipeline.threads import END, StageGroup
-from vidcolor.pipeline.verify import VerifyResult, verify_output
+from vidcolor.pipeline.verify import LiveCheck, VerifyResult, verify_output
 from vidcolor.stages.merge import merge_frame
 from vidcolor.stages.model_step import ModelStep
 
@@ -171,14 +171,24 @@ def colorize_video(
     summary = Summary.begin(src, dst, step, plan)
     stats = DecodeStats()
     t0 = time.perf_counter()
+    check = LiveCheck(info.video.bit_depth) if opts.verify else None
     with atomic_output(dst, opts.overwrite) as tmp:
-        run_stages(
-            StageJob(src, tmp, info, plan, opts, step), stats, summary, progress=progress, on_frame=on_frame
-        )
+        try:
+            run_stages(
+                StageJob(src, tmp, info, plan, opts, step),
+                stats,
+                summary,
+                progress=progress,
+                on_frame=on_frame,
+                check=check,
+            )
+        finally:
+            if check is not None:
+                check.close()
         if summary.frames == 0:
             raise _no_frames(info, opts)
-        if opts.verify:
-            summary.verify = verify_output(
+        if check is not None:
+            summary.verify = check.result(tmp, summary.frames) or verify_output(
                 src, tmp, info, plan, start=opts.start, duration=opts.duration, expected_frames=summary.frames
             )
     summary.seconds = time.perf_counter() - t0
@@ -279,9 +289,10 @@ class _StageThreads:
     (``encode``). Each method touches only the chain's part its thread owns (see StageChain).
     """
 
-    def __init__(self, job: StageJob, stats: DecodeStats) -> None:
+    def __init__(self, job: StageJob, stats: DecodeStats, check: LiveCheck | None = None) -> None:
         self.job = job
         self.stats = stats
+        self.check = check
         v = job.info.video
         self.full_range = v.color_range == "pc"
         self.guide = guide_for_film(
@@ -322,12 +333,20 @@ class _StageThreads:
         )
         if window is not None:
             frames = window.select(frames)
+        if self.check is not None:
+            frames = self._noted(frames, self.check)
         for batch in _batches(frames, opts.batch_size):
             lb = self.chain.to_l(batch)
             # The guidance's tracking needs nothing from the model: it runs here, ahead of it.
             guided = self.chain.plan(lb, frame_times(batch, job.info))
             self.to_model.put((batch, lb, guided))
         self.to_model.put(END)
+
+    @staticmethod
+    def _noted(frames: Iterator[Frame], check: LiveCheck) -> Iterator[Frame]:
+        for f in frames:
+            check.decoded(f.pts, f.time_base)
+            yield f
 
     def model(self) -> None:
         for batch, lb, guided in self.to_model:
@@ -375,16 +394,19 @@ class _StageThreads:
                 pix_fmt=plan.pix_fmt,
                 guide=opts.guide,
             )
-            self.to_encode.put((frame.index, frame.pts, planes))
+            self.to_encode.put((frame.index, frame.pts, planes, frame.y))
         self.to_encode.put(END)
 
     def encode(self, summary: Summary, bar: tqdm, on_frame: Callable[[int], None] | None) -> None:
         """On the calling thread: write what the merge thread sends, then wait for every stage."""
         job = self.job
+        check = self.check
         with VideoWriter(
-            job.tmp, job.info, job.plan, start=job.opts.start, duration=job.opts.duration
+            job.tmp, job.info, job.plan, start=job.opts.start, duration=job.opts.duration, sink=check
         ) as writer:
-            for index, pts, planes in self.to_encode:
+            for index, pts, planes, y in self.to_encode:
+                if check is not None:
+                    check.expect(pts, y)
                 writer.write(index, pts, planes)
                 summary.frames += 1
                 bar.update(1)
@@ -404,10 +426,12 @@ def run_stages(
     *,
     progress: bool = False,
     on_frame: Callable[[int], None] | None = None,
+    check: LiveCheck | None = None,
 ) -> None:
     """Run ``job``'s stages to the end: decode counters go to ``stats``, frames and notes to
-    ``summary``; ``on_frame`` is called with the count of frames encoded so far."""
-    threads = _StageThreads(job, stats)
+    ``summary``; ``on_frame`` is called with the count of frames encoded so far; ``check`` sees
+    every frame decoded and every packet encoded (pipeline/verify.py)."""
+    threads = _StageThreads(job, stats, check)
     bar = tqdm(
         total=_expected_frames(job.info, job.opts),
         unit="frame",
