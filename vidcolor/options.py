@@ -28,7 +28,7 @@ class ColorizeOptions:
     overwrite: bool = False
     skip_corrupt: bool = False
     deinterlace: bool = False
-    verify: bool = True  # decode the result once more: frame count, pts, Y PSNR
+    verify: bool = True  # check the output as it is written: frame count, pts, Y PSNR (pipeline/verify.py)
     guide: bool = True  # edge-aware upsampling of colour with the full-resolution luma
     threads: int = 0  # torch CPU threads; 0: torch's default
     runtime: str = "torch"  # model step on the CPU: torch (the reference) or onnx (ONNX Runtime)

@@ -150,7 +150,7 @@ def colour_options(f: F) -> F:
         help="Carry on past undecodable frames and count them, instead of stopping.",
     )(f)
     f = click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (bwdif).")(f)
-    f = click.option("--no-verify", is_flag=True, help="Skip the final check of frames, pts and luma.")(f)
+    f = click.option("--no-verify", is_flag=True, help="Skip the check of frames, pts and luma (made while the output is written).")(f)
     f = click.option("--no-guide", is_flag=True, help="Plain bilinear colour upsampling (no luma guide).")(f)
     return f
 
