@@ -297,3 +297,13 @@ def test_still_through_the_cli(tmp_path, tiny_model_path, ext, bits, rgb):
         src_luma = np.rint(luma(img)) if rgb else img.astype(np.float64)
         assert np.abs(luma(out) - src_luma).max() <= 1.5
     nothing_written(tmp_path, src, dst)
+
+
+def test_preset_passes_to_the_encoder_and_a_wrong_one_is_one_line(clip, tmp_path, tiny_model_path):
+    src = clip("src.mp4", frames=6)
+    ok = colorize(tiny_model_path, src, "-o", tmp_path / "fast.mp4", "--preset", "ultrafast")
+    assert ok.exit_code == 0, ok.output
+    assert b"subme=0" in (tmp_path / "fast.mp4").read_bytes()  # x264's own record of its settings
+    bad = colorize(tiny_model_path, src, "-o", tmp_path / "o.mp4", "--preset", "quick")
+    assert_one_line_error(bad, 4, "--preset of libx264", "'quick'")
+    assert not (tmp_path / "o.mp4").exists()

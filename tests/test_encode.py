@@ -253,3 +253,37 @@ def test_edge_roundtrip(edge, tmp_path, name, ext):
     if name == "mov_timecode.mov":
         with av.open(str(out)) as c:
             assert c.streams.video[0].metadata.get("timecode") == "01:00:00:00"
+
+
+def _x264_settings(path: Path) -> str:
+    """The option string x264 writes into its stream (an SEI message): 'cabac=1 ref=3 ...'."""
+    data = path.read_bytes()
+    at = data.index(b"options: ")
+    return data[at + 9 : data.index(b"\0", at)].decode()
+
+
+def test_preset_reaches_the_encoder(clip, tmp_path):
+    src = clip("src.mp4", frames=6)
+    default = roundtrip(src, tmp_path / "default.mp4")
+    fast = roundtrip(src, tmp_path / "fast.mp4", preset="UltraFast")
+    assert default.options["preset"] == "medium" and fast.options["preset"] == "ultrafast"
+    # ultrafast turns off CABAC and sub-pixel refinement; medium uses both
+    assert "cabac=1" in _x264_settings(tmp_path / "default.mp4") and "subme=7" in _x264_settings(
+        tmp_path / "default.mp4"
+    )
+    assert "cabac=0" in _x264_settings(tmp_path / "fast.mp4") and "subme=0" in _x264_settings(
+        tmp_path / "fast.mp4"
+    )
+    assert (
+        roundtrip(src, tmp_path / "o.mkv", codec="libx265", preset="veryfast").options["preset"] == "veryfast"
+    )
+
+
+def test_preset_checked_against_the_encoder(clip, tmp_path):
+    info = probe(clip("src.mp4", frames=2))
+    with pytest.raises(EncodingError, match=r"--preset of libx264 among ultrafast, .*veryslow, found 'p5'"):
+        plan_output(info, tmp_path / "o.mp4", preset="p5")
+    with pytest.raises(EncodingError, match="--preset of libx265"):
+        plan_output(info, tmp_path / "o.mkv", codec="hevc", preset="fastest")
+    plan = plan_output(info, tmp_path / "o.mkv", codec="ffv1", preset="fast")
+    assert "preset ignored: ffv1 has none" in plan.notes and "preset" not in plan.options

@@ -22,6 +22,34 @@ CODEC_ALIASES: dict[str, str] = {
     "h264_nvenc": "h264_nvenc", "hevc_nvenc": "hevc_nvenc", "nvenc": "h264_nvenc",
     "vp9": "libvpx-vp9", "libvpx-vp9": "libvpx-vp9", "av1": "libsvtav1", "libsvtav1": "libsvtav1",
 }  # fmt: skip
+#: Speed presets of the encoders that have them (``--preset``), fastest first, and the default of
+#: each. A faster preset costs less CPU per frame and, at the same --crf, keeps a little less of the
+#: luma or writes a larger file (benchmarks/README.md measures it).
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+ENCODER_PRESETS: dict[str, tuple[str, ...]] = {
+    "libx264": X264_PRESETS,
+    "libx265": X264_PRESETS,
+    "h264_nvenc": ("p1", "p2", "p3", "p4", "p5", "p6", "p7"),
+    "hevc_nvenc": ("p1", "p2", "p3", "p4", "p5", "p6", "p7"),
+    "libsvtav1": tuple(str(k) for k in range(13, -1, -1)),
+}
+DEFAULT_PRESET = {
+    "libx264": "medium",
+    "libx265": "medium",
+    "h264_nvenc": "p5",
+    "hevc_nvenc": "p5",
+    "libsvtav1": "8",
+}
 #: The container a codec's output gets where the source's own (or MP4) cannot hold it.
 CODEC_SUFFIX: dict[str, str] = {
     "ffv1": ".mkv",

@@ -21,6 +21,7 @@ class ColorizeOptions:
     smoothing: float = DEFAULT_SMOOTHING  # temporal smoothing strength, 0 = off
     codec: str = DEFAULT_CODEC
     crf: float | None = None  # None: the codec's default quality
+    preset: str | None = None  # the encoder's speed preset (formats.ENCODER_PRESETS); None: its default
     lossless: bool = False
     ten_bit: bool | None = None  # None: keep the source's bit depth where the codec can
     start: float | None = None  # seconds from the start of the film

@@ -338,7 +338,16 @@ class ClipStages:
         and final flush included: that is what the output costs."""
         o = self.s.opts
         dst = self.work / f"encode-{codec}{_ext(codec)}"
-        plan = plan_output(self.info, dst, codec, o.crf if codec == o.codec else None, o.lossless, o.ten_bit)
+        own = codec == o.codec
+        plan = plan_output(
+            self.info,
+            dst,
+            codec,
+            o.crf if own else None,
+            o.lossless,
+            o.ten_bit,
+            preset=o.preset if own else None,
+        )
         planes = (
             self.planes if plan.pix_fmt == self.pix_fmt else self._merge_all(plan.pix_fmt, plan.bit_depth)
         )

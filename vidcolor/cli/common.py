@@ -137,6 +137,12 @@ def colour_options(f: F) -> F:
         help=", ".join(CODECS) + ".",
     )(f)
     f = click.option("--crf", type=float, default=None, help="Quality for x264/x265 (lower is better).")(f)
+    f = click.option(
+        "--preset",
+        default=None,
+        help="Encoder speed preset: x264/x265 ultrafast..veryslow (default medium), NVENC p1..p7 (p5). "
+        "Faster presets cost less CPU and, at the same --crf, keep a little less of the luma.",
+    )(f)
     f = click.option("--lossless", is_flag=True, help="Lossless video (ffv1 in mkv, else x264 qp 0).")(f)
     f = click.option(
         "--ten-bit/--eight-bit",
@@ -150,7 +156,11 @@ def colour_options(f: F) -> F:
         help="Carry on past undecodable frames and count them, instead of stopping.",
     )(f)
     f = click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (bwdif).")(f)
-    f = click.option("--no-verify", is_flag=True, help="Skip the check of frames, pts and luma (made while the output is written).")(f)
+    f = click.option(
+        "--no-verify",
+        is_flag=True,
+        help="Skip the check of frames, pts and luma (made while the output is written).",
+    )(f)
     f = click.option("--no-guide", is_flag=True, help="Plain bilinear colour upsampling (no luma guide).")(f)
     return f
 

@@ -28,7 +28,7 @@ import av.error
 import numpy as np
 
 from vidcolor.errors import EncodingError
-from vidcolor.formats import CODEC_ALIASES
+from vidcolor.formats import CODEC_ALIASES, DEFAULT_PRESET, ENCODER_PRESETS
 from vidcolor.frames import SourceInfo, StreamInfo
 from vidcolor.media.probe import (
     COLOR_PRIMARIES_NAMES,
@@ -163,6 +163,7 @@ def plan_output(
     ten_bit: bool | None = None,
     *,
     deinterlace: bool = False,
+    preset: str | None = None,
 ) -> OutputPlan:
     """Decide the output for ``info`` written to ``dst`` (see OutputPlan); raise EncodingError
     for a container, codec or combination that cannot be written, before any work starts.
@@ -171,7 +172,8 @@ def plan_output(
     libx264 at qp 0), h264_nvenc / hevc_nvenc (where a GPU encoder opens), vp9, av1.
     crf: quality for CRF codecs (lower is better). ten_bit: None keeps the source depth (8 or 10;
     deeper sources go to 10 unless the codec holds more), True forces 10 bits, False forces 8.
-    deinterlace: the frames will be progressive (no interlaced encoding).
+    deinterlace: the frames will be progressive (no interlaced encoding). preset: the encoder's speed
+    preset (formats.ENCODER_PRESETS; None: its default), noted and ignored for codecs without one.
     """
     dst = Path(dst)
     ext = dst.suffix.lower()
@@ -270,7 +272,7 @@ def plan_output(
     elif out_bits > src_bits:
         notes.append(f"bit depth raised from {src_bits} to {out_bits} ({pix}; luma shifted, values exact)")
 
-    options = _codec_options(enc, crf, lossless, notes)
+    options = _codec_options(enc, crf, lossless, notes, _preset(enc, preset, notes))
     interlaced = v.field_order in ("tt", "bb", "tb", "bt") and not deinterlace
     if interlaced and enc not in ("libx264", "ffv1", "prores_ks", "h264_nvenc"):
         notes.append(f"interlaced source ({v.field_order}) encoded progressive: {enc} has no interlaced mode")
@@ -337,13 +339,32 @@ def _encoder_pix_fmt(enc: str, pix: str, formats: set[str]) -> str:
     return pix
 
 
-def _codec_options(enc: str, crf: float | None, lossless: bool, notes: list[str]) -> dict[str, str]:
+def _preset(enc: str, preset: str | None, notes: list[str]) -> str:
+    """The speed preset ``enc`` runs at: ``preset`` checked against its list, or its default ("" for
+    an encoder without presets, where a given one is noted and ignored)."""
+    names = ENCODER_PRESETS.get(enc)
+    if names is None:
+        if preset is not None:
+            notes.append(f"preset ignored: {enc} has none")
+        return ""
+    if preset is None:
+        return DEFAULT_PRESET[enc]
+    if preset.lower() not in names:
+        raise EncodingError(
+            f"a --preset of {enc} among {', '.join(names)}", f"'{preset}'", "pick one of those"
+        )
+    return preset.lower()
+
+
+def _codec_options(
+    enc: str, crf: float | None, lossless: bool, notes: list[str], preset: str
+) -> dict[str, str]:
     q = crf if crf is not None else DEFAULT_CRF.get(enc)
     if enc == "libx264":
-        return {"preset": "medium", **({"qp": "0"} if lossless else {"crf": f"{q:g}"})}
+        return {"preset": preset, **({"qp": "0"} if lossless else {"crf": f"{q:g}"})}
     if enc == "libx265":
         params = "lossless=1:log-level=error" if lossless else "log-level=error"
-        return {"preset": "medium", "x265-params": params, **({} if lossless else {"crf": f"{q:g}"})}
+        return {"preset": preset, "x265-params": params, **({} if lossless else {"crf": f"{q:g}"})}
     if enc == "ffv1":
         if crf is not None:
             notes.append("crf ignored: ffv1 is lossless")
@@ -353,13 +374,13 @@ def _codec_options(enc: str, crf: float | None, lossless: bool, notes: list[str]
             notes.append("crf ignored: prores uses its profile (HQ)")
         return {"profile": "3"}
     if enc in ("h264_nvenc", "hevc_nvenc"):
-        return {"preset": "p5", **({"tune": "lossless"} if lossless else {"rc": "vbr", "cq": f"{q:g}"})}
+        return {"preset": preset, **({"tune": "lossless"} if lossless else {"rc": "vbr", "cq": f"{q:g}"})}
     if enc == "libvpx-vp9":
         return {"lossless": "1"} if lossless else {"crf": f"{q:g}", "b": "0", "row-mt": "1"}
     if enc == "libsvtav1":
         if lossless:
             raise EncodingError("a lossless mode", "none in libsvtav1", "use --codec ffv1 or --lossless")
-        return {"crf": f"{q:g}", "preset": "8"}
+        return {"crf": f"{q:g}", "preset": preset}
     return {}
 
 

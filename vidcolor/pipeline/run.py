@@ -162,7 +162,14 @@ def colorize_video(
     if info.is_still:
         raise UsageError("a film for colorize_video", f"a still image ({src})", "use colorize_image")
     plan = plan_output(
-        info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace
+        info,
+        dst,
+        opts.codec,
+        opts.crf,
+        opts.lossless,
+        opts.ten_bit,
+        deinterlace=opts.deinterlace,
+        preset=opts.preset,
     )
     guide_for_film(info, opts)  # hints and references are checked before the model is loaded
     step = ModelStep.create(opts, colorizer)

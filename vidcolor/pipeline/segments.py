@@ -92,6 +92,7 @@ def segment_plan(info: SourceInfo, out: Path, options: ColorizeOptions) -> Outpu
         options.lossless,
         options.ten_bit,
         deinterlace=options.deinterlace,
+        preset=options.preset,
     )
     return dataclasses.replace(plan, copied=(), stream_order=(info.video.index,), warnings=[], notes=[])
 
@@ -315,7 +316,14 @@ def open_segmented(
         )
     check_destination(dst, opts.overwrite)
     plan = plan_output(
-        info, dst, opts.codec, opts.crf, opts.lossless, opts.ten_bit, deinterlace=opts.deinterlace
+        info,
+        dst,
+        opts.codec,
+        opts.crf,
+        opts.lossless,
+        opts.ten_bit,
+        deinterlace=opts.deinterlace,
+        preset=opts.preset,
     )
     segments = plan_segments(info, opts, segment_seconds)
     key = run_key(src, info, opts, segments, f"{step.name}:{fingerprint(step.model)}")
