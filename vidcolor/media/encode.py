@@ -39,6 +39,7 @@ from vidcolor.media.probe import (
 from vidcolor.media.redecode import DecoderSetup, PacketCopy, PacketSink
 from vidcolor.media.remux import Remuxer, carried_metadata
 from vidcolor.media.window import section_seconds
+from vidcolor.options import ColorizeOptions
 
 #: Output file extension -> FFmpeg muxer. (The tables here are kept unformatted: rows read as a table.)
 CONTAINERS: dict[str, str] = {
@@ -152,6 +153,20 @@ def _usable_nvenc(codec: str) -> bool:
         return True
     except (av.error.FFmpegError, ValueError, OSError):
         return False
+
+
+def plan_for(info: SourceInfo, dst: Path, opts: ColorizeOptions) -> OutputPlan:
+    """:func:`plan_output` with the output settings of a run's options."""
+    return plan_output(
+        info,
+        dst,
+        opts.codec,
+        opts.crf,
+        opts.lossless,
+        opts.ten_bit,
+        deinterlace=opts.deinterlace,
+        preset=opts.preset,
+    )
 
 
 def plan_output(

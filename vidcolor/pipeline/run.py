@@ -29,7 +29,7 @@ from vidcolor.guidance.guide import frame_times, guide_for_film
 from vidcolor.guidance.library import index_folder
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.decode import DecodeStats, decode_frames
-from vidcolor.media.encode import OutputPlan, VideoWriter, plan_output
+from vidcolor.media.encode import OutputPlan, VideoWriter, plan_for
 from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.chain import StageChain
@@ -161,16 +161,7 @@ def colorize_video(
         )
     if info.is_still:
         raise UsageError("a film for colorize_video", f"a still image ({src})", "use colorize_image")
-    plan = plan_output(
-        info,
-        dst,
-        opts.codec,
-        opts.crf,
-        opts.lossless,
-        opts.ten_bit,
-        deinterlace=opts.deinterlace,
-        preset=opts.preset,
-    )
+    plan = plan_for(info, dst, opts)
     guide_for_film(info, opts)  # hints and references are checked before the model is loaded
     step = ModelStep.create(opts, colorizer)
     if opts.reference_dir:  # indexed here, with its own progress bar, before the frames start

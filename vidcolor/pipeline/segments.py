@@ -40,7 +40,7 @@ from vidcolor.errors import CorruptInputError, UsageError
 from vidcolor.frames import SourceInfo
 from vidcolor.media.atomic import atomic_output, check_destination, same_file
 from vidcolor.media.decode import DecodeStats
-from vidcolor.media.encode import OutputPlan, plan_output
+from vidcolor.media.encode import OutputPlan, plan_for
 from vidcolor.media.probe import probe
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.cuts import (
@@ -84,16 +84,7 @@ class SegmentResult:
 
 def segment_plan(info: SourceInfo, out: Path, options: ColorizeOptions) -> OutputPlan:
     """The output plan of a segment file: the final plan for its extension, video only."""
-    plan = plan_output(
-        info,
-        out,
-        options.codec,
-        options.crf,
-        options.lossless,
-        options.ten_bit,
-        deinterlace=options.deinterlace,
-        preset=options.preset,
-    )
+    plan = plan_for(info, out, options)
     return dataclasses.replace(plan, copied=(), stream_order=(info.video.index,), warnings=[], notes=[])
 
 
@@ -315,16 +306,7 @@ def open_segmented(
             "an output path different from the input", f"both are {src}", "choose another output name"
         )
     check_destination(dst, opts.overwrite)
-    plan = plan_output(
-        info,
-        dst,
-        opts.codec,
-        opts.crf,
-        opts.lossless,
-        opts.ten_bit,
-        deinterlace=opts.deinterlace,
-        preset=opts.preset,
-    )
+    plan = plan_for(info, dst, opts)
     segments = plan_segments(info, opts, segment_seconds)
     key = run_key(src, info, opts, segments, f"{step.name}:{fingerprint(step.model)}")
     folder = segment_dir(dst)
