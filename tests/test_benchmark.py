@@ -191,6 +191,11 @@ def test_profile_sorts_samples_into_work_and_waiting() -> None:
             "thread (0x3): MainThread;main (vidcolor/cli.py:1);"
             "verify_output (vidcolor/pipeline/verify.py:40);decode_frames (vidcolor/media/decode.py:140) 1",
             "thread (0x3): MainThread;import (vidcolor/models/registry.py:3) 99",  # before the run: ignored
+            f"thread (0x4): vidcolor-verify;{root};LiveCheck._run (vidcolor/pipeline/verify.py:140);"
+            "LiveCheck._check (vidcolor/pipeline/verify.py:160);get (queue.py:171);wait (threading.py:320) 3",
+            f"thread (0x4): vidcolor-verify;{root};LiveCheck._run (vidcolor/pipeline/verify.py:140);"
+            "LiveCheck._check (vidcolor/pipeline/verify.py:170);"
+            "LiveCheck._compare (vidcolor/pipeline/verify.py:180) 1",
         ]
     )
     t = summarise(raw)
@@ -198,3 +203,4 @@ def test_profile_sorts_samples_into_work_and_waiting() -> None:
     assert t["vidcolor-model"]["shares"] == {"work: model": 0.75, "wait: input": 0.25}
     assert t["vidcolor-merge"]["shares"] == {"wait: room": 1.0} and t["vidcolor-merge"]["waiting"] == 1.0
     assert t["MainThread"]["shares"] == {"work: encode": 0.8, "work: verify": 0.2}
+    assert t["vidcolor-verify"]["shares"] == {"wait: input": 0.75, "work: verify": 0.25}

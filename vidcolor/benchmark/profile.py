@@ -35,7 +35,8 @@ THREADS = {
     "vidcolor-model": "[3] model",
     "vidcolor-colour": "[4] smooth (+ guidance: colours applied)",
     "vidcolor-merge": "[5] merge",
-    "MainThread": "[6] encode (and verify)",
+    "MainThread": "[6] encode (the file check after it: packets counted, or both files decoded)",
+    "vidcolor-verify": "[6] the output check beside the encoder (its packets decoded back)",
 }
 
 
@@ -49,6 +50,7 @@ _WORK = (
     ("make_batch", "to L"),
     ("merge_frame", "merge"),
     ("VideoWriter.", "encode"),
+    ("LiveCheck.", "verify"),
     ("decode_frames", "decode"),
     ("_DecodePass.", "decode"),
 )
@@ -61,14 +63,14 @@ def classify(stack: list[str]) -> str:
         return "other"
     last = _FRAME.match(ours[-1])
     func = last.group("func") if last else ours[-1]
-    if func == "Pipe.__iter__":
-        return "wait: input"
+    if func == "Pipe.__iter__" or (func == "LiveCheck._check" and any(f.startswith("get (queue.py:") for f in stack)):
+        return "wait: input"  # the check's thread waits on its own queue
     if func == "Pipe.put":
         return "wait: room"
     if func == "StageGroup.join":
         return "wait: other stages"
-    if any("verify_output" in f for f in ours):
-        return "work: verify"  # it decodes both files: not the decode stage
+    if any("verify_output" in f or "LiveCheck.result" in f for f in ours):
+        return "work: verify"  # it decodes both files, or counts packets: not the decode stage
     for frame in reversed(ours):
         for key, stage in _WORK:
             if key in frame:
@@ -85,7 +87,9 @@ def summarise(raw: str) -> dict[str, Any]:
             continue
         name = m.group("name") or m.group("tid")
         stack = m.group("stack").split(";")
-        if name == "MainThread" and not any("run_stages" in f or "verify_output" in f for f in stack):
+        if name == "MainThread" and not any(
+            "run_stages" in f or "verify_output" in f or "LiveCheck.result" in f for f in stack
+        ):
             continue  # imports, model building: before the run
         per[name][classify(stack)] += int(m.group("count"))
     out: dict[str, Any] = {}
