@@ -63,8 +63,9 @@ def classify(stack: list[str]) -> str:
         return "other"
     last = _FRAME.match(ours[-1])
     func = last.group("func") if last else ours[-1]
-    if func == "Pipe.__iter__" or (func == "LiveCheck._check" and any(f.startswith("get (queue.py:") for f in stack)):
-        return "wait: input"  # the check's thread waits on its own queue
+    queued = func == "LiveCheck._check" and any(f.startswith("get (queue.py:") for f in stack)
+    if func == "Pipe.__iter__" or queued:  # the output check's thread waits on a queue of its own
+        return "wait: input"
     if func == "Pipe.put":
         return "wait: room"
     if func == "StageGroup.join":
