@@ -4,6 +4,7 @@ figure is a positive number, the charts are PNGs. No timing is asserted (see ben
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -204,3 +205,14 @@ def test_profile_sorts_samples_into_work_and_waiting() -> None:
     assert t["vidcolor-merge"]["shares"] == {"wait: room": 1.0} and t["vidcolor-merge"]["waiting"] == 1.0
     assert t["MainThread"]["shares"] == {"work: encode": 0.8, "work: verify": 0.2}
     assert t["vidcolor-verify"]["shares"] == {"wait: input": 0.75, "work: verify": 0.25}
+
+
+def test_presets_measure_fidelity_against_the_lossless_output(clip, tmp_path) -> None:
+    from vidcolor.benchmark.presets import measure, plane_psnr
+
+    src = clip("src.mp4", frames=6)
+    rows = measure(src, ("medium", "ultrafast"), tmp_path)
+    assert set(rows) == {"medium", "ultrafast"}
+    for row in rows.values():
+        assert 20 < row["psnr_y"] < math.inf and 20 < row["psnr_cb"] < math.inf and row["bytes"] > 0
+    assert plane_psnr(tmp_path / "lossless.mkv", tmp_path / "lossless.mkv") == [math.inf] * 3
