@@ -6,7 +6,8 @@ Two ways, the same checks:
 
 - :class:`LiveCheck`, while a film is written (pipeline/run.py): the encoder's packets are decoded
   back on a thread of their own as they come out and compared with the luma the decode stage read
-  (the Y the merge stage wrote, before any bit-depth change); the finished file's packets are then
+  (the Y the merge stage wrote, before any bit-depth change; with --deinterlace, the deinterlaced
+  luma, so the PSNR is that of the encoding alone); the finished file's packets are then
   read without decoding for the count and the times. Nothing is decoded a second time after the
   run, so the check costs the run no time of its own where a core is free.
 - :func:`verify_output`, on two finished files: both are decoded once more, side by side. For the
