@@ -207,10 +207,16 @@ def test_calibrate_chooses_on_the_runs_own_validation_split(tmp_path: Path, corp
 def test_train_cli_takes_the_decoder_size_and_rejects_a_bad_one(tmp_path: Path, corpus: Path) -> None:
     base = ["train", "--data", str(corpus), "--out", str(tmp_path / "r"), "--steps", "1", "--batch", "2",
             "--crop", "64", "--threads", "1", "--val-every", "1", "-q"]  # fmt: skip
-    r = CliRunner().invoke(main, [*base, "--decoder-widths", "16,8,8,8,8", "--global-dim", "8"])
+    r = CliRunner().invoke(
+        main, [*base, "--decoder-widths", "16,8,8,8,8", "--global-dim", "8", "--rebalance-lambda", "1"]
+    )
     assert r.exit_code == 0, r.output
     ck = read_checkpoint(tmp_path / "r" / "last.pt")
     assert ck["config"]["widths"] == [16, 8, 8, 8, 8] and ck["config"]["global_dim"] == 8
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["rebalance_lambda"] == 1.0
+    # no rebalancing: every bin weighs the same
+    weights = ck["extra"]["rebalance_weights"]
+    assert float(weights.max() - weights.min()) < 1e-5
     bad = CliRunner().invoke(main, [*base, "--decoder-widths", "16,8"])
     assert (
         bad.exit_code != 0 and "five positive channel counts" in bad.output and "Traceback" not in bad.output

@@ -31,6 +31,13 @@ from vidcolor.errors import UsageError
 @click.option(
     "--global-dim", type=int, default=256, show_default=True, help="Width of the global context vector."
 )
+@click.option(
+    "--rebalance-lambda",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Class rebalancing of the colour bins: 1 none, lower weighs rare (saturated) colours more.",
+)
 @click.option("--finetune-encoder", is_flag=True, help="Train the encoder too (about 10x slower on a CPU).")
 @click.option(
     "--encoder-tail",
@@ -57,6 +64,7 @@ def train(
     val_every: int,
     decoder_widths: str,
     global_dim: int,
+    rebalance_lambda: float,
     finetune_encoder: bool,
     encoder_tail: int,
     device: str,
@@ -94,6 +102,7 @@ def train(
             seed=seed,
             val_fraction=val_fraction,
             val_every=val_every,
+            rebalance_lambda=rebalance_lambda,
             model=ColorizerConfig(
                 widths=(widths[0], widths[1], widths[2], widths[3], widths[4]), global_dim=global_dim
             ),
