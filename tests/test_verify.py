@@ -14,7 +14,7 @@ import pytest
 import vidcolor.media.encode as encode_module
 import vidcolor.pipeline.run as run_module
 import vidcolor.pipeline.verify as verify_module
-from vidcolor.errors import EncodingError
+from vidcolor.errors import EncodingError, VidcolorError
 from vidcolor.media.encode import plan_output
 from vidcolor.media.probe import probe
 from vidcolor.media.redecode import DecoderSetup, NoDecoder
@@ -170,3 +170,22 @@ def test_the_queue_never_blocks_the_encoder_on_a_stopped_check(tmp_path):
         check.expect(pts, y)
     check.close()
     assert check.unavailable is not None and "no-such-codec" in check.unavailable
+
+
+def test_no_check_thread_outlives_its_run(clip, tmp_path, tiny_model, monkeypatch):
+    """After a run that succeeded, one refused before it started and one that failed mid-way, no
+    check thread is left waiting (batch mode runs thousands of films in one process)."""
+    import threading
+
+    src = clip("src.mp4", frames=12)
+    colorize(src, tmp_path / "out.mp4", tiny_model)
+    with pytest.raises(VidcolorError):
+        colorize(src, tmp_path / "out.mp4", tiny_model)  # exists, no overwrite
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broke")
+
+    monkeypatch.setattr(run_module, "merge_frame", broken)
+    with pytest.raises(RuntimeError, match="broke"):
+        colorize(src, tmp_path / "other.mp4", tiny_model)
+    assert [t.name for t in threading.enumerate() if t.name == "vidcolor-verify"] == []

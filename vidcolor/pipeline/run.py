@@ -169,8 +169,8 @@ def colorize_video(
     summary = Summary.begin(src, dst, step, plan)
     stats = DecodeStats()
     t0 = time.perf_counter()
-    check = LiveCheck(info.video.bit_depth) if opts.verify else None
     with atomic_output(dst, opts.overwrite) as tmp:
+        check = LiveCheck(info.video.bit_depth) if opts.verify else None
         try:
             run_stages(
                 StageJob(src, tmp, info, plan, opts, step),
