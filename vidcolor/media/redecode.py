@@ -2,8 +2,9 @@
 without reading the film twice more once it is finished.
 
 ``VideoWriter`` hands each batch of encoded video packets, before they are muxed, to a
-:class:`PacketSink` as :class:`PacketCopy` values (the muxer takes the packets' buffers; a copy of
-a compressed packet is small). :class:`PacketDecoder` turns them back into luma planes with the
+:class:`PacketSink` as :class:`PacketCopy` values (the muxer rescales a packet's timestamps in
+place and may take its buffer, while the check reads it on another thread; a copy of a compressed
+packet is small). :class:`PacketDecoder` turns them back into luma planes with the
 decoder FFmpeg picks for the codec, exactly as a player reading the file would: the bytes muxed are
 the bytes decoded. What the container does to them (time base, stored order, the frame count) is
 checked on the finished file by :func:`video_packet_times`, which reads packets without decoding.
