@@ -72,14 +72,19 @@ def test_a_missing_weights_package_names_the_install_command(monkeypatch: pytest
     assert "\n" not in str(e.value)
 
 
-def test_a_checkpoint_records_its_encoder_and_load_rebuilds_it(tmp_path: Path) -> None:
-    net = _net(encoder="lite1")
-    back = models.load(_save(tmp_path / "l1.pt", net), device="cpu", half=False)
+def _rebuilt(path: Path, net: Colorizer, encoder: str, blocks: int) -> None:
+    """``path`` loads as ``net`` with the ``encoder`` of ``blocks`` blocks, giving its output."""
+    back = models.load(path, device="cpu", half=False)
     assert isinstance(back, Colorizer)
-    assert back.config.encoder == "lite1" and len(back.encoder._blocks) == 21
+    assert back.config.encoder == encoder and len(back.encoder._blocks) == blocks
     L = torch.rand(1, 1, 64, 64) * 100
     with torch.no_grad():
         assert torch.allclose(net(L), back(L))
+
+
+def test_a_checkpoint_records_its_encoder_and_load_rebuilds_it(tmp_path: Path) -> None:
+    net = _net(encoder="lite1")
+    _rebuilt(_save(tmp_path / "l1.pt", net), net, "lite1", 21)
 
 
 def test_a_checkpoint_written_before_the_encoder_field_loads_as_lite0(tmp_path: Path) -> None:
@@ -88,12 +93,7 @@ def test_a_checkpoint_written_before_the_encoder_field_loads_as_lite0(tmp_path: 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     del ckpt["config"]["encoder"]
     torch.save(ckpt, path)
-    back = models.load(path, device="cpu", half=False)
-    assert isinstance(back, Colorizer)
-    assert back.config.encoder == "lite0" and len(back.encoder._blocks) == 16
-    L = torch.rand(1, 1, 64, 64) * 100
-    with torch.no_grad():
-        assert torch.allclose(net(L), back(L))
+    _rebuilt(path, net, "lite0", 16)
 
 
 def test_an_unknown_encoder_in_a_checkpoint_is_a_weights_error(tmp_path: Path) -> None:

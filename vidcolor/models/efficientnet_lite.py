@@ -5,14 +5,16 @@ whose state-dict keys follow the ``_conv_stem`` / ``_blocks.N`` / ``_conv_head``
 module rebuilds the networks so that those keys load unchanged. Lite variants have no
 squeeze-excite, use ReLU6 and keep the stem (32) and head (1280) widths fixed.
 
-The stage tables are read off the packages' state dicts (block count per stage from the
-``_blocks.N`` keys, widths from the convolution shapes): Lite1 adds blocks to Lite0's stages at
-the same widths; Lite2 adds the same blocks and widens stages 3 to 7.
+The stage tables are B0's scaled by each variant's width and depth multipliers, as EfficientNet
+scales them, with the stem, the head and the first and last stages' block counts fixed as Lite
+fixes them: Lite1 adds blocks to Lite0's stages at the same widths; Lite2 adds the same blocks and
+widens stages 3 to 7. The packages' state dicts load into them key for key (tested).
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -24,35 +26,38 @@ from vidcolor.errors import UsageError
 Variant = Literal["lite0", "lite1", "lite2"]
 Stage = tuple[int, int, int, int, int, int]  # kernel, stride, expand ratio, in, out, repeats
 
-STAGES: dict[str, tuple[Stage, ...]] = {
-    "lite0": (
-        (3, 1, 1, 32, 16, 1),
-        (3, 2, 6, 16, 24, 2),
-        (5, 2, 6, 24, 40, 2),
-        (3, 2, 6, 40, 80, 3),
-        (5, 1, 6, 80, 112, 3),
-        (5, 2, 6, 112, 192, 4),
-        (3, 1, 6, 192, 320, 1),
-    ),
-    "lite1": (
-        (3, 1, 1, 32, 16, 1),
-        (3, 2, 6, 16, 24, 3),
-        (5, 2, 6, 24, 40, 3),
-        (3, 2, 6, 40, 80, 4),
-        (5, 1, 6, 80, 112, 4),
-        (5, 2, 6, 112, 192, 5),
-        (3, 1, 6, 192, 320, 1),
-    ),
-    "lite2": (
-        (3, 1, 1, 32, 16, 1),
-        (3, 2, 6, 16, 24, 3),
-        (5, 2, 6, 24, 48, 3),
-        (3, 2, 6, 48, 88, 4),
-        (5, 1, 6, 88, 120, 4),
-        (5, 2, 6, 120, 208, 5),
-        (3, 1, 6, 208, 352, 1),
-    ),
-}
+#: EfficientNet-B0's stages, which Lite0 keeps as they are.
+_BASE: tuple[Stage, ...] = (
+    (3, 1, 1, 32, 16, 1),
+    (3, 2, 6, 16, 24, 2),
+    (5, 2, 6, 24, 40, 2),
+    (3, 2, 6, 40, 80, 3),
+    (5, 1, 6, 80, 112, 3),
+    (5, 2, 6, 112, 192, 4),
+    (3, 1, 6, 192, 320, 1),
+)
+#: (width, depth) multipliers of each variant, as EfficientNet scales B0 (Lite1 is B1's, Lite2 B2's).
+_SCALING: dict[str, tuple[float, float]] = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}
+
+
+def _round_width(channels: int, width: float) -> int:
+    """EfficientNet's channel rounding: scaled, to the nearest multiple of 8, never 10% below."""
+    scaled = channels * width
+    out = max(8, int(scaled + 4) // 8 * 8)
+    return out + 8 if out < 0.9 * scaled else out
+
+
+def _scaled(width: float, depth: float) -> tuple[Stage, ...]:
+    """B0's stages scaled; Lite keeps the stem and the first and last stages' block counts."""
+    last = len(_BASE) - 1
+    return tuple(
+        (k, s, e, _round_width(cin, width) if i else cin, _round_width(cout, width),
+         n if i in (0, last) else math.ceil(n * depth))
+        for i, (k, s, e, cin, cout, n) in enumerate(_BASE)
+    )  # fmt: skip
+
+
+STAGES: dict[str, tuple[Stage, ...]] = {name: _scaled(*scale) for name, scale in _SCALING.items()}
 LITE0_STAGES = STAGES["lite0"]
 VARIANTS: tuple[str, ...] = tuple(STAGES)
 # The stages whose last block's output the decoder taps, and that output's stride.
