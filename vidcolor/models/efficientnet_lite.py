@@ -58,7 +58,6 @@ def _scaled(width: float, depth: float) -> tuple[Stage, ...]:
 
 
 STAGES: dict[str, tuple[Stage, ...]] = {name: _scaled(*scale) for name, scale in _SCALING.items()}
-LITE0_STAGES = STAGES["lite0"]
 VARIANTS: tuple[str, ...] = tuple(STAGES)
 # The stages whose last block's output the decoder taps, and that output's stride.
 TAP_STAGES = {0: 2, 1: 4, 2: 8, 4: 16, 6: 32}

@@ -21,6 +21,7 @@ import math
 import queue
 import threading
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import zip_longest
@@ -171,7 +172,9 @@ class LiveCheck:
                 assert decoder is not None, "packets before start"
                 self._compare(decoder.decode(item), pending, decoder)
 
-    def _compare(self, frames: Any, pending: dict[int, np.ndarray], decoder: PacketDecoder) -> None:
+    def _compare(
+        self, frames: Iterable[tuple[int, np.ndarray]], pending: dict[int, np.ndarray], decoder: PacketDecoder
+    ) -> None:
         for pts, yb in frames:
             ya = pending.pop(pts, None)
             if ya is None:
