@@ -8,7 +8,14 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from vidcolor.models.ab_bins import annealed_mean, geometric_median, in_gamut_bins, mode_mean
+from vidcolor.models.ab_bins import (
+    annealed_mean,
+    corrected_annealed_mean,
+    geometric_median,
+    hue_concentration,
+    in_gamut_bins,
+    mode_mean,
+)
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 
 
@@ -115,3 +122,23 @@ def test_readout_settings_survive_a_checkpoint(tmp_path) -> None:  # type: ignor
     assert back.config == m.config
     x = torch.rand(1, 1, 64, 64) * 100
     assert torch.allclose(back(x), m(x), atol=1e-4)
+
+
+def test_one_pass_readout_equals_the_mean_times_the_hue_concentration_of_corrected_logits() -> None:
+    c = _centres()
+    gen = torch.Generator().manual_seed(3)
+    log_w = torch.randn(c.shape[0], generator=gen) * 0.8
+    for scale in (1.0, 6.0, 40.0):  # 40: logits far apart, where a naive exp would overflow
+        logits = torch.randn(2, c.shape[0], 5, 7, generator=gen) * scale
+        before = logits.clone()
+        for correction in (0.0, 0.75):
+            for gamma in (0.0, 2.0):
+                z = logits - correction * log_w[None, :, None, None]
+                want = annealed_mean(z, c, 0.38)
+                if gamma:
+                    want = want * hue_concentration(z, c) ** gamma
+                got = corrected_annealed_mean(logits, c, 0.38, log_w, correction, gamma)
+                assert got.shape == (2, 2, 5, 7)
+                assert torch.isfinite(got).all()
+                assert torch.allclose(got, want, atol=1e-3), (scale, correction, gamma)
+        assert torch.equal(logits, before)  # the caller's logits are left alone

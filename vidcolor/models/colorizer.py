@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidcolor.models.ab_bins import (
-    annealed_mean,
+    corrected_annealed_mean,
     geometric_median,
     hue_concentration,
     in_gamut_bins,
@@ -187,17 +187,22 @@ class Colorizer(nn.Module):
         c = self.config
         parts: list[Tensor] = []
         if c.head in ("class", "blend"):
+            log_w = None
             if c.prior_correction and c.rebalance_log_weights:
-                log_w = _log_weights(c.rebalance_log_weights, logits.device)[None, :, None, None]
-                logits = logits.float() - c.prior_correction * log_w
-            if c.class_readout == "median":
-                ab_c = geometric_median(logits, self.centres, c.temperature)
-            elif c.class_readout == "mode":
-                ab_c = mode_mean(logits, self.centres, c.temperature)
+                log_w = _log_weights(c.rebalance_log_weights, logits.device)
+            if c.class_readout == "mean":
+                ab_c = corrected_annealed_mean(
+                    logits, self.centres, c.temperature, log_w, c.prior_correction, c.confidence_gamma
+                )
             else:
-                ab_c = annealed_mean(logits, self.centres, c.temperature)
-            if c.confidence_gamma:
-                ab_c = ab_c * hue_concentration(logits, self.centres) ** c.confidence_gamma
+                if log_w is not None:
+                    logits = logits.float() - c.prior_correction * log_w[None, :, None, None]
+                if c.class_readout == "median":
+                    ab_c = geometric_median(logits, self.centres, c.temperature)
+                else:
+                    ab_c = mode_mean(logits, self.centres, c.temperature)
+                if c.confidence_gamma:
+                    ab_c = ab_c * hue_concentration(logits, self.centres) ** c.confidence_gamma
             parts.append(F.interpolate(ab_c, size=size, mode="bilinear", align_corners=False))
         if c.head in ("regression", "blend"):
             parts.append(
