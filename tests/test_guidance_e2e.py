@@ -27,6 +27,7 @@ from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.image import colorize_image
 from vidcolor.pipeline.run import colorize_video
 from vidcolor.stages.model_step import ModelStep
+from vidcolor.stages.scene_cut import SceneCutDetector
 
 W, H = 192, 144  # the clip's size; the model renders it at its own size (no resampling)
 SIDE = 36  # the square's side, pixels
@@ -115,6 +116,24 @@ def test_no_guidance_is_the_unguided_path(film, model, tmp_path: Path, monkeypat
     monkeypatch.setattr(ModelStep, "__call__", spy)
     colorize_video(src, tmp_path / "auto.mkv", colorizer=model, lossless=True)
     assert calls and all(h is None for h in calls)  # the model is called exactly as before
+
+
+def test_a_guided_run_detects_each_cut_once(film, model, tmp_path: Path, monkeypatch) -> None:
+    """The guide and the smoother both need the film's cuts: the guide's detector decides them,
+    and the smoother takes its answer instead of asking a detector of its own."""
+    src, boxes = film
+    calls: list[int] = []
+    real = SceneCutDetector.is_cut
+
+    def spy(self: SceneCutDetector, small: np.ndarray) -> bool:
+        calls.append(id(self))
+        return real(self, small)
+
+    monkeypatch.setattr(SceneCutDetector, "is_cut", spy)
+    summary = colorize_video(
+        src, tmp_path / "hint.mkv", colorizer=model, lossless=True, hints=[_hint_at(boxes, 2)]
+    )
+    assert len(calls) == summary.frames and len(set(calls)) == 1
 
 
 def test_a_hint_changes_nothing_before_it_starts(film, model, tmp_path: Path) -> None:

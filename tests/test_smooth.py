@@ -291,3 +291,27 @@ def test_rejects_bad_input() -> None:
     sm.push(5, np.zeros((2, 8, 8), np.float32), np.zeros((8, 8), np.float32))
     with pytest.raises(ValueError):
         sm.push(5, np.zeros((2, 8, 8), np.float32), np.zeros((8, 8), np.float32))
+
+
+def test_a_cut_given_by_the_caller_splits_the_shots_and_the_detector_is_not_asked() -> None:
+    """Guided runs pass the guide's cut for each frame (the same detector on the same L): the
+    smoother must use it and not detect again."""
+
+    class Unasked(SceneCutDetector):
+        def is_cut(self, L_small: np.ndarray) -> bool:
+            raise AssertionError("the smoother asked its detector although the cut was given")
+
+    rng = np.random.default_rng(5)
+    a = natural(6)[:H, :W]
+    Ls = [a + grain(rng) for _ in range(20)]  # one picture throughout: only the given cut splits
+    red = np.stack([np.full((H, W), 40.0), np.full((H, W), 20.0)]).astype(np.float32)
+    blue = np.stack([np.full((H, W), 10.0), np.full((H, W), -45.0)]).astype(np.float32)
+    abs_ = [red.copy() for _ in range(10)] + [blue.copy() for _ in range(10)]
+    sm = TemporalSmoother(1.0, Unasked())
+    out: list[tuple[int, np.ndarray]] = []
+    for i, (ab, L) in enumerate(zip(abs_, Ls, strict=True)):
+        out += sm.push(i, ab, L, cut=i == 10)
+    out += sm.flush()
+    assert [i for i, _ in out] == list(range(20))
+    for i, ab in out:
+        np.testing.assert_array_equal(ab, red if i < 10 else blue)

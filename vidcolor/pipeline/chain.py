@@ -77,15 +77,23 @@ class StageChain:
         """The ab (N, 2, h, w) float32 of ``lb`` from :meth:`model`'s output, guidance applied."""
         return out if self.guide is None or plan is None else self.guide.finish(lb, plan, out)
 
-    def colour(self, frames: Sequence[Frame], times: Sequence[float]) -> tuple[LBatch, np.ndarray]:
-        """[2] and [3] in turn for one batch of ``frames`` at ``times`` s: (LBatch, ab)."""
+    def colour(
+        self, frames: Sequence[Frame], times: Sequence[float]
+    ) -> tuple[LBatch, np.ndarray, GuidePlan | None]:
+        """[2] and [3] in turn for one batch of ``frames`` at ``times`` s: (LBatch, ab, the
+        guidance's plan for :meth:`smooth`, None without guidance)."""
         lb = self.to_l(frames)
         plan = self.plan(lb, times)
-        return lb, self.finish(lb, plan, self.model(lb, plan))
+        return lb, self.finish(lb, plan, self.model(lb, plan)), plan
 
-    def smooth(self, index: int, ab: np.ndarray, L: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """[4] Push frame ``index``'s ab (2, h, w) and L (h, w); returns the (index, ab) ready, in order."""
-        return self.smoother.push(index, ab, L)
+    def smooth(
+        self, index: int, ab: np.ndarray, L: np.ndarray, plan: GuidePlan | None = None, i: int = 0
+    ) -> list[tuple[int, np.ndarray]]:
+        """[4] Push frame ``index``'s ab (2, h, w) and L (h, w), frame ``i`` of the batch ``plan``
+        was made for (guided runs); returns the (index, ab) ready, in order."""
+        # The guide's detector has judged this very L already (same detector, same thresholds):
+        # its cut is the smoother's, and detecting it twice cost about 1.6 ms a frame.
+        return self.smoother.push(index, ab, L, None if plan is None else plan.cuts[i])
 
     def flush(self) -> list[tuple[int, np.ndarray]]:
         """[4] The frames the smoother still holds, in order."""

@@ -73,7 +73,7 @@ def colorize_image(
     step = ModelStep.create(opts, colorizer)
     # A uint16 plane from a 16-bit file holds the full 0..65535 range, so its depth is 16.
     chain = StageChain(step, opts, bit_depth=bits, full_range=True, guide=guide)
-    batch, ab = chain.colour([Frame(0, 0, Fraction(1), y)], [0.0])
+    batch, ab, _ = chain.colour([Frame(0, 0, Fraction(1), y)], [0.0])
     rgb = merge_rgb(y, ab[0], batch.content, bits)
     if dst is not None:
         dst = Path(dst)

@@ -372,7 +372,7 @@ class _StageThreads:
             ab = self.chain.finish(lb, guided, out)
             for i, frame in enumerate(batch):
                 pending.append((frame, lb.content))
-                send(self.chain.smooth(frame.index, ab[i], lb.L[i, 0]))
+                send(self.chain.smooth(frame.index, ab[i], lb.L[i, 0], guided, i))
         send(self.chain.flush())
         self.to_merge.put(END)
 

@@ -52,10 +52,10 @@ def colorize_frames(
         if guided(opts) and chain.guide is None:
             h, w = batch[0].y.shape
             chain.guide = guide_for(opts, w, h, rate)
-        lb, ab = chain.colour(batch, [f.index / rate for f in batch])
+        lb, ab, plan = chain.colour(batch, [f.index / rate for f in batch])
         for i, f in enumerate(batch):
             pending.append((f.y, lb.content))
-            yield from ready(chain.smooth(f.index, ab[i], lb.L[i, 0]))
+            yield from ready(chain.smooth(f.index, ab[i], lb.L[i, 0], plan, i))
 
     for i, y in enumerate(frames):
         f = Frame(i, i, Fraction(1), y)

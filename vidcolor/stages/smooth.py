@@ -103,10 +103,16 @@ class TemporalSmoother:
         """Frames a pushed frame may wait before it comes out (0 when strength is 0)."""
         return self.radius
 
-    def push(self, index: int, ab: np.ndarray, L: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    def push(
+        self, index: int, ab: np.ndarray, L: np.ndarray, cut: bool | None = None
+    ) -> list[tuple[int, np.ndarray]]:
         """Add frame ``index``: ``ab`` float32 (2, h, w) raw a*b*, ``L`` float32 (h, w) CIE L of
         the same frame at the same size. Indices must increase. Returns the frames now ready, as
-        ``(index, smoothed ab (2, h, w) float32)``, in order."""
+        ``(index, smoothed ab (2, h, w) float32)``, in order.
+
+        ``cut``: whether a shot starts on this frame, where another stage has already asked a
+        detector of the same kind on the same L (guided runs: the guide's plan); None asks this
+        smoother's detector. A caller passes it for every frame of a stream or for none."""
         if ab.ndim != 3 or ab.shape[0] != 2 or L.shape != ab.shape[1:]:
             raise ValueError(f"expected ab (2, h, w) and L (h, w), got {ab.shape} and {L.shape}")
         if self._last_index is not None and index <= self._last_index:
@@ -116,10 +122,11 @@ class TemporalSmoother:
             return [(index, ab)]
         ready: list[tuple[int, np.ndarray]] = []
         L32 = np.asarray(L, dtype=np.float32)
-        cut = bool(self._frames) and self._frames[-1].ab.shape != ab.shape
-        if self.detector is not None:
+        resized = bool(self._frames) and self._frames[-1].ab.shape != ab.shape
+        if cut is None and self.detector is not None:
             # The detector sees every frame, even after a size change, to keep its history whole.
-            cut = self.detector.is_cut(small_luma(L32)) or cut
+            cut = self.detector.is_cut(small_luma(L32))
+        cut = bool(cut) or resized
         if cut:
             ready.extend(self._drain())
         guide = cv2.GaussianBlur(L32, (0, 0), GUIDE_BLUR, borderType=cv2.BORDER_REPLICATE)
