@@ -320,6 +320,7 @@ def test_an_ended_hint_comes_back_where_its_surface_is_seen_again(
 
     class Step:  # the model step: the model in one call, or in two halves for the guidance
         model, device, dtype = _Described(), torch.device("cpu"), torch.float32
+        runs = model  # what runs the halves (ModelStep.runs)
 
         def __call__(self, batch: LBatch, hints: np.ndarray | None = None) -> np.ndarray:
             return np.zeros((batch.L.shape[0], 2, *batch.L.shape[2:]), np.float32)

@@ -77,13 +77,13 @@ def test_onnx_model_step_gives_the_torch_steps_ab(tiny_model):
 
     L = np.random.default_rng(2).uniform(0, 100, (4, 1, 32, 64)).astype(np.float32)
     batch = LBatch(indices=(0, 1, 2, 3), L=L, content=(32, 57))
-    eager = ModelStep.create(ColorizeOptions(device="cpu"), tiny_model)
+    eager = ModelStep.create(ColorizeOptions(device="cpu", runtime="torch"), tiny_model)
     fast = ModelStep.create(ColorizeOptions(device="cpu", runtime="onnx"), tiny_model)
     assert eager.onnx is None and fast.onnx is not None
     ab = fast(batch)
     assert ab.shape == (4, 2, 32, 64) and ab.dtype == np.float32
     np.testing.assert_allclose(ab, eager(batch), atol=AB_TOLERANCE, rtol=0)
-    assert len(fast.onnx._sessions) == 1 and fast(batch) is not None and len(fast.onnx._sessions) == 1
+    assert fast.onnx.session() is fast.onnx.session()  # one session, kept
 
 
 def test_onnx_step_follows_a_readout_change_on_the_live_model(tiny_model):
@@ -126,3 +126,42 @@ def test_colorize_with_the_onnx_runtime_end_to_end(tiny_model_path, clip, tmp_pa
                                     "--device", "cpu", "--runtime", "onnx"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert dst.stat().st_size > 0
+
+
+def test_without_onnxruntime_the_default_step_runs_in_pytorch(tiny_model, monkeypatch):
+    import sys
+
+    from vidcolor.options import ColorizeOptions
+    from vidcolor.stages.model_step import ModelStep
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
+    step = ModelStep.create(ColorizeOptions(device="cpu"), tiny_model)
+    assert step.onnx is None
+
+
+class _NotExportable(torch.nn.Module):
+    """Obeys the model contract, but with an operator the ONNX exporter does not know."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        from vidcolor.models.info import ModelInfo
+
+        self.info = ModelInfo("odd", "none", None, 32, 32)
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        eye = L[0, 0, :2, :2] * 0 + torch.eye(2)  # from the input, so the tracer cannot fold it
+        e = torch.linalg.eigvals(eye).real.sum() / 2  # 1, through an operator ONNX lacks
+        return (L.expand(-1, 2, -1, -1) - 50.0) * self.scale * e
+
+
+def test_a_model_onnx_cannot_express_runs_in_pytorch_by_default():
+    from vidcolor.frames import LBatch
+    from vidcolor.options import ColorizeOptions
+    from vidcolor.stages.model_step import ModelStep
+
+    model = _NotExportable().eval()
+    step = ModelStep.create(ColorizeOptions(device="cpu"), model)
+    assert step.onnx is None
+    L = np.full((1, 1, 32, 32), 60.0, np.float32)
+    assert np.allclose(step(LBatch((0,), L, (32, 32))), 10.0)

@@ -26,10 +26,13 @@ RENDER = 96
 
 @pytest.fixture(scope="module")
 def step() -> ModelStep:
-    """A tiny untrained colorizer (seeded) rendering at RENDER: matching needs features, not skill."""
+    """A tiny untrained colorizer (seeded) rendering at RENDER: matching needs features, not skill.
+
+    In PyTorch: a guided batch always runs there, and the comparisons below with the automatic
+    path are bit for bit, so both sides must run the same arithmetic."""
     torch.manual_seed(0)
     model = Colorizer(ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16, render_size=RENDER)).eval()
-    return ModelStep.create(ColorizeOptions(), model)
+    return ModelStep.create(ColorizeOptions(runtime="torch"), model)
 
 
 def _picture(h: int = 96, w: int = 128) -> np.ndarray:
@@ -97,6 +100,10 @@ def test_split_forward_is_the_model_itself(step: ModelStep) -> None:
     hints[:, :, 10:14, 10:14] = 1.0
     assert np.array_equal(split_forward(step, lb, lambda feats: None), step(lb))
     assert np.array_equal(split_forward(step, lb, lambda feats: hints), step(lb, hints))
+    # The default CPU step runs unguided batches in ONNX Runtime: the same ab to float rounding.
+    auto = ModelStep.create(ColorizeOptions(), step.model)
+    assert auto.onnx is not None
+    np.testing.assert_allclose(split_forward(step, lb, lambda feats: None), auto(lb), atol=1e-3, rtol=0)
 
 
 def _mean_ab_error(rgb: np.ndarray, truth: np.ndarray) -> float:

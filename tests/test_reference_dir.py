@@ -36,12 +36,14 @@ SHOT = 5  # frames per shot of the test film
 @pytest.fixture(scope="module")
 def step() -> Iterator[ModelStep]:
     """A tiny untrained colorizer (seeded) rendering at RENDER: choosing needs features, not skill.
-    On one torch thread, as conftest's tiny_model (torch's spinning workers slow a busy machine)."""
+    On one torch thread, as conftest's tiny_model (torch's spinning workers slow a busy machine),
+    and in PyTorch: a guided batch always runs there, and shots the guidance leaves alone are
+    compared bit for bit with the automatic path, so both must run the same arithmetic."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = Colorizer(ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16, render_size=RENDER)).eval()
-    yield ModelStep.create(ColorizeOptions(), model)
+    yield ModelStep.create(ColorizeOptions(runtime="torch"), model)
     torch.set_num_threads(threads)
 
 

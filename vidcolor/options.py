@@ -8,6 +8,7 @@ from typing import Any
 DEFAULT_MODEL = "vidcolor-lite"
 DEFAULT_CODEC = "libx264"
 DEFAULT_SMOOTHING = 0.5
+RUNTIMES = ("auto", "torch", "onnx")  # how the model step runs on the CPU (stages/model_step.py)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class ColorizeOptions:
     verify: bool = True  # check the output as it is written: frame count, pts, Y PSNR (pipeline/verify.py)
     guide: bool = True  # edge-aware upsampling of colour with the full-resolution luma
     threads: int = 0  # torch CPU threads; 0: torch's default
-    runtime: str = "torch"  # model step on the CPU: torch (the reference) or onnx (ONNX Runtime)
+    # model step on the CPU: auto (ONNX Runtime where installed, else PyTorch), torch (the
+    # reference) or onnx (ONNX Runtime, required)
+    runtime: str = "auto"
     # The model on one frame in N of a shot, colour carried along the motion to the others
     # (stages/keyframes.py); 1: the model on every frame; 0: by device (stages/keyframes.key_interval).
     model_every: int = 0
@@ -59,8 +62,8 @@ class ColorizeOptions:
             object.__setattr__(self, "reference_drop", as_references(self.reference_drop))
         if self.reference_dir is not None:
             object.__setattr__(self, "reference_dir", str(self.reference_dir))
-        if self.runtime not in ("torch", "onnx"):
-            raise UsageError("--runtime torch or onnx", repr(self.runtime), "pass one of them")
+        if self.runtime not in RUNTIMES:
+            raise UsageError(f"--runtime {', '.join(RUNTIMES)}", repr(self.runtime), "pass one of them")
         if self.model_every < 0:
             raise UsageError(
                 "--model-every of 0 (by device) or more",

@@ -11,7 +11,7 @@ import click
 
 from vidcolor.cli.common import run_command
 from vidcolor.durable import write_atomic
-from vidcolor.options import DEFAULT_CODEC, DEFAULT_SMOOTHING
+from vidcolor.options import DEFAULT_CODEC, DEFAULT_SMOOTHING, RUNTIMES
 
 DEFAULT_OUT = Path("benchmarks/results/latest.json")
 
@@ -83,10 +83,10 @@ def _knob(value: str) -> dict[str, Any]:
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
 @click.option(
     "--runtime",
-    type=click.Choice(["torch", "onnx"]),
-    default="torch",
+    type=click.Choice(list(RUNTIMES)),
+    default="auto",
     show_default=True,
-    help="Model step on the CPU: PyTorch or ONNX Runtime.",
+    help="Model step on the CPU, as colorize's --runtime.",
 )
 @click.option("--render-size", type=int, default=None, help="The run's render size (default: the model's).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="The run's batch size.")

@@ -13,7 +13,7 @@ import click
 
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.formats import CODECS
-from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
+from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, RUNTIMES, ColorizeOptions
 from vidcolor.timecode import parse_timecode
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,10 +103,11 @@ def model_options(f: F) -> F:
     )(f)
     f = click.option(
         "--runtime",
-        type=click.Choice(["torch", "onnx"]),
-        default="torch",
+        type=click.Choice(list(RUNTIMES)),
+        default="auto",
         show_default=True,
-        help="Model step on the CPU: PyTorch, or ONNX Runtime (needs vidcolor[onnx]).",
+        help="Model step on the CPU: ONNX Runtime where it is installed, else PyTorch (auto); "
+        "PyTorch, the reference (torch); ONNX Runtime or an error (onnx).",
     )(f)
     f = click.option(
         "--model-every",

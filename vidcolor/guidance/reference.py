@@ -177,7 +177,7 @@ def still_features(
     L = np.pad(lab[..., 0], ((0, ph - ch), (0, pw - cw)), mode="edge")
     with torch.inference_mode():
         t = torch.from_numpy(np.ascontiguousarray(L))[None, None].to(step.device, step.dtype)
-        feats = step.model.encode(t)  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
+        feats = step.runs.encode(t)  # type: ignore[operator]  # nn.Module types its attributes as Tensor | Module
     return lab, feats, (ch, cw)
 
 
@@ -403,7 +403,7 @@ def split_forward(step: ModelStep, batch: LBatch, planes_for: Any) -> np.ndarray
     """The model step as ModelStep runs it, in two halves: the encoder, then ``planes_for(feats)``
     -> hint planes (N, 3, h, w) or None, then the decoder and heads. Same arithmetic as
     ``model(L, hints)``; the features serve the reference matching at no extra cost."""
-    model = step.model
+    model = step.runs
     L = torch.from_numpy(batch.L)
     if step.device.type == "cuda":
         L = L.pin_memory().to(step.device, non_blocking=True).to(memory_format=torch.channels_last)

@@ -113,6 +113,11 @@ class MBConv(nn.Module):
         self._bn2 = nn.BatchNorm2d(cout, eps=BN_EPS)
         self.residual = stride == 1 and cin == cout
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """(convolution, the batch norm applied to its output) attribute pairs, for folding."""
+        pairs = [("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")]
+        return [("_expand_conv", "_bn0"), *pairs] if self.has_expand else pairs
+
     def forward(self, x: Tensor) -> Tensor:
         h = x
         if self.has_expand:
@@ -148,6 +153,10 @@ class EfficientNetLite(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = nn.Conv2d(stages[-1][4], HEAD_WIDTH, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(HEAD_WIDTH, eps=BN_EPS)
+
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """(convolution, the batch norm applied to its output) attribute pairs, for folding."""
+        return [("_conv_stem", "_bn0"), ("_conv_head", "_bn1")]
 
     def forward(self, x: Tensor) -> dict[int | str, Tensor]:
         feats: dict[int | str, Tensor] = {}
