@@ -35,7 +35,7 @@ if [[ "$DEVICE" == cuda* ]]; then
   fi
 else
   GRID=(--render-sizes 128,160,224,320 --batch-sizes 1,4,8)
-  KNOBS=(--knob threads=1 --knob render_size=160 --knob render_size=128 --knob batch_size=4 --knob smoothing=0 --knob verify=false --knob codec=ffv1
+  KNOBS=(--knob runtime=torch --knob threads=1 --knob render_size=160 --knob render_size=128 --knob batch_size=4 --knob smoothing=0 --knob verify=false --knob codec=ffv1
          --knob hints=10 --knob reference=1 --knob hints=10,reference=1)
   CODECS=libx264,libx265,ffv1
 fi
