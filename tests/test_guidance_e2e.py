@@ -20,7 +20,7 @@ from vidcolor.errors import UsageError
 from vidcolor.evaluate.colorizers import model_variants, truth_guidance
 from vidcolor.evaluate.metrics import ciede2000
 from vidcolor.evaluate.run import evaluate
-from vidcolor.guidance.guide import guide_for
+from vidcolor.guidance.guide import Guide, guide_for
 from vidcolor.models import save_checkpoint
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
@@ -118,9 +118,12 @@ def test_no_guidance_is_the_unguided_path(film, model, tmp_path: Path, monkeypat
     assert calls and all(h is None for h in calls)  # the model is called exactly as before
 
 
-def test_a_guided_run_detects_each_cut_once(film, model, tmp_path: Path, monkeypatch) -> None:
+def test_a_guided_run_builds_its_guide_once_and_detects_each_cut_once(
+    film, model, tmp_path: Path, monkeypatch
+) -> None:
     """The guide and the smoother both need the film's cuts: the guide's detector decides them,
-    and the smoother takes its answer instead of asking a detector of its own."""
+    and the smoother takes its answer instead of asking a detector of its own. The guide is
+    built once, when the hints are checked before the model loads."""
     src, boxes = film
     calls: list[int] = []
     real = SceneCutDetector.is_cut
@@ -130,10 +133,19 @@ def test_a_guided_run_detects_each_cut_once(film, model, tmp_path: Path, monkeyp
         return real(self, small)
 
     monkeypatch.setattr(SceneCutDetector, "is_cut", spy)
+    built: list[int] = []
+    init = Guide.__init__
+
+    def counted(self: Guide, *args: object, **kw: object) -> None:
+        built.append(1)
+        init(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Guide, "__init__", counted)
     summary = colorize_video(
         src, tmp_path / "hint.mkv", colorizer=model, lossless=True, hints=[_hint_at(boxes, 2)]
     )
     assert len(calls) == summary.frames and len(set(calls)) == 1
+    assert built == [1]  # the guide checked before the model loads is the one that runs
 
 
 def test_a_hint_changes_nothing_before_it_starts(film, model, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from vidcolor.errors import InputError, UsageError, VidcolorError
 from vidcolor.frames import Frame, SourceInfo
-from vidcolor.guidance.guide import frame_times, guide_for_film
+from vidcolor.guidance.guide import Guide, frame_times, guide_for_film
 from vidcolor.guidance.library import index_folder
 from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.decode import DecodeStats, decode_frames
@@ -162,7 +162,7 @@ def colorize_video(
     if info.is_still:
         raise UsageError("a film for colorize_video", f"a still image ({src})", "use colorize_image")
     plan = plan_for(info, dst, opts)
-    guide_for_film(info, opts)  # hints and references are checked before the model is loaded
+    guide = guide_for_film(info, opts)  # hints and references are checked before the model is loaded
     step = ModelStep.create(opts, colorizer)
     if opts.reference_dir:  # indexed here, with its own progress bar, before the frames start
         index_folder(opts.reference_dir, step, opts.render_size or step.render_size, progress=progress)
@@ -173,7 +173,7 @@ def colorize_video(
         check = LiveCheck(info.video.bit_depth) if opts.verify else None
         try:
             run_stages(
-                StageJob(src, tmp, info, plan, opts, step),
+                StageJob(src, tmp, info, plan, opts, step, guide=guide),
                 stats,
                 summary,
                 progress=progress,
@@ -265,7 +265,8 @@ class StageJob:
     src: the film. tmp: where the output is encoded (the caller renames it). plan: the output's
     codec and pixel format. step: the loaded model. window: a part of the film by pts for a
     segment (None: the options' own --start/--duration section, as colorize_video runs it).
-    first_index: the index in the film (section) of the first frame decoded.
+    first_index: the index in the film (section) of the first frame decoded. guide: the guidance of
+    this pass (``guide_for_film``; one per pass, as it holds the pass's state), None: unguided.
     """
 
     src: Path
@@ -276,6 +277,7 @@ class StageJob:
     step: ModelStep
     window: FrameWindow | None = None
     first_index: int = 0
+    guide: Guide | None = None
 
 
 class _StageThreads:
@@ -293,9 +295,7 @@ class _StageThreads:
         self.check = check
         v = job.info.video
         self.full_range = v.color_range == "pc"
-        self.guide = guide_for_film(
-            job.info, job.opts
-        )  # None without hints and references: the unguided path
+        self.guide = job.guide
         self.chain = StageChain(
             job.step,
             job.opts,

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from vidcolor.durable import append_record, fsync_dir, fsync_file, sha256_file
 from vidcolor.errors import CorruptInputError, UsageError
 from vidcolor.frames import SourceInfo
+from vidcolor.guidance.guide import guide_for_film
 from vidcolor.media.atomic import atomic_output, check_destination, same_file
 from vidcolor.media.decode import DecodeStats
 from vidcolor.media.encode import OutputPlan, plan_for
@@ -123,7 +124,8 @@ def encode_segment(
     ran = Summary(str(src), str(out))
     with atomic_output(out, overwrite=True) as tmp:
         try:
-            job = StageJob(src, tmp, info, plan, options, step, window, segment.first_index if window else 0)
+            first = segment.first_index if window else 0
+            job = StageJob(src, tmp, info, plan, options, step, window, first, guide_for_film(info, options))
             run_stages(job, stats, ran, on_frame=on_frame)
         except CorruptInputError as exc:
             raise _in_film(exc, segment.first_index) from None
