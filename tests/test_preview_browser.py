@@ -187,6 +187,17 @@ def test_open_scrub_tune_render_download(browser: Any, served: Served, tmp_path:
         "() => document.getElementById('command').textContent.includes('--render-size 32')"
     )
 
+    # The speed presets follow the codec: x264's listed, none for FFV1; a chosen one is in the command.
+    options = page.eval_on_selector_all("#preset option", "os => os.map(o => o.value)")
+    assert options[0] == "" and "veryfast" in options and "medium" in options
+    page.select_option("#codec", "ffv1")
+    assert page.eval_on_selector("#preset", "e => e.disabled")
+    page.select_option("#codec", "libx264")
+    page.select_option("#preset", "faster")
+    page.wait_for_function("() => document.getElementById('command').textContent.includes('--preset faster')")
+    page.select_option("#preset", "")
+    page.wait_for_function("() => !document.getElementById('command').textContent.includes('--preset')")
+
     # Place a colour hint on the picture, and export the hints file.
     page.click("#hint-tool")
     box = page.locator("#colour-frame").bounding_box()

@@ -24,6 +24,7 @@ from click.testing import CliRunner  # noqa: E402
 from clips import make_clip  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
+from vidcolor.formats import X264_PRESETS  # noqa: E402
 from vidcolor.hints import load_hints  # noqa: E402
 from vidcolor.options import ColorizeOptions  # noqa: E402
 from vidcolor.preview import create_app  # noqa: E402
@@ -312,6 +313,8 @@ def test_a_bad_file_is_a_clear_error_and_the_server_carries_on(
         {"smoothing": 2},
         {"codec": "rm -rf /"},
         {"crf": -1},
+        {"preset": "warp"},
+        {"codec": "libx265", "preset": 7},
         {"model": "../../model.pt"},
         {"model": "nonexistent"},
     ],
@@ -319,6 +322,18 @@ def test_a_bad_file_is_a_clear_error_and_the_server_carries_on(
 def test_bad_settings_are_refused(client: Client, bad: dict[str, object]) -> None:
     r = frame(client(), settings=settings(**bad))
     assert r.status_code == 400 and r.json()["error"]
+
+
+def test_the_page_offers_each_codecs_presets_and_a_codec_without_them_sets_none(client: Client) -> None:
+    c = client()
+    presets = c.get("/api/info", headers=AUTH).json()["presets"]
+    assert presets["libx264"] == {"names": list(X264_PRESETS), "default": "medium"}
+    assert presets["ffv1"] == {"names": [], "default": None}
+    for codec, preset, flag in (("libx264", "faster", True), ("ffv1", "faster", False)):
+        s = settings(codec=codec, preset=preset)
+        r = c.post("/api/command", json={"path": "clip.mp4", "settings": s}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert ("--preset faster" in r.json()["command"]) is flag
 
 
 def test_a_model_that_fails_to_load_is_a_message(root: Path, tiny_checkpoint: Path) -> None:
@@ -458,7 +473,7 @@ def test_the_command_line_reproduces_the_render(
     from vidcolor.cli import main
 
     c = client()
-    s = settings(start=0.25, duration=0.25, smoothing=0.3, crf=28)
+    s = settings(start=0.25, duration=0.25, smoothing=0.3, crf=28, preset="veryfast")
     snap = wait_job(
         c, c.post("/api/render", json={"path": "clip.mp4", "settings": s}, headers=AUTH).json()["id"]
     )
@@ -468,6 +483,7 @@ def test_the_command_line_reproduces_the_render(
     assert args[:5] == ["vidcolor", "colorize", "clip.mp4", "-o", "clip_colour-2.mp4"]
     assert args[args.index("--model") + 1] == str(tiny_checkpoint)
     assert "--smoothing" in args and "--crf" in args and "--render-size" in args
+    assert args[args.index("--preset") + 1] == "veryfast"
     monkeypatch.chdir(root)
     result = CliRunner().invoke(main, [*args[1:], "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output

@@ -50,6 +50,14 @@ DEFAULT_PRESET = {
     "hevc_nvenc": "p5",
     "libsvtav1": "8",
 }
+
+
+def presets_for(codec: str) -> tuple[str, ...]:
+    """The speed presets of ``codec`` (a name or alias of CODEC_ALIASES), fastest first; () for an
+    encoder without presets."""
+    return ENCODER_PRESETS.get(CODEC_ALIASES.get(codec, codec), ())
+
+
 #: The container a codec's output gets where the source's own (or MP4) cannot hold it.
 CODEC_SUFFIX: dict[str, str] = {
     "ffv1": ".mkv",

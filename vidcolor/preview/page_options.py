@@ -1,9 +1,9 @@
 """The page's settings as :class:`~vidcolor.options.ColorizeOptions`, and the CLI line that does the same.
 
 The page sends its settings as JSON (``{"model": ..., "render_size": ..., "smoothing": ...,
-"codec": ..., "crf": ...}``); :func:`parse_settings` checks every field and builds the options the
-library takes, so the page can only ask for what ``vidcolor colorize`` itself accepts, and
-:func:`command_line` writes the command that reproduces a render.
+"codec": ..., "crf": ..., "preset": ...}``); :func:`parse_settings` checks every field and builds
+the options the library takes, so the page can only ask for what ``vidcolor colorize`` itself
+accepts, and :func:`command_line` writes the command that reproduces a render.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vidcolor.errors import UsageError
-from vidcolor.formats import CODECS
+from vidcolor.formats import CODECS, presets_for
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
 
 MAX_RENDER_SIZE = 2160  # pixels; beyond this a preview is no longer a preview
@@ -64,6 +64,14 @@ def parse_settings(
     crf = _number(settings, "crf", None)
     if crf is not None and not CRF_RANGE[0] <= crf <= CRF_RANGE[1]:
         raise UsageError(f"a quality (CRF) of {CRF_RANGE[0]:g}..{CRF_RANGE[1]:g}", repr(crf), "pass e.g. 18")
+    preset = settings.get("preset") or None
+    if preset is not None:
+        names = presets_for(codec)
+        if not isinstance(preset, str) or (names and preset not in names):
+            among = " among " + ", ".join(names) if names else " (it has none)"
+            wanted = f"a speed preset of {codec}{among}"
+            raise UsageError(wanted, repr(preset), "pick one of the listed presets")
+        preset = preset if names else None  # a codec without presets: nothing to set
     start = _number(settings, "start", None)
     duration = _number(settings, "duration", None)
     return ColorizeOptions(
@@ -75,6 +83,7 @@ def parse_settings(
         smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing,
         codec=codec,
         crf=crf,
+        preset=preset,
         start=start or None,
         duration=duration,
     )
@@ -117,6 +126,8 @@ def command_line(
         args += ["--codec", opts.codec]
     if opts.crf is not None:
         args += ["--crf", f"{opts.crf:g}"]
+    if opts.preset is not None:
+        args += ["--preset", opts.preset]
     if opts.start is not None:
         args += ["--start", _seconds(opts.start)]
     if opts.duration is not None:

@@ -2,7 +2,7 @@
 
     GET  /                         the page (a valid ?token= sets the cookie the page then uses)
     GET  /static/...               app.js, style.css
-    GET  /api/info                 version, models, codecs, defaults, limits, hint support
+    GET  /api/info                 version, models, codecs and their presets, defaults, limits, hint support
     GET  /api/files?dir=REL        the folder's sub-folders and files
     POST /api/open {path}          probe a film or still; starts its scene-cut scan
     GET  /api/cuts?path=REL        scene cuts found so far
@@ -44,7 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vidcolor.models as models
 from vidcolor.errors import UsageError, VidcolorError
-from vidcolor.formats import CODEC_SUFFIX, CODECS
+from vidcolor.formats import CODEC_ALIASES, CODEC_SUFFIX, CODECS, DEFAULT_PRESET, presets_for
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
 from vidcolor.preview import colour, hints, page_options, references
 from vidcolor.preview.jobs import Job, Jobs, Render
@@ -325,11 +325,17 @@ class Preview:
                 "models": [asdict(c) | {"ref": None} for c in self.choices.values()],
                 "default_model": next(iter(self.choices), DEFAULT_MODEL),
                 "codecs": list(CODECS),
+                # each codec's speed presets, fastest first, and the one it runs at by default
+                "presets": {
+                    c: {"names": list(presets_for(c)), "default": DEFAULT_PRESET.get(CODEC_ALIASES.get(c, c))}
+                    for c in CODECS
+                },
                 "defaults": {
                     "render_size": self.config.render_size,
                     "smoothing": DEFAULT_SMOOTHING,
                     "codec": DEFAULT_CODEC,
                     "crf": None,
+                    "preset": None,
                 },
                 "hints": {"note": hints.HINTS_NOTE},
                 "limits": {"request_bytes": self.config.max_request, "upload_bytes": self.config.max_upload},

@@ -31,6 +31,7 @@ const state = {
   refPins: [],       // [{name, start, end}]: stills of the reference folder kept for a shot
   refDrops: [],      // [{name, start, end}]: stills never chosen for a shot
   job: null,         // the last render job's snapshot
+  presets: {},       // codec -> {names, default}: the encoders' speed presets (/api/info)
   cutsTimer: null,
   jobTimer: null,
 };
@@ -77,6 +78,7 @@ function settings() {
     smoothing: Number($("smoothing").value),
     codec: $("codec").value,
     crf: num("crf"),
+    preset: $("preset").value || null,
   };
   if (state.source && state.source.kind === "film" && !$("whole").checked) {
     s.start = num("start") || 0;
@@ -661,10 +663,32 @@ function fillOptions(info) {
     codec.append(o);
   }
   codec.value = info.defaults.codec;
+  state.presets = info.presets;
+  fillPresets();
   $("smoothing").value = String(info.defaults.smoothing);
   $("smoothing-value").value = Number(info.defaults.smoothing).toFixed(2);
   if (info.defaults.render_size) $("render-size").value = String(info.defaults.render_size);
   $("hint-note").textContent = info.hints.note;
+}
+
+// The speed presets of the chosen codec ("" = its default); none for codecs without presets.
+function fillPresets() {
+  const select = $("preset");
+  const was = select.value;
+  const p = (state.presets || {})[$("codec").value] || { names: [], default: null };
+  select.replaceChildren();
+  const d = document.createElement("option");
+  d.value = "";
+  d.textContent = p.default ? `default (${p.default})` : "none";
+  select.append(d);
+  for (const name of p.names) {
+    const o = document.createElement("option");
+    o.value = name;
+    o.textContent = name;
+    select.append(o);
+  }
+  select.value = p.names.includes(was) ? was : "";
+  select.disabled = p.names.length === 0;
 }
 
 function wire() {
@@ -700,7 +724,8 @@ function wire() {
   $("render-size").addEventListener("change", pictureChanged);
   $("smoothing").addEventListener("input", (e) => { $("smoothing-value").value = Number(e.target.value).toFixed(2); });
   $("smoothing").addEventListener("change", pictureChanged);
-  for (const id of ["codec", "crf", "start", "duration", "whole"]) $(id).addEventListener("change", updateCommand);
+  $("codec").addEventListener("change", fillPresets);
+  for (const id of ["codec", "crf", "preset", "start", "duration", "whole"]) $(id).addEventListener("change", updateCommand);
   $("whole").addEventListener("change", (e) => {
     for (const el of document.querySelectorAll("#section-fields input, #section-fields button")) el.disabled = e.target.checked;
   });
