@@ -68,7 +68,7 @@ def test_the_model_step_runs_the_folded_network_with_the_loaded_models_readout()
     torch.manual_seed(0)
     model = _with_random_statistics(Colorizer(ColorizerConfig(head="class")))
     model.info = ModelInfo("test", "none", None, 64, 32)  # type: ignore[assignment]  # nn.Module's attribute typing knows only tensors/modules
-    step = ModelStep(model, torch.device("cpu"), torch.float32, "test", 64, 32, None, folded_copy(model))
+    step = ModelStep(model, torch.device("cpu"), torch.float32, "test", 64, 32, None, fold=True)
     L = (np.random.default_rng(0).random((2, 1, 64, 96)) * 100).astype(np.float32)
     lb = LBatch(indices=(0, 1), L=L, content=(64, 96))
     with torch.inference_mode():
@@ -77,3 +77,18 @@ def test_the_model_step_runs_the_folded_network_with_the_loaded_models_readout()
         model.config = replace(model.config, head="regression")
         assert np.allclose(step(lb), model(torch.from_numpy(L)).numpy(), atol=2e-3)
     assert _count(step.runs, nn.BatchNorm2d) == 0
+
+
+def test_a_run_that_never_needs_pytorch_never_copies_the_model() -> None:
+    from vidcolor.options import ColorizeOptions
+
+    torch.manual_seed(0)
+    model = Colorizer(ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16, render_size=32)).eval()
+    model.info = ModelInfo("test", "none", None, 32, 32)  # type: ignore[assignment]  # nn.Module's attribute typing knows only tensors/modules
+    step = ModelStep.create(ColorizeOptions(device="cpu"), model)
+    assert step.onnx is not None and step.fold
+    L = np.full((1, 1, 32, 64), 40.0, np.float32)
+    step(LBatch((0,), L, (32, 64)))
+    assert step._folded is None  # ONNX Runtime ran it
+    step(LBatch((0,), L, (32, 64)), hints=np.zeros((1, 3, 32, 64), np.float32))
+    assert step._folded is not None and _count(step.runs, nn.BatchNorm2d) == 0  # hints: PyTorch, folded

@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModelStep:
-    """``model`` is the model as loaded (what fingerprints and the reference matcher read);
-    ``net`` is what runs: the same network with its batch norms folded in float32, else ``model``."""
+    """``model`` is the model as loaded (what fingerprints read, and checkpoints would save).
+    ``onnx`` runs the unhinted batches where set; :attr:`runs` is the PyTorch module that runs the
+    others: with ``fold``, a copy of ``model`` with its batch norms folded (made on first use, so a
+    run that never needs PyTorch never copies the model), else ``model`` itself."""
 
     model: torch.nn.Module
     device: torch.device
@@ -38,7 +40,8 @@ class ModelStep:
     render_size: int
     stride: int
     onnx: OnnxRunner | None = field(default=None)  # ONNX Runtime for unhinted CPU batches
-    net: torch.nn.Module | None = field(default=None)
+    fold: bool = False
+    _folded: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(cls, opts: ColorizeOptions, model: torch.nn.Module | None = None) -> ModelStep:
@@ -70,19 +73,21 @@ class ModelStep:
                 runner = None
         # Folding in half precision would round the folded weights a second time; CUDA's float16
         # path keeps the batch norms.
-        net = folded_copy(model) if p.dtype == torch.float32 else model
-        return cls(model, p.device, p.dtype, info.name, info.render_size, info.stride, runner, net)
+        fold = p.dtype == torch.float32
+        return cls(model, p.device, p.dtype, info.name, info.render_size, info.stride, runner, fold)
 
     @property
     def runs(self) -> torch.nn.Module:
-        """The module that runs a batch (``net``, else ``model``), with ``model``'s readout."""
-        if self.net is None or self.net is self.model:
+        """The PyTorch module that runs a batch (see the class docstring), with ``model``'s readout."""
+        if not self.fold:
             return self.model
+        if self._folded is None:
+            self._folded = folded_copy(self.model)
         if hasattr(self.model, "config"):
             # The readout settings live in the config, and eval switches them on the loaded model
             # between runs; the folded copy reads them from there.
-            self.net.config = self.model.config
-        return self.net
+            self._folded.config = self.model.config
+        return self._folded
 
     @torch.inference_mode()
     def __call__(self, batch: LBatch, hints: np.ndarray | None = None) -> np.ndarray:
