@@ -165,3 +165,22 @@ def test_a_model_onnx_cannot_express_runs_in_pytorch_by_default():
     assert step.onnx is None
     L = np.full((1, 1, 32, 32), 60.0, np.float32)
     assert np.allclose(step(LBatch((0,), L, (32, 32))), 10.0)
+
+
+def test_weights_changed_in_place_are_exported_again(tiny_model):
+    import copy
+
+    from vidcolor.frames import LBatch
+    from vidcolor.options import ColorizeOptions
+    from vidcolor.stages.model_step import ModelStep
+
+    model = copy.deepcopy(tiny_model)
+    L = np.random.default_rng(4).uniform(0, 100, (1, 1, 32, 32)).astype(np.float32)
+    batch = LBatch(indices=(0,), L=L, content=(32, 32))
+    step = ModelStep.create(ColorizeOptions(device="cpu", runtime="onnx"), model)
+    before = step(batch)
+    with torch.no_grad():
+        model.reg_head.bias.add_(0.3)  # as an optimiser step would
+    after = step(batch)
+    np.testing.assert_allclose(after, _torch_ab(model, L), atol=AB_TOLERANCE, rtol=0)
+    assert np.abs(after - before).max() > 1e-2

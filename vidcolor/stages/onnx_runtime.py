@@ -20,8 +20,10 @@ from torch import nn
 
 from vidcolor.stages.onnx_export import graph_bytes, require
 
-# model -> {(readout, threads): session}; weak, so a model's sessions go with it
-_SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, int], Any]] = weakref.WeakKeyDictionary()
+# model -> {(readout, threads): (weights version, session)}; weak, so a model's sessions go with it
+_SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, int], tuple[int, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 _LOCK = threading.Lock()
 
 
@@ -47,12 +49,13 @@ class OnnxRunner:
         # The readout settings (head, temperature, ...) are baked into the graph, and eval switches
         # them on the live model between runs: they are part of the key.
         key = (repr(getattr(self.model, "config", None)), self.threads)
+        version = _weights_version(self.model)
         with _LOCK:  # two films of one batch starting together export once
             sessions = _SESSIONS.setdefault(self.model, {})
-            sess = sessions.get(key)
-            if sess is None:
-                sess = sessions[key] = self._make()
-        return sess
+            kept = sessions.get(key)
+            if kept is None or kept[0] != version:
+                kept = sessions[key] = (version, self._make())
+        return kept[1]
 
     def _make(self) -> Any:
         import onnxruntime as ort
@@ -73,3 +76,10 @@ class OnnxRunner:
     def __call__(self, L: np.ndarray) -> np.ndarray:
         out = self.session().run(["ab"], {"L": np.ascontiguousarray(L, dtype=np.float32)})[0]
         return np.asarray(out, dtype=np.float32)
+
+
+def _weights_version(model: nn.Module) -> int:
+    """A number that grows whenever a weight or buffer of ``model`` is changed in place (an
+    optimiser step, ``load_state_dict``): torch counts each tensor's in-place writes. A graph
+    exported before such a change is stale."""
+    return sum(t._version for t in (*model.parameters(), *model.buffers()))
