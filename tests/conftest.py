@@ -23,6 +23,21 @@ TINY_RENDER = 32
 EDGE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "edge"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """vidcolor's cache (exported ONNX graphs, reference indexes) in a folder of the test session,
+    for the tests and the processes they start, never the user's."""
+    import os
+
+    before = os.environ.get("VIDCOLOR_CACHE")
+    os.environ["VIDCOLOR_CACHE"] = str(tmp_path_factory.mktemp("vidcolor-cache"))
+    yield
+    if before is None:
+        os.environ.pop("VIDCOLOR_CACHE", None)
+    else:
+        os.environ["VIDCOLOR_CACHE"] = before
+
+
 @pytest.fixture
 def clip(tmp_path: Path) -> Callable[..., Path]:
     """``clip(name, **make_clip_options)`` writes a synthetic clip into tmp_path and returns its path."""

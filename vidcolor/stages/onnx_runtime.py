@@ -1,12 +1,12 @@
 """The colorizer run by ONNX Runtime on the CPU: the same graph as PyTorch's, with ORT's fused
 float32 kernels (the encoder's depthwise convolutions are where eager PyTorch loses most).
 
-The graph is exported from the loaded model in memory, once per model and readout (its height and
-width are free, so every render shape shares it), and the session is kept with the model: a batch
-run or a bench that colours film after film with one loaded model exports once (about 2 s for
-vidcolor-lite on one core). Nothing is written to disk, and retrained weights of the same
-architecture are picked up by construction. PyTorch stays the reference and the path for
-training, hints and CUDA.
+The graph is exported from the loaded model once per model and readout (its height and width are
+free, so every render shape shares it), and the session is kept with the model: a batch run or a
+bench that colours film after film with one loaded model exports once. The graph is also kept on
+disk (stages/onnx_cache.py, named by a hash of the weights, readout and code), so the next process
+skips the export (1 to 4 s on two cores); retrained weights get a graph of their own. PyTorch
+stays the reference and the path for training, hints and CUDA.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from vidcolor.stages.onnx_cache import cached_graph
 from vidcolor.stages.onnx_export import graph_bytes, require
 
 # model -> {(readout, threads): (weights version, session)}; weak, so a model's sessions go with it
@@ -70,7 +71,8 @@ class OnnxRunner:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         stride = int(getattr(getattr(self.model, "info", None), "stride", 32))
         # Height and width stay free; the example only has to avoid 1x1 maps at the coarsest scale.
-        graph = graph_bytes(self.model, (2 * stride, 3 * stride), dynamic=True)
+        example = (2 * stride, 3 * stride)
+        graph = cached_graph(self.model, example, lambda: graph_bytes(self.model, example, dynamic=True))
         return ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
 
     def __call__(self, L: np.ndarray) -> np.ndarray:
