@@ -32,7 +32,7 @@ class ColorizeOptions:
     deinterlace: bool = False
     verify: bool = True  # check the output as it is written: frame count, pts, Y PSNR (pipeline/verify.py)
     guide: bool = True  # edge-aware upsampling of colour with the full-resolution luma
-    threads: int = 0  # torch CPU threads; 0: torch's default
+    threads: int = 0  # CPU threads of the model step (torch or ONNX Runtime); 0: their default
     # model step on the CPU: auto (ONNX Runtime where installed, else PyTorch), torch (the
     # reference) or onnx (ONNX Runtime, required)
     runtime: str = "auto"

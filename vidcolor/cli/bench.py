@@ -80,7 +80,9 @@ def _knob(value: str) -> dict[str, Any]:
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--half/--no-half", default=None, help="float16 model (default: on CUDA only).")
-@click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
+@click.option(
+    "--threads", type=int, default=0, help="CPU threads of the model step (0: the runtime's default)."
+)
 @click.option(
     "--runtime",
     type=click.Choice(list(RUNTIMES)),

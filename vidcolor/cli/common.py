@@ -99,7 +99,7 @@ def model_options(f: F) -> F:
         help="Short side, in pixels, the model sees (default: the model's own).",
     )(f)
     f = click.option(
-        "--threads", type=int, default=0, help="torch CPU threads for the model (0: torch's default)."
+        "--threads", type=int, default=0, help="CPU threads of the model step (0: the runtime's default)."
     )(f)
     f = click.option(
         "--runtime",

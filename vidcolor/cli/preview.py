@@ -57,7 +57,9 @@ def _address(host: str, port: int, token: str) -> str:
 @click.option(
     "--render-size", type=int, default=None, help="Short side the model sees (default: the model's own)."
 )
-@click.option("--threads", type=int, default=0, help="torch CPU threads for the model (0: torch's default).")
+@click.option(
+    "--threads", type=int, default=0, help="CPU threads of the model step (0: the runtime's default)."
+)
 @click.option(
     "--max-upload-mb", type=int, default=2048, show_default=True, help="Largest file the page may upload."
 )
