@@ -46,6 +46,24 @@ def test_exception_leaves_nothing(tmp_path, exc):
     assert _leftovers(tmp_path) == []
 
 
+def test_an_interrupt_right_after_the_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """A Ctrl-C or SIGTERM that lands as the temporary file is created, before the block starts
+    (seen on a loaded machine: the test of a signal to the CLI found it left behind)."""
+    import vidcolor.media.atomic as atomic
+
+    real_close = os.close
+
+    def interrupted(fd: int) -> None:
+        real_close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "close", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(tmp_path / "out.mp4", overwrite=False):
+            pytest.fail("the block must not start")
+    assert _leftovers(tmp_path) == []
+
+
 def test_failure_keeps_previous_destination(tmp_path):
     dst = tmp_path / "out.mp4"
     dst.write_bytes(b"old")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,7 +57,7 @@ def stale_partials(dst: str | os.PathLike[str]) -> list[Path]:
     killed (SIGKILL, a lost machine) before it could remove them. Only for a caller that knows
     no run for ``dst`` is still under way."""
     dst = Path(dst)
-    # mkstemp's random part is 8 characters: ``a.mp4`` must not claim ``a.b.mp4``'s files.
+    # The random part is 8 characters: ``a.mp4`` must not claim ``a.b.mp4``'s files.
     pattern = f".{glob.escape(dst.stem)}.{'?' * 8}{glob.escape(_partial_suffix(dst))}"
     return sorted(dst.parent.glob(pattern))
 
@@ -73,10 +73,17 @@ def atomic_output(dst: str | os.PathLike[str], overwrite: bool) -> Iterator[Path
     """
     dst = Path(dst)
     check_destination(dst, overwrite)
-    fd, name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=_partial_suffix(dst), dir=dst.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        # The name is ours before the file exists: a Ctrl-C or SIGTERM landing between creating
+        # the file and knowing its name (as with mkstemp) would leave it behind.
+        while True:
+            tmp = dst.parent / f".{dst.stem}.{secrets.token_hex(4)}{_partial_suffix(dst)}"
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                tmp = None  # another run's file: never ours to remove
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise EncodingError(
@@ -84,12 +91,13 @@ def atomic_output(dst: str | os.PathLike[str], overwrite: bool) -> Iterator[Path
                 f"nothing was written for {dst.name}",
                 "see the errors above; this is a bug if there are none",
             )
-        # mkstemp makes the file 0600; give the result the permissions a normal new file gets.
+        # The temporary file is 0600; give the result the permissions a normal new file gets.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dst)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
