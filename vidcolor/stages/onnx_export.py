@@ -32,12 +32,19 @@ OPSET = 17
 INSTALL_HINT = "install it with pip install 'vidcolor[onnx]'"
 
 
-def require(module: str) -> None:
-    """Import ``module`` (onnx, onnxruntime) or raise a one-line UsageError naming the extra."""
+def installed(module: str) -> bool:
+    """Whether ``module`` (onnx, onnxruntime) can be imported here."""
     try:
         __import__(module)
     except ImportError:
-        raise UsageError(f"the {module} package", "it is not installed", INSTALL_HINT) from None
+        return False
+    return True
+
+
+def require(module: str) -> None:
+    """Import ``module`` (onnx, onnxruntime) or raise a one-line UsageError naming the extra."""
+    if not installed(module):
+        raise UsageError(f"the {module} package", "it is not installed", INSTALL_HINT)
 
 
 def export_shape(info: ModelInfo, render_size: int | None) -> tuple[int, int]:

@@ -19,7 +19,7 @@ import numpy as np
 from torch import nn
 
 from vidcolor.stages.onnx_cache import cached_graph
-from vidcolor.stages.onnx_export import graph_bytes, require
+from vidcolor.stages.onnx_export import graph_bytes, installed, require
 
 # model -> {(readout, threads): (weights version, session)}; weak, so a model's sessions go with it
 _SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, int], tuple[int, Any]]] = (
@@ -30,11 +30,7 @@ _LOCK = threading.Lock()
 
 def available() -> bool:
     """Whether onnxruntime can be imported here."""
-    try:
-        import onnxruntime  # noqa: F401  # imported only to learn whether it is there
-    except ImportError:
-        return False
-    return True
+    return installed("onnxruntime")
 
 
 class OnnxRunner:
