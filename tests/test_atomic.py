@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from vidcolor.durable import replacing, temporaries_of, temporary_beside, write_atomic
 from vidcolor.errors import EncodingError, UsageError
 from vidcolor.media.atomic import atomic_output, same_file, stale_partials
 
@@ -134,3 +135,39 @@ def test_stale_partials_are_those_of_their_destination_only(tmp_path):
     (tmp_path / ".a.mkv.partial.mp4").write_bytes(b"")  # not a name atomic_output makes for a.mp4
     for dst, tmp in left.items():
         assert stale_partials(dst) == [tmp]
+
+
+# ------------------------------------------------------ durable.py: small files and checkpoints
+
+
+def test_write_atomic_replaces_whole_with_the_mode_asked(tmp_path):
+    dst = tmp_path / "deep" / "token"
+    write_atomic(dst, "secret", mode=0o600)
+    assert dst.read_text() == "secret" and dst.stat().st_mode & 0o777 == 0o600
+    write_atomic(dst, b"new", durable=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dst.read_bytes() == b"new" and dst.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert _leftovers(dst.parent) == ["token"]
+
+
+def test_replacing_keeps_the_old_file_when_the_block_fails(tmp_path):
+    dst = tmp_path / "model.pt"
+    dst.write_bytes(b"old weights")
+    with pytest.raises(KeyboardInterrupt), replacing(dst, durable=True) as tmp:
+        assert tmp.name.endswith(".tmp") and tmp.name.startswith(".model.pt.")
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert dst.read_bytes() == b"old weights" and _leftovers(tmp_path) == ["model.pt"]
+
+
+def test_temporary_beside_removes_what_the_block_did_not_move(tmp_path):
+    with temporary_beside(tmp_path / "clip.mp4", keep_suffix=True) as tmp:
+        assert tmp.exists() and tmp.suffix == ".mp4" and tmp.stat().st_mode & 0o777 == 0o600
+        assert temporaries_of(tmp_path / "clip.mp4") == [tmp]
+        assert temporaries_of(tmp_path / "clip.mp4", keep_suffix=False) == []
+        assert temporaries_of(tmp_path / "cl.mp4") == [] and temporaries_of(tmp_path / "clip.mkv") == []
+    assert _leftovers(tmp_path) == []
+    with temporary_beside(tmp_path / "a.json") as tmp:
+        os.replace(tmp, tmp_path / "a.json")  # moved by the block: nothing to remove
+    assert _leftovers(tmp_path) == ["a.json"]

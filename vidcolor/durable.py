@@ -1,20 +1,24 @@
-"""Files a crash must not corrupt: small files replaced whole, JSON-line records appended whole,
-and content hashes.
+"""Files a crash must not corrupt: files replaced whole, JSON-line records appended whole, and
+content hashes.
 
-Every small file vidcolor writes (reports, plans, hint files, weight records, contact sheets) goes
-through :func:`write_atomic`; the batch manifest and the segment journal of a long film are read
-back after a kill to decide what is done and rest on :func:`append_record` and :func:`sha256_file`.
-These guarantees are kept here once. (A film output, written by an encoder over minutes, has its
-own temporary-name protocol in media/atomic.py.)
+Every file vidcolor writes goes to a hidden temporary name beside its destination and is renamed
+onto it only when complete (:func:`temporary_beside`, :func:`replacing`): small files (reports,
+plans, hint files, weight records, contact sheets, checkpoints, caches) through
+:func:`write_atomic` or :func:`replacing`, films through media/atomic.py's ``atomic_output``, which
+adds the checks of a user's destination. The batch manifest and the segment journal of a long film
+are read back after a kill to decide what is done and rest on :func:`append_record` and
+:func:`sha256_file`. These guarantees are kept here once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,25 +75,94 @@ def fsync_dir(folder: os.PathLike[str] | str) -> None:
             os.close(fd)
 
 
-def write_atomic(path: os.PathLike[str] | str, data: bytes | str, *, durable: bool = False) -> None:
-    """Replace ``path`` with ``data`` (str: written as UTF-8) whole: it goes to a temporary name
-    beside ``path`` and is renamed over it, so a reader never sees half a file and a failure (or
-    Ctrl-C) leaves no temporary behind. ``durable``: also fsync the file and the folder, for the
-    files a resumed run trusts. The parent folder is made if missing."""
+#: Suffix of the temporary name of a file whose own extension must stay last (an encoder or an image
+#: writer picks its format by it): ``.NAME.RANDOM.partial.EXT``; other temporaries end ``.tmp``.
+PARTIAL = ".partial"
+_TOKEN_HEX = 4  # random bytes in a temporary name: 8 hex characters
+
+
+def _temporary_name(path: Path, token: str, keep_suffix: bool) -> Path:
+    if keep_suffix:
+        return path.with_name(f".{path.stem}.{token}{PARTIAL}{path.suffix}")
+    return path.with_name(f".{path.name}.{token}.tmp")
+
+
+def temporaries_of(path: os.PathLike[str] | str, *, keep_suffix: bool = True) -> list[Path]:
+    """The temporary files :func:`temporary_beside` made for ``path`` and a killed process (SIGKILL,
+    a lost machine) left behind. Only for a caller that knows nothing is writing ``path`` now."""
+    path = Path(path)
+    # Same name with the random part as wildcards of its fixed length: ``a.mp4`` must not claim
+    # ``a.b.mp4``'s files.
+    escaped = path.with_name(glob.escape(path.name))
+    pattern = _temporary_name(escaped, "?" * (2 * _TOKEN_HEX), keep_suffix).name
+    return sorted(path.parent.glob(pattern))
+
+
+@contextlib.contextmanager
+def temporary_beside(path: os.PathLike[str] | str, *, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a new, empty file (mode 0600) with a hidden, unique name in ``path``'s folder; it is
+    removed if it is still there when the block ends, by an error, Ctrl-C or because the block did
+    not move it. ``keep_suffix``: the name ends with ``path``'s extension (see PARTIAL).
+
+    The name is drawn before the file is made (O_EXCL), so a signal landing in between cannot
+    leave behind a file whose name is unknown; a name another process holds is never touched.
+    """
+    path = Path(path)
+    tmp: Path | None = None
+    try:
+        while tmp is None:
+            tmp = _temporary_name(path, secrets.token_hex(_TOKEN_HEX), keep_suffix)
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                tmp = None
+        yield tmp
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def new_file_mode() -> int:
+    """The permissions the umask gives a new ordinary file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def replacing(
+    path: os.PathLike[str] | str,
+    *,
+    durable: bool = False,
+    mode: int | None = None,
+    keep_suffix: bool = False,
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (:func:`temporary_beside`) to write; when the block
+    ends normally it is renamed over ``path`` with ``mode`` (default: a new file's usual
+    permissions), else removed: ``path`` holds the old file or the new one, never half of one.
+    ``durable``: fsync the file before and the folder after the rename, for the files a resumed
+    run trusts. The parent folder must exist."""
+    path = Path(path)
+    with temporary_beside(path, keep_suffix=keep_suffix) as tmp:
+        yield tmp
+        if durable:
+            fsync_file(tmp)
+        os.chmod(tmp, new_file_mode() if mode is None else mode)
+        os.replace(tmp, path)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def write_atomic(
+    path: os.PathLike[str] | str, data: bytes | str, *, durable: bool = False, mode: int | None = None
+) -> None:
+    """Replace ``path`` with ``data`` (str: written as UTF-8) whole (:func:`replacing`), so a
+    reader never sees half a file and a failure (or Ctrl-C) leaves no temporary behind.
+    ``durable``: also fsync the file and the folder, for the files a resumed run trusts.
+    ``mode``: the file's permissions (default: a new file's usual ones). The parent folder is made
+    if missing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    # open(..., "xb") rather than mkstemp: the file then gets the usual umask permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(raw)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_dir(path.parent)
+    with replacing(path, durable=durable, mode=mode) as tmp:
+        tmp.write_bytes(raw)

@@ -15,6 +15,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vidcolor.durable import write_atomic
+from vidcolor.errors import UsageError
+
 WIDTH = 1280
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _BG = (255, 255, 255)
@@ -301,10 +304,15 @@ def memory_chart(memory: dict[str, Any]) -> np.ndarray:
 
 
 def write_png(path: str, img: np.ndarray) -> None:
-    """Write ``img`` (BGR uint8) as a PNG; UsageError when it cannot be written."""
-    from vidcolor.errors import UsageError
-
-    if not cv2.imwrite(path, img):
+    """Write ``img`` (BGR uint8) as a PNG, whole; UsageError when it cannot be written."""
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise UsageError("a chart the PNG encoder accepts", "the encoder failed", "report this as a bug")
+    try:
+        write_atomic(path, buf.tobytes())
+    except OSError as exc:
         raise UsageError(
-            "a writable PNG path for the chart", path, "check that its folder exists and is writable"
-        )
+            "a writable PNG path for the chart",
+            f"{path}: {exc.strerror or exc}",
+            "check that its folder is writable",
+        ) from None

@@ -19,6 +19,8 @@ import av
 import cv2
 import numpy as np
 
+from vidcolor.durable import replacing
+
 #: Named clip sizes: label -> (width, height), 16:9 with square pixels.
 SIZES: dict[str, tuple[int, int]] = {
     "360p": (640, 360),
@@ -146,11 +148,11 @@ def make_film_clip(
     if width % 2 or height % 2:
         raise ValueError(f"width and height must be even for yuv420p, got {width}x{height}")
     path = Path(path)
-    tmp = path.with_name(path.name + ".part.mp4")
     make = FilmFrames(width, height, seed)
     tb = Fraction(1, rate * 512)
     hd = height >= 720
-    with av.open(str(tmp), mode="w") as out:
+    # Written under a temporary name: a clip cut short by a kill is never taken for a whole one.
+    with replacing(path, keep_suffix=True) as tmp, av.open(str(tmp), mode="w") as out:
         vs = out.add_stream("libx264", rate=rate, options={"preset": "fast", "crf": "20", "g": str(rate * 2)})
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         vs.time_base = tb
@@ -171,7 +173,6 @@ def make_film_clip(
         out.mux(vs.encode(None))
         if a is not None:
             _write_tone(out, a, frames / rate)
-    tmp.replace(path)
     return path
 
 

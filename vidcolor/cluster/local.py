@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from vidcolor.durable import write_atomic
+
 #: Bytes of object store per node: tasks pass paths and small results only.
 OBJECT_STORE = 80 * 2**20
 #: Worker ports per node (one per worker process).
@@ -131,8 +133,7 @@ class LocalCluster:
         self.address = f"127.0.0.1:{self.gcs}"
         # A token of its own: whatever ~/.ray holds, only this cluster's nodes and drivers talk.
         token = root / "token"
-        token.write_text(secrets.token_hex(32))
-        token.chmod(0o600)
+        write_atomic(token, secrets.token_hex(32), mode=0o600)  # never readable by others, even briefly
         #: The environment of the nodes, and of every driver that connects to them.
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
 

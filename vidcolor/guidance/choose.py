@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from vidcolor.durable import write_atomic
 from vidcolor.errors import UsageError
 from vidcolor.guidance.library import StillIndex, check_folder, global_descriptors, index_folder
 from vidcolor.guidance.reference import PreparedStill, SeenBatch, load_rgb, prepare_still
-from vidcolor.media.atomic import atomic_output, check_destination
+from vidcolor.media.atomic import check_destination
 from vidcolor.references import Reference
 
 if TYPE_CHECKING:
@@ -204,5 +205,4 @@ def check_report_path(path: Path, opts: object) -> None:
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write the choices (:meth:`ShotChooser.report`) as JSON, atomically."""
-    with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(report, indent=2) + "\n")

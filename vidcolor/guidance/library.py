@@ -43,10 +43,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from vidcolor.durable import replacing
 from vidcolor.errors import InputError, UsageError, VidcolorError
+from vidcolor.formats import STILL_SUFFIXES
 from vidcolor.guidance.reference import has_encoder, load_rgb, still_features
-from vidcolor.media.atomic import atomic_output
-from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.models.download import cache_dir
 from vidcolor.references import Reference
 
@@ -184,7 +184,7 @@ def _write_cache(path: Path, meta: dict[str, Any], desc: np.ndarray) -> Path | N
     """Write the cache atomically; None when it cannot be written (the run goes on without)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, overwrite=True) as tmp, open(tmp, "wb") as fh:
+        with replacing(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, meta=np.array(json.dumps(meta)), desc=desc.astype(np.float32))
     except (OSError, VidcolorError):
         return None

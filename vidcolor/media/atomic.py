@@ -5,12 +5,11 @@ renamed onto it only when complete, so the destination never holds a partial fil
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from vidcolor.durable import replacing, temporaries_of
 from vidcolor.errors import EncodingError, UsageError
 
 
@@ -48,24 +47,18 @@ def check_destination(dst: Path, overwrite: bool) -> None:
         )
 
 
-def _partial_suffix(dst: Path) -> str:
-    return f".partial{dst.suffix}"
-
-
 def stale_partials(dst: str | os.PathLike[str]) -> list[Path]:
     """Temporary files that :func:`atomic_output` left beside ``dst`` in a process that was
     killed (SIGKILL, a lost machine) before it could remove them. Only for a caller that knows
     no run for ``dst`` is still under way."""
-    dst = Path(dst)
-    # The random part is 8 characters: ``a.mp4`` must not claim ``a.b.mp4``'s files.
-    pattern = f".{glob.escape(dst.stem)}.{'?' * 8}{glob.escape(_partial_suffix(dst))}"
-    return sorted(dst.parent.glob(pattern))
+    return temporaries_of(dst, keep_suffix=True)
 
 
 @contextlib.contextmanager
 def atomic_output(dst: str | os.PathLike[str], overwrite: bool) -> Iterator[Path]:
     """Yield a temporary path beside ``dst`` (hidden, unique, same extension); rename it onto
-    ``dst`` when the block ends normally; remove it on any exception, KeyboardInterrupt included.
+    ``dst`` when the block ends normally; remove it on any exception, KeyboardInterrupt included
+    (durable.replacing).
 
     Raises UsageError if ``dst`` exists and not ``overwrite`` (the message says to pass
     --overwrite), EncodingError if its folder is missing or unwritable or the block wrote nothing.
@@ -73,17 +66,7 @@ def atomic_output(dst: str | os.PathLike[str], overwrite: bool) -> Iterator[Path
     """
     dst = Path(dst)
     check_destination(dst, overwrite)
-    tmp: Path | None = None
-    try:
-        # The name is ours before the file exists: a Ctrl-C or SIGTERM landing between creating
-        # the file and knowing its name (as with mkstemp) would leave it behind.
-        while True:
-            tmp = dst.parent / f".{dst.stem}.{secrets.token_hex(4)}{_partial_suffix(dst)}"
-            try:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-                break
-            except FileExistsError:
-                tmp = None  # another run's file: never ours to remove
+    with replacing(dst, keep_suffix=True) as tmp:
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise EncodingError(
@@ -91,13 +74,3 @@ def atomic_output(dst: str | os.PathLike[str], overwrite: bool) -> Iterator[Path
                 f"nothing was written for {dst.name}",
                 "see the errors above; this is a bug if there are none",
             )
-        # The temporary file is 0600; give the result the permissions a normal new file gets.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dst)
-    except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vidcolor.durable import sha256_file
+from vidcolor.durable import replacing, sha256_file
 from vidcolor.errors import WeightsError
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.models.zhang import build_eccv16, build_siggraph17
@@ -164,19 +163,8 @@ def save_checkpoint(
     if extra is not None:
         ckpt["extra"] = _plain(dict(extra), "extra")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a weights file is an ordinary file
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(dest, durable=True) as tmp:
+        torch.save(ckpt, tmp)
     return dest
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from vidcolor.durable import replacing
 from vidcolor.errors import WeightsError
 
 _CHUNK = 1 << 20  # bytes per read
@@ -52,13 +52,12 @@ def download(
     dest = Path(dest)
     by_hand = f"download {url} by hand and pass it with --weights FILE"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+    # Also on Ctrl-C: the cache must never hold a partial file (replacing removes it).
+    with replacing(dest, durable=True) as tmp:
         h = hashlib.sha256()
         done = 0
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
                 length = resp.headers.get("Content-Length") if resp.headers else None
                 total = int(length) if length and length.isdigit() else None
                 while chunk := resp.read(_CHUNK):
@@ -67,8 +66,6 @@ def download(
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
-                out.flush()
-                os.fsync(out.fileno())
         except (urllib.error.URLError, OSError, ValueError) as e:
             # URLError covers no network and HTTP errors; OSError a reset or timeout mid-way.
             reason = getattr(e, "reason", None) or e
@@ -81,9 +78,4 @@ def download(
             raise WeightsError(
                 f"{url} with {what} {sha256}", f"sha256 {digest[:16]}... ({done} bytes)", by_hand
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        # Also on Ctrl-C: the cache must never hold a partial file.
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
