@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -279,6 +279,49 @@ def test_uploads_are_bounded_and_leave_nothing_behind(client: Client, root: Path
         r = c.post("/api/upload", params={"name": name, "dir": folder}, content=b"x", headers=AUTH)
         assert r.status_code in (400, 403), name
     assert not (root.parent / "evil.mp4").exists() and not (root.parent / "outside" / "ok.mp4").exists()
+
+
+def test_two_uploads_of_one_name_at_once_keep_both(root: Path, tiny_checkpoint: Path) -> None:
+    """The first upload is still streaming when the second, of the same name, completes: each
+    writes its own temporary file and the name is settled when it ends, so both files are kept."""
+    import anyio
+    import httpx2 as httpx
+
+    app = create_app(root, token=TOKEN, model=str(tiny_checkpoint), device="cpu")
+    inside, gate = anyio.Event(), anyio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"first-"
+        inside.set()  # the server has asked for more: it is streaming this upload
+        await gate.wait()
+        yield b"upload"
+
+    async def main() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            params = {"name": "same.mp4"}
+            answers: dict[str, httpx.Response] = {}
+
+            async def first() -> None:
+                answers["first"] = await c.post(
+                    "/api/upload", params=params, content=slow_body(), headers=AUTH
+                )
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first)
+                await inside.wait()
+                answers["second"] = await c.post(
+                    "/api/upload", params=params, content=b"second", headers=AUTH
+                )
+                gate.set()
+            return answers["first"], answers["second"]
+
+    first, second = anyio.run(main)
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json()["path"] == "same.mp4" and first.json()["path"] == "same-2.mp4"
+    assert (root / "same.mp4").read_bytes() == b"second"
+    assert (root / "same-2.mp4").read_bytes() == b"first-upload"
+    assert not list(root.glob(".same*")), "a temporary file was left behind"
 
 
 # --------------------------------------------------------------------------- bad files, errors

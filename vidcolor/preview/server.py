@@ -43,6 +43,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vidcolor.models as models
+from vidcolor.durable import new_file_mode, temporary_beside
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.formats import CODEC_ALIASES, CODEC_SUFFIX, CODECS, DEFAULT_PRESET, presets_for
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
@@ -536,23 +537,23 @@ class Preview:
                 "a folder inside the preview folder", relative_name(self.root, folder), "pick one"
             )
         dst = confine(self.root, relative_name(self.root, folder / name))
-        if dst.exists():
-            stem, ext = os.path.splitext(name)
-            n = 2
-            while dst.exists():
-                dst, n = folder / f"{stem}-{n}{ext}", n + 1
-        tmp = dst.with_name(f".{dst.name}.upload")
         size = 0
-        try:
-            with open(tmp, "xb") as fh:
+        # Each upload streams into a temporary name of its own; the free name is chosen only at
+        # the end, with no await between choosing and renaming, so two uploads of one name running
+        # together keep both files (name-2.ext) and neither can remove the other's data.
+        with temporary_beside(dst, keep_suffix=True) as tmp:
+            with open(tmp, "wb") as fh:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > self.config.max_upload:
                         raise TooLarge(f"an upload of at most {self.config.max_upload} bytes")
                     fh.write(chunk)
+            stem, ext = os.path.splitext(name)
+            n = 2
+            while dst.exists():
+                dst, n = folder / f"{stem}-{n}{ext}", n + 1
+            os.chmod(tmp, new_file_mode())
             os.replace(tmp, dst)
-        finally:
-            tmp.unlink(missing_ok=True)
         return JSONResponse({"path": relative_name(self.root, dst), "size": size}, status_code=201)
 
     # ------------------------------------------------------------------------------------ app
