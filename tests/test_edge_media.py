@@ -17,9 +17,10 @@ import torch
 from click.testing import CliRunner
 from clips import read_packets, read_video_pts
 
-from vidcolor.batch import STILL_EXTS, output_name
+from vidcolor.batch import output_name
 from vidcolor.cli import main
 from vidcolor.errors import CorruptInputError, InputError, VidcolorError
+from vidcolor.formats import STILL_SUFFIXES
 from vidcolor.media.probe import probe
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
@@ -342,7 +343,7 @@ def test_corrupt_frame_is_kept_and_said_with_skip_corrupt(tiny, tmp_path: Path) 
 @pytest.mark.parametrize("name", STILLS)
 def test_still_colorizes(name: str, tiny, tmp_path: Path) -> None:
     exp = EXPECTED[name]
-    assert isinstance(exp, Still) and Path(name).suffix.lower() in STILL_EXTS
+    assert isinstance(exp, Still) and Path(name).suffix.lower() in STILL_SUFFIXES
     dst = tmp_path / name
     rgb = colorize_image(EDGE / name, dst, OPTS, colorizer=tiny)
     assert rgb.shape == (exp.size[1], exp.size[0], 3)

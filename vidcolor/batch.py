@@ -32,38 +32,13 @@ from typing import Any
 
 from vidcolor.durable import append_record, sha256_file
 from vidcolor.errors import UsageError, VidcolorError
+from vidcolor.formats import FILM_SUFFIXES, STILL_SUFFIXES
 from vidcolor.guidance.choose import write_report
 from vidcolor.guidance.library import check_folder, index_folder
-from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.options import ColorizeOptions
 from vidcolor.version import __version__
 
 MANIFEST_NAME = "vidcolor-manifest.jsonl"
-#: Extensions taken from folders and globs (an explicit file argument is always taken).
-VIDEO_EXTS = {
-    ".mp4",
-    ".m4v",
-    ".mov",
-    ".mkv",
-    ".webm",
-    ".avi",
-    ".ts",
-    ".m2ts",
-    ".mts",
-    ".nut",
-    ".mpg",
-    ".mpeg",
-    ".m2v",
-    ".vob",
-    ".mxf",
-    ".dv",
-    ".flv",
-    ".wmv",
-    ".ogv",
-    ".3gp",
-    ".y4m",
-}
-STILL_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 #: Container for outputs whose source container cannot hold the chosen codec (or is not
 #: writable at all, like .mpg): Matroska holds every codec and stream kind vidcolor writes.
 FALLBACK_EXT = ".mkv"
@@ -170,7 +145,7 @@ def output_name(rel: Path, codec: str) -> Path:
     """The output path (relative) for a source path ``rel``: the same name, and the same
     extension where that container can hold ``codec``, else FALLBACK_EXT. Stills keep theirs."""
     ext = rel.suffix.lower()
-    if ext in STILL_EXTS:
+    if ext in STILL_SUFFIXES:
         return rel
     from vidcolor.formats import CODEC_ALIASES
     from vidcolor.media.encode import CONTAINERS, container_codecs
@@ -194,14 +169,14 @@ def collect_jobs(
     """Jobs for ``inputs`` (folders, walked recursively; globs, ``**`` allowed; files), in a
     stable order. Outputs mirror the tree below the inputs' common folder inside ``out_dir``.
 
-    Folders and globs contribute media files by extension (VIDEO_EXTS, STILL_EXTS) and skip
+    Folders and globs contribute media files by extension (FILM_SUFFIXES, STILL_SUFFIXES) and skip
     hidden files and folders and anything inside ``out_dir``; an explicit file is always taken.
     Raises UsageError for an input that matches nothing, when no file is found at all, and when
     two inputs would be written to the same output.
     """
     out = Path(out_dir)
     found: list[tuple[Path, Path]] = []  # (file, root it was found under)
-    media = VIDEO_EXTS | STILL_EXTS
+    media = FILM_SUFFIXES | STILL_SUFFIXES
     for item in inputs:
         text = os.fspath(item)
         p = Path(text)
@@ -250,7 +225,7 @@ def collect_jobs(
                 "colorize them in separate batches or rename one",
             )
         by_out[key] = f
-        jobs.append(Job(source=real, output=out / rel, rel=key, still=real.suffix.lower() in STILL_EXTS))
+        jobs.append(Job(source=real, output=out / rel, rel=key, still=real.suffix.lower() in STILL_SUFFIXES))
     return jobs
 
 

@@ -1,4 +1,4 @@
-"""What vidcolor reads and writes, named once: still-image suffixes, output codecs and their containers.
+"""What vidcolor reads and writes, named once: still and film suffixes, output codecs and their containers.
 
 The command line's help, the preview page's codec list, the encoder's name lookup and the
 benchmark's output names all read these tables.
@@ -10,6 +10,12 @@ from __future__ import annotations
 SIXTEEN_BIT_STILLS = frozenset({".png", ".tif", ".tiff"})
 #: Every still-image suffix vidcolor reads and writes (lower case, with the dot).
 STILL_SUFFIXES = frozenset(SIXTEEN_BIT_STILLS | {".jpg", ".jpeg", ".bmp", ".webp"})
+#: Suffixes taken as films where files are found by name (a batch's folders and globs, training and
+#: evaluation folders); a file named explicitly is probed whatever its name.
+FILM_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".nut", ".mpg", ".mpeg"}
+    | {".m2v", ".vob", ".mxf", ".dv", ".flv", ".wmv", ".ogv", ".3gp", ".y4m"}
+)
 
 #: The codecs offered to users (``--codec``, the preview page), in the order they are listed.
 CODECS = ("libx264", "libx265", "ffv1", "prores", "lossless", "h264_nvenc", "hevc_nvenc")

@@ -87,8 +87,8 @@ def colorize(
     """Colorize a black-and-white film or still INPUT."""
 
     def body() -> None:
+        from vidcolor.formats import STILL_SUFFIXES
         from vidcolor.guidance.choose import check_report_path, write_report
-        from vidcolor.media.image_io import STILL_SUFFIXES
         from vidcolor.pipeline.image import colorize_image
         from vidcolor.pipeline.journal import segment_dir
         from vidcolor.pipeline.segments import colorize_film

@@ -14,9 +14,10 @@ import numpy as np
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import UsageError
 from vidcolor.evaluate.run import ColorizeFn, to_grey
+from vidcolor.formats import STILL_SUFFIXES
 from vidcolor.frames import Frame
 from vidcolor.hints import Hint
-from vidcolor.media.image_io import STILL_SUFFIXES, write_image
+from vidcolor.media.image_io import write_image
 from vidcolor.models.colorizer import Colorizer
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.stream import colorize_frames

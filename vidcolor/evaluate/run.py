@@ -65,15 +65,11 @@ from vidcolor.durable import write_atomic
 from vidcolor.errors import CorruptInputError, InputError, UsageError
 from vidcolor.evaluate import metrics
 from vidcolor.evaluate.sheet import contact_sheet
-from vidcolor.media.image_io import STILL_SUFFIXES
+from vidcolor.formats import FILM_SUFFIXES, STILL_SUFFIXES
 from vidcolor.version import __version__
 
 ColorizeFn = Callable[[Iterator[np.ndarray]], Iterable[np.ndarray]]
 
-IMAGE_EXTENSIONS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv"}
-)
 GREY = "grey"  # name of the built-in baseline
 TRUTH = "truth"  # column of the ground truth on the sheet
 PSNR_CAP_DB = 100.0  # identical frames would give inf; a cap keeps means finite
@@ -99,9 +95,9 @@ class EvalItem:
 
 def _kind_of(path: Path) -> Kind | None:
     ext = path.suffix.lower()
-    if ext in IMAGE_EXTENSIONS:
+    if ext in STILL_SUFFIXES:
         return "image"
-    if ext in VIDEO_EXTENSIONS:
+    if ext in FILM_SUFFIXES:
         return "video"
     return None
 
@@ -121,7 +117,7 @@ def discover(data: Sequence[Path | str]) -> list[EvalItem]:
             kind = _kind_of(p)
             if kind is None:
                 raise InputError(
-                    "an image or video file (" + ", ".join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)) + ")",
+                    "an image or video file (" + ", ".join(sorted(STILL_SUFFIXES | FILM_SUFFIXES)) + ")",
                     f"{p}",
                     "pass colour images or clips, or a folder of them",
                 )

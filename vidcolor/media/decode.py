@@ -38,6 +38,7 @@ from vidcolor.media.damage import PacketDamage
 from vidcolor.media.deinterlace import Deinterlacer
 from vidcolor.media.luma import luma_of
 from vidcolor.media.window import section_pts
+from vidcolor.timecode import parse_timecode
 
 #: How far before ``start`` to seek (seconds), so that a demuxer that seeks by dts (MPEG-TS) still
 #: lands on a keyframe whose GOP holds the first wanted picture.
@@ -341,11 +342,10 @@ def _declared_end(stream: av.VideoStream) -> float | None:
     the packets themselves: the Matroska per-track DURATION tag (written near the start of the
     file), which a file cut short keeps while its demuxer just stops, without an error, where
     the data ends. None where there is no such tag (MP4 fails loudly on a cut instead)."""
-    tag = stream.metadata.get("DURATION")
+    tag = stream.metadata.get("DURATION")  # "HH:MM:SS.nnnnnnnnn"
     if not tag:
         return None
     try:
-        h, m, sec = tag.split(":")
-        return int(h) * 3600 + int(m) * 60 + float(sec)
+        return parse_timecode(tag)
     except ValueError:
         return None

@@ -82,7 +82,7 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, bit_depth: int) -
     ext = os.path.splitext(name)[1].lower()
     if ext not in STILL_SUFFIXES:
         raise EncodingError(
-            "an image name ending .png, .tif, .tiff, .jpg, .jpeg, .bmp or .webp",
+            "an image name ending " + ", ".join(sorted(STILL_SUFFIXES)),
             f"{name!r}",
             "choose one of those extensions",
         )

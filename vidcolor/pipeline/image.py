@@ -11,16 +11,15 @@ import torch
 
 from vidcolor.color import BT601_RGB
 from vidcolor.errors import InputError, UsageError
+from vidcolor.formats import STILL_SUFFIXES
 from vidcolor.frames import Frame
 from vidcolor.guidance.guide import guide_for
 from vidcolor.media.atomic import atomic_output, same_file
-from vidcolor.media.image_io import STILL_SUFFIXES, read_image, write_image
+from vidcolor.media.image_io import read_image, write_image
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.chain import StageChain
 from vidcolor.stages.merge import merge_rgb
 from vidcolor.stages.model_step import ModelStep
-
-IMAGE_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
 
 
 def _luma_of_array(image: np.ndarray) -> tuple[np.ndarray, int]:
@@ -62,9 +61,9 @@ def colorize_image(
             raise UsageError(
                 "an output path different from the input", f"both are {src}", "choose another output name"
             )
-    if dst is not None and Path(dst).suffix.lower() not in IMAGE_EXTS:
+    if dst is not None and Path(dst).suffix.lower() not in STILL_SUFFIXES:
         raise UsageError(
-            "an image file name for a still (" + ", ".join(sorted(IMAGE_EXTS)) + ")",
+            "an image file name for a still (" + ", ".join(sorted(STILL_SUFFIXES)) + ")",
             str(dst),
             "name the output e.g. out.png",
         )

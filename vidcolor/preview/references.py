@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from vidcolor.errors import UsageError
+from vidcolor.formats import STILL_SUFFIXES
 from vidcolor.guidance.reference import load_rgb
-from vidcolor.media.image_io import STILL_SUFFIXES
 from vidcolor.options import ColorizeOptions
 from vidcolor.preview.security import confine
 from vidcolor.references import Reference

@@ -19,10 +19,8 @@ import cv2
 import numpy as np
 
 from vidcolor.errors import InputError
-from vidcolor.media.image_io import STILL_SUFFIXES
+from vidcolor.formats import FILM_SUFFIXES, STILL_SUFFIXES
 
-IMAGE_EXTS = STILL_SUFFIXES  # the one list of still formats, media/image_io.py
-VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".mpg"}
 TAR_EXTS = (".tar", ".tar.gz", ".tgz")
 
 
@@ -104,20 +102,20 @@ def load_corpus(
         for p in files:
             rel = p.relative_to(base).as_posix()
             ext = p.suffix.lower()
-            if ext in IMAGE_EXTS:
+            if ext in STILL_SUFFIXES:
                 rgb = _decode_image(p.read_bytes())
                 if rgb is not None and _is_colour(rgb):
                     samples.append(Sample(rel, groups.get(rel, rel), _shrink(rgb, max_side)))
             elif p.name.lower().endswith(TAR_EXTS):
                 with tarfile.open(p) as tf:
                     for m in tf:
-                        if m.isfile() and Path(m.name).suffix.lower() in IMAGE_EXTS:
+                        if m.isfile() and Path(m.name).suffix.lower() in STILL_SUFFIXES:
                             fobj = tf.extractfile(m)
                             rgb = _decode_image(fobj.read()) if fobj else None
                             if rgb is not None and _is_colour(rgb):
                                 name = f"{rel}::{m.name}"
                                 samples.append(Sample(name, name, _shrink(rgb, max_side)))
-            elif ext in VIDEO_EXTS:
+            elif ext in FILM_SUFFIXES:
                 for i, rgb in enumerate(_video_frames(p, video_every_s, video_max_frames)):
                     if _is_colour(rgb):
                         samples.append(Sample(f"{rel}#{i}", rel, _shrink(rgb, max_side)))
