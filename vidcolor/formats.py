@@ -64,6 +64,48 @@ def presets_for(codec: str) -> tuple[str, ...]:
     return ENCODER_PRESETS.get(CODEC_ALIASES.get(codec, codec), ())
 
 
+#: Default quality of the encoders that take one (``--crf``: x264/x265 CRF, NVENC CQ, VP9 and
+#: SVT-AV1 CRF; lower is better): visually transparent for restored film. FFV1 is lossless and
+#: ProRes uses its profile (HQ).
+DEFAULT_CRF: dict[str, float] = {
+    "libx264": 18,
+    "libx265": 20,
+    "h264_nvenc": 19,
+    "hevc_nvenc": 21,
+    "libvpx-vp9": 24,
+    "libsvtav1": 24,
+}
+#: Encoders that need even width and height for subsampled chroma.
+EVEN_SIZE_ENCODERS = frozenset({"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks"})
+#: Encoders with an interlaced mode (others encode an interlaced source as progressive, noted).
+INTERLACED_ENCODERS = frozenset({"libx264", "ffv1", "prores_ks", "h264_nvenc"})
+
+
+def _short_names(encoders: list[str]) -> str:
+    return "/".join(e.removeprefix("lib").removesuffix("_ks") for e in encoders)
+
+
+def crf_help() -> str:
+    """``--crf``'s help, from DEFAULT_CRF."""
+    defaults = ", ".join(f"{_short_names([e])} {q:g}" for e, q in DEFAULT_CRF.items())
+    return f"Quality, lower is better: CRF (CQ for NVENC). Default per encoder: {defaults}."
+
+
+def preset_help() -> str:
+    """``--preset``'s help, from ENCODER_PRESETS and DEFAULT_PRESET (encoders sharing a list share
+    a line)."""
+    groups: dict[tuple[tuple[str, ...], str], list[str]] = {}
+    for enc, names in ENCODER_PRESETS.items():
+        groups.setdefault((names, DEFAULT_PRESET[enc]), []).append(enc)
+    parts = [
+        f"{_short_names(encs)} {names[0]}..{names[-1]} (default {d})" for (names, d), encs in groups.items()
+    ]
+    return (
+        "Encoder speed preset, fastest first: " + ", ".join(parts) + ". Faster presets cost less CPU "
+        "and, at the same --crf, keep a little less of the luma."
+    )
+
+
 #: The container a codec's output gets where the source's own (or MP4) cannot hold it.
 CODEC_SUFFIX: dict[str, str] = {
     "ffv1": ".mkv",

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from vidcolor.errors import UsageError, VidcolorError
-from vidcolor.formats import CODECS
+from vidcolor.formats import CODECS, crf_help, preset_help
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, RUNTIMES, ColorizeOptions
 from vidcolor.timecode import parse_timecode
 
@@ -137,13 +137,8 @@ def colour_options(f: F) -> F:
         show_default=True,
         help=", ".join(CODECS) + ".",
     )(f)
-    f = click.option("--crf", type=float, default=None, help="Quality for x264/x265 (lower is better).")(f)
-    f = click.option(
-        "--preset",
-        default=None,
-        help="Encoder speed preset: x264/x265 ultrafast..veryslow (default medium), NVENC p1..p7 (p5). "
-        "Faster presets cost less CPU and, at the same --crf, keep a little less of the luma.",
-    )(f)
+    f = click.option("--crf", type=float, default=None, help=crf_help())(f)
+    f = click.option("--preset", default=None, help=preset_help())(f)
     f = click.option("--lossless", is_flag=True, help="Lossless video (ffv1 in mkv, else x264 qp 0).")(f)
     f = click.option(
         "--ten-bit/--eight-bit",

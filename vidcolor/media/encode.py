@@ -28,7 +28,14 @@ import av.error
 import numpy as np
 
 from vidcolor.errors import EncodingError
-from vidcolor.formats import CODEC_ALIASES, DEFAULT_PRESET, ENCODER_PRESETS
+from vidcolor.formats import (
+    CODEC_ALIASES,
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    ENCODER_PRESETS,
+    EVEN_SIZE_ENCODERS,
+    INTERLACED_ENCODERS,
+)
 from vidcolor.frames import SourceInfo, StreamInfo
 from vidcolor.media.probe import (
     COLOR_PRIMARIES_NAMES,
@@ -53,11 +60,6 @@ _KNOWN_CODECS: dict[str, set[str]] = {
                "ac3", "eac3", "dts", "truehd", "opus", "s302m", "dvb_subtitle", "dvb_teletext",
                "hdmv_pgs_subtitle", "arib_caption", "smpte_klv", "timed_id3", "scte_35"},
 }  # fmt: skip
-#: Default quality (CRF or the codec's equivalent): visually transparent for restored film.
-DEFAULT_CRF: dict[str, float] = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "libsvtav1": 24,
-                                 "h264_nvenc": 19, "hevc_nvenc": 21}  # fmt: skip
-#: Encoders that need even width and height for subsampled chroma.
-_EVEN_SIZE = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks"}
 #: Containers that store timestamps in one fixed unit whatever the source's time base.
 _FIXED_TIME_BASE = {"matroska": Fraction(1, 1000), "webm": Fraction(1, 1000), "mpegts": Fraction(1, 90000)}
 #: Stream kinds that can be copied at all.
@@ -258,7 +260,7 @@ def plan_output(
         notes.append(f"bit depth reduced from {src_bits} to 8 (asked for 8-bit output)")
 
     if v.width % 2 or v.height % 2:
-        if enc in _EVEN_SIZE and layout in ("420", "422") and (layout == "420" or v.width % 2):
+        if enc in EVEN_SIZE_ENCODERS and layout in ("420", "422") and (layout == "420" or v.width % 2):
             notes.append(
                 f"odd size {v.width}x{v.height}: {enc} needs even sizes for 4:{layout[1]}:"
                 f"{layout[2]}, so chroma is written 4:4:4 (size kept exactly)"
@@ -274,7 +276,7 @@ def plan_output(
                 "choose another codec (ffv1 takes every layout)",
             )
         pix = fallback
-        if (v.width % 2 or v.height % 2) and enc in _EVEN_SIZE and not pix.startswith("yuv444"):
+        if (v.width % 2 or v.height % 2) and enc in EVEN_SIZE_ENCODERS and not pix.startswith("yuv444"):
             raise EncodingError(
                 f"even width and height for {enc} at {pix}",
                 f"{v.width}x{v.height}",
@@ -289,7 +291,7 @@ def plan_output(
 
     options = _codec_options(enc, crf, lossless, notes, _preset(enc, preset, notes))
     interlaced = v.field_order in ("tt", "bb", "tb", "bt") and not deinterlace
-    if interlaced and enc not in ("libx264", "ffv1", "prores_ks", "h264_nvenc"):
+    if interlaced and enc not in INTERLACED_ENCODERS:
         notes.append(f"interlaced source ({v.field_order}) encoded progressive: {enc} has no interlaced mode")
         interlaced = False
 
