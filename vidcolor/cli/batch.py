@@ -8,11 +8,13 @@ from typing import Any
 import click
 
 from vidcolor.cli.common import (
+    LazyDefault,
     build_options,
     colour_options,
     model_options,
     reference_dir_options,
     run_command,
+    segment_seconds_default,
 )
 from vidcolor.errors import UsageError
 
@@ -39,8 +41,10 @@ from vidcolor.errors import UsageError
 @click.option(
     "--segment-seconds",
     type=float,
-    default=None,
-    help="Cut films longer than 1.5x this into segments that resume after a kill (default 60; 0: never).",
+    cls=LazyDefault,
+    default=segment_seconds_default,
+    show_default=True,
+    help="Cut films longer than 1.5x this into segments that resume after a kill (0: never).",
 )
 @click.option(
     "--manifest",

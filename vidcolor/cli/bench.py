@@ -9,11 +9,16 @@ from typing import Any
 
 import click
 
-from vidcolor.cli.common import run_command
+from vidcolor.benchmark.config import BenchConfig
+from vidcolor.cli.common import default_of, options_default, run_command
 from vidcolor.durable import write_atomic
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_SMOOTHING, RUNTIMES
 
 DEFAULT_OUT = Path("benchmarks/results/latest.json")
+
+
+def _bench(name: str) -> Any:
+    return default_of(BenchConfig, name)
 
 
 def _ints(value: str, what: str) -> tuple[int, ...]:
@@ -63,54 +68,90 @@ def _knob(value: str) -> dict[str, Any]:
 @click.argument("inputs", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--sizes",
-    default="480p,720p,1080p",
+    default=",".join(_bench("sizes")),
     show_default=True,
     help="Generated clips when no INPUT is given: 360p, 480p, 720p, 1080p or WxH, comma separated.",
 )
-@click.option("--frames", type=int, default=96, show_default=True, help="Frames per generated clip.")
 @click.option(
-    "--repeats", type=int, default=3, show_default=True, help="Timed passes per figure (median kept)."
+    "--frames", type=int, default=_bench("frames"), show_default=True, help="Frames per generated clip."
 )
-@click.option("--warmup", type=int, default=1, show_default=True, help="Untimed passes before them.")
+@click.option(
+    "--repeats",
+    type=int,
+    default=_bench("repeats"),
+    show_default=True,
+    help="Timed passes per figure (median kept).",
+)
+@click.option(
+    "--warmup", type=int, default=_bench("warmup"), show_default=True, help="Untimed passes before them."
+)
 @click.option(
     "--model",
     default=None,
     help="Registry name or checkpoint (default: vidcolor-lite, or its architecture with random "
     "weights while its weights are absent: the cost is the same).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--device", default=options_default("device"), show_default=True, help="auto, cpu, cuda or cuda:N."
+)
 @click.option("--half/--no-half", default=None, help="float16 model (default: on CUDA only).")
 @click.option(
-    "--threads", type=int, default=0, help="CPU threads of the model step (0: the runtime's default)."
+    "--threads",
+    type=int,
+    default=options_default("threads"),
+    help="CPU threads of the model step (0: the runtime's default).",
 )
 @click.option(
     "--runtime",
     type=click.Choice(list(RUNTIMES)),
-    default="auto",
+    default=options_default("runtime"),
     show_default=True,
     help="Model step on the CPU, as colorize's --runtime.",
 )
 @click.option("--render-size", type=int, default=None, help="The run's render size (default: the model's).")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="The run's batch size.")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=options_default("batch_size"),
+    show_default=True,
+    help="The run's batch size.",
+)
 @click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="The run's codec.")
 @click.option("--smoothing", type=float, default=DEFAULT_SMOOTHING, show_default=True)
 @click.option("--no-guide", is_flag=True, help="Plain bilinear colour upsampling in the merge.")
 @click.option(
     "--verify/--no-verify",
-    default=True,
+    default=options_default("verify"),
     show_default=True,
     help="End-to-end runs check their output as a user's run does.",
 )
 @click.option(
     "--render-sizes",
-    default="160,224,320",
+    default=",".join(str(n) for n in _bench("sweep_renders")),
     show_default=True,
     help="Model grid: render sizes (empty: no grid).",
 )
-@click.option("--batch-sizes", default="1,4,8", show_default=True, help="Model grid: batch sizes.")
-@click.option("--codecs", default="libx264,libx265,ffv1", show_default=True, help="Encoders timed.")
-@click.option("--model-frames", type=int, default=32, show_default=True, help="Frames per model pass.")
-@click.option("--encode-frames", type=int, default=48, show_default=True, help="Frames per encoder pass.")
+@click.option(
+    "--batch-sizes",
+    default=",".join(str(n) for n in _bench("sweep_batches")),
+    show_default=True,
+    help="Model grid: batch sizes.",
+)
+@click.option("--codecs", default=",".join(_bench("codecs")), show_default=True, help="Encoders timed.")
+@click.option(
+    "--model-frames",
+    type=int,
+    default=_bench("model_frames"),
+    show_default=True,
+    help="Frames per model pass.",
+)
+@click.option(
+    "--encode-frames",
+    type=int,
+    default=_bench("encode_frames"),
+    show_default=True,
+    help="Frames per encoder pass.",
+)
 @click.option(
     "--knob",
     "knobs",
@@ -119,23 +160,23 @@ def _knob(value: str) -> dict[str, Any]:
 )
 @click.option(
     "--variants/--no-variants",
-    default=True,
+    default=_bench("variants"),
     show_default=True,
     help="Also time faster ways to run the model (channels_last, bfloat16, TorchScript, 1 thread).",
 )
-@click.option("--stages/--no-stages", default=True, show_default=True)
-@click.option("--e2e/--no-e2e", default=True, show_default=True)
+@click.option("--stages/--no-stages", default=_bench("stages"), show_default=True)
+@click.option("--e2e/--no-e2e", default=_bench("e2e"), show_default=True)
 @click.option(
     "--memory/--no-memory",
-    default=True,
+    default=_bench("memory"),
     show_default=True,
     help="Peak RSS of a generated clip and of a --memory-scale times longer one.",
 )
-@click.option("--memory-size", default="480p", show_default=True)
+@click.option("--memory-size", default=_bench("memory_size"), show_default=True)
 @click.option(
     "--memory-frames", type=int, default=None, help="Frames of the shorter memory clip (default: --frames)."
 )
-@click.option("--memory-scale", type=int, default=10, show_default=True)
+@click.option("--memory-scale", type=int, default=_bench("memory_scale"), show_default=True)
 @click.option(
     "--out",
     "out",
@@ -190,11 +231,9 @@ def bench_command(
     """Time each stage and the whole run on INPUT files (or generated clips); write JSON and charts."""
 
     def body() -> None:
-        import tempfile
-
         from vidcolor.benchmark.chart import memory_chart, stages_chart, write_png
         from vidcolor.benchmark.report import markdown
-        from vidcolor.benchmark.suite import BenchConfig, run_benchmark
+        from vidcolor.benchmark.suite import run_benchmark
         from vidcolor.errors import UsageError
         from vidcolor.options import ColorizeOptions
 
@@ -237,7 +276,7 @@ def bench_command(
             memory_size=memory_size,
             memory_frames=memory_frames,
             memory_scale=memory_scale,
-            work_dir=work_dir or Path(tempfile.gettempdir()) / "vidcolor-bench",
+            **({"work_dir": work_dir} if work_dir is not None else {}),
         )
         log = None if quiet else (lambda m: click.echo(f"bench: {m}", err=True))
         result = run_benchmark(cfg, log)

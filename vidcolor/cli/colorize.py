@@ -8,12 +8,14 @@ from typing import Any
 import click
 
 from vidcolor.cli.common import (
+    LazyDefault,
     build_options,
     colour_options,
     model_options,
     parse_time,
     reference_dir_options,
     run_command,
+    segment_seconds_default,
 )
 from vidcolor.options import DEFAULT_MODEL
 
@@ -35,7 +37,8 @@ from vidcolor.options import DEFAULT_MODEL
 @click.option(
     "--segment-seconds",
     type=float,
-    default=60.0,
+    cls=LazyDefault,
+    default=segment_seconds_default,
     show_default=True,
     help="Cut films longer than 1.5x this into segments, so a killed run can resume (0: never).",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import traceback
@@ -17,6 +18,40 @@ from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, RU
 from vidcolor.timecode import parse_timecode
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default the dataclass ``cls`` gives its field ``name``: an option that fills a config
+    field takes its default from there, so each default is written once."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            break
+    raise KeyError(f"{cls.__name__}.{name} has no default")
+
+
+class LazyDefault(click.Option):
+    """An option whose default is a function, called for a run and for the help alike (click would
+    show "(dynamic)"): the module that holds the default, and what it imports (torch, the
+    pipeline), loads only when this command runs or shows its help, not for every command."""
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        return super().get_default(ctx, call=True)
+
+
+def segment_seconds_default() -> float:
+    """``--segment-seconds``' default (the pipeline's, read when needed)."""
+    from vidcolor.pipeline.cuts import SEGMENT_SECONDS
+
+    return SEGMENT_SECONDS
+
+
+def options_default(name: str) -> Any:
+    """ColorizeOptions' default for ``name`` (a light module: read directly)."""
+    return default_of(ColorizeOptions, name)
 
 
 def parse_time(value: str | None) -> float | None:
@@ -90,8 +125,16 @@ def model_options(f: F) -> F:
         default=None,
         help="Weights file for the chosen architecture (e.g. upstream eccv16 weights).",
     )(f)
-    f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
-    f = click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per model call.")(f)
+    f = click.option(
+        "--device", default=options_default("device"), show_default=True, help="auto, cpu, cuda or cuda:N."
+    )(f)
+    f = click.option(
+        "--batch-size",
+        type=int,
+        default=options_default("batch_size"),
+        show_default=True,
+        help="Frames per model call.",
+    )(f)
     f = click.option(
         "--render-size",
         type=int,
@@ -99,12 +142,15 @@ def model_options(f: F) -> F:
         help="Short side, in pixels, the model sees (default: the model's own).",
     )(f)
     f = click.option(
-        "--threads", type=int, default=0, help="CPU threads of the model step (0: the runtime's default)."
+        "--threads",
+        type=int,
+        default=options_default("threads"),
+        help="CPU threads of the model step (0: the runtime's default).",
     )(f)
     f = click.option(
         "--runtime",
         type=click.Choice(list(RUNTIMES)),
-        default="auto",
+        default=options_default("runtime"),
         show_default=True,
         help="Model step on the CPU: ONNX Runtime where it is installed, else PyTorch (auto); "
         "PyTorch, the reference (torch); ONNX Runtime or an error (onnx).",
@@ -112,7 +158,7 @@ def model_options(f: F) -> F:
     f = click.option(
         "--model-every",
         type=int,
-        default=0,
+        default=options_default("model_every"),
         metavar="N",
         help="Run the model on one frame in N of a shot and carry its colour along the motion to "
         "the others (1: every frame; default 0: 3 where the model runs on the CPU, 1 on a GPU).",

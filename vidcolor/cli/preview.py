@@ -9,10 +9,17 @@ from pathlib import Path
 
 import click
 
-from vidcolor.cli.common import run_command
+from vidcolor.cli.common import LazyDefault, options_default, run_command
 
 DEFAULT_PORT = 8765
 PORTS_TRIED = 20  # without --port, the first free port from DEFAULT_PORT on is taken
+
+
+def _max_upload_mb() -> int:
+    """The server's upload limit in MiB (read when needed: the server module loads starlette)."""
+    from vidcolor.preview.server import MAX_UPLOAD_BYTES
+
+    return MAX_UPLOAD_BYTES >> 20
 
 
 def _listen(host: str, port: int | None) -> socket.socket:
@@ -53,15 +60,25 @@ def _address(host: str, port: int, token: str) -> str:
     default=None,
     help="Registry name or checkpoint file to preview with (default: the default model).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--device", default=options_default("device"), show_default=True, help="auto, cpu, cuda or cuda:N."
+)
 @click.option(
     "--render-size", type=int, default=None, help="Short side the model sees (default: the model's own)."
 )
 @click.option(
-    "--threads", type=int, default=0, help="CPU threads of the model step (0: the runtime's default)."
+    "--threads",
+    type=int,
+    default=options_default("threads"),
+    help="CPU threads of the model step (0: the runtime's default).",
 )
 @click.option(
-    "--max-upload-mb", type=int, default=2048, show_default=True, help="Largest file the page may upload."
+    "--max-upload-mb",
+    type=int,
+    cls=LazyDefault,
+    default=_max_upload_mb,
+    show_default=True,
+    help="Largest file the page may upload.",
 )
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def preview_command(

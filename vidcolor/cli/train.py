@@ -2,39 +2,78 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from vidcolor.cli.common import data_options, run_command
+from vidcolor.cli.common import LazyDefault, data_options, default_of, run_command
 from vidcolor.errors import UsageError
+
+
+def _default(name: str) -> Callable[[], Any]:
+    """TrainConfig's default for ``name`` ("augment.crop", "model.widths": of its nested configs),
+    read when needed: TrainConfig's module imports torch."""
+
+    def read() -> Any:
+        from vidcolor.train.loop import TrainConfig
+
+        owner: Any = TrainConfig
+        *parents, field = name.split(".")
+        for parent in parents:
+            owner = type(default_of(owner, parent))
+        return default_of(owner, field)
+
+    return read
 
 
 @click.command("train")
 @data_options("Folder, tar shard or video of colour pictures (repeatable; more may follow).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.option("--steps", type=int, default=1800, show_default=True)
-@click.option("--batch", type=int, default=32, show_default=True)
-@click.option("--crop", type=int, default=144, show_default=True, help="Training crop side, pixels.")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--val-fraction", type=float, default=0.05, show_default=True)
+@click.option("--steps", type=int, default=1800, show_default=True)  # the one default: TrainConfig has none
+@click.option("--batch", type=int, cls=LazyDefault, default=_default("batch"), show_default=True)
 @click.option(
-    "--val-every", type=int, default=250, show_default=True, help="Steps between validations (and best.pt)."
+    "--crop",
+    type=int,
+    cls=LazyDefault,
+    default=_default("augment.crop"),
+    show_default=True,
+    help="Training crop side, pixels.",
+)
+@click.option("--lr", type=float, cls=LazyDefault, default=_default("lr"), show_default=True)
+@click.option("--seed", type=int, cls=LazyDefault, default=_default("seed"), show_default=True)
+@click.option(
+    "--val-fraction", type=float, cls=LazyDefault, default=_default("val_fraction"), show_default=True
+)
+@click.option(
+    "--val-every",
+    type=int,
+    cls=LazyDefault,
+    default=_default("val_every"),
+    show_default=True,
+    help="Steps between validations (and best.pt).",
 )
 @click.option(
     "--decoder-widths",
-    default="256,128,96,64,32",
+    cls=LazyDefault,
+    default=lambda: ",".join(str(w) for w in _default("model.widths")()),
     show_default=True,
     help="Channels of the fusion and the decoder at 1/16, 1/8, 1/4 and 1/2 (five numbers).",
 )
 @click.option(
-    "--global-dim", type=int, default=256, show_default=True, help="Width of the global context vector."
+    "--global-dim",
+    type=int,
+    cls=LazyDefault,
+    default=_default("model.global_dim"),
+    show_default=True,
+    help="Width of the global context vector.",
 )
 @click.option(
     "--rebalance-lambda",
     type=click.FloatRange(0.0, 1.0),
-    default=0.5,
+    cls=LazyDefault,
+    default=_default("rebalance_lambda"),
     show_default=True,
     help="Class rebalancing of the colour bins: 1 none, lower weighs rare (saturated) colours more.",
 )
@@ -42,12 +81,19 @@ from vidcolor.errors import UsageError
 @click.option(
     "--encoder-tail",
     type=int,
-    default=0,
+    cls=LazyDefault,
+    default=_default("encoder_tail"),
     show_default=True,
     help="Train the encoder's last N blocks and head conv, at a tenth of --lr (cheap: 1/32 resolution).",
 )
-@click.option("--device", default="auto", show_default=True)
-@click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
+@click.option("--device", cls=LazyDefault, default=_default("device"), show_default=True)
+@click.option(
+    "--threads",
+    type=int,
+    cls=LazyDefault,
+    default=_default("threads"),
+    help="torch CPU threads (0: torch's default).",
+)
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--debug", is_flag=True)
