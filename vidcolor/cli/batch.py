@@ -29,7 +29,10 @@ from vidcolor.errors import UsageError
     required=True,
     help="Output folder; the input folders' tree is mirrored inside it.",
 )
-@model_options
+@model_options(
+    threads_zero="the runtime's default with one job, the cores shared out with --jobs, "
+    "a task's CPUs with --ray"
+)
 @colour_options
 @click.option(
     "--jobs",

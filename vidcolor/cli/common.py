@@ -112,7 +112,11 @@ def reference_dir_options(help: str) -> Callable[[F], F]:
     return deco
 
 
-def model_options(f: F) -> F:
+def model_options(f: F | None = None, *, threads_zero: str = "the runtime's default") -> Any:
+    """The model's options (``@model_options``); ``threads_zero`` says what ``--threads 0`` means
+    for the command (``@model_options(threads_zero=...)``)."""
+    if f is None:
+        return lambda g: model_options(g, threads_zero=threads_zero)
     f = click.option(
         "--model",
         default=DEFAULT_MODEL,
@@ -145,7 +149,7 @@ def model_options(f: F) -> F:
         "--threads",
         type=int,
         default=options_default("threads"),
-        help="CPU threads of the model step (0: the runtime's default).",
+        help=f"CPU threads of the model step (0: {threads_zero}).",
     )(f)
     f = click.option(
         "--runtime",
