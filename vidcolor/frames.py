@@ -7,6 +7,9 @@ from fractions import Fraction
 
 import numpy as np
 
+#: Frames/s assumed where a film states no frame rate at all.
+FALLBACK_RATE = Fraction(25)
+
 
 @dataclass(frozen=True)
 class StreamInfo:
@@ -44,6 +47,18 @@ class VideoInfo:
     color_space: str | None  # matrix, e.g. "bt709", "smpte170m"
     field_order: str  # "progressive" | "tt" | "bb" | "tb" | "bt" | "unknown"
 
+    @property
+    def nominal_rate(self) -> Fraction:
+        """Frames/s of one frame interval: FFmpeg's guess of the nominal rate, else the mean, else
+        FALLBACK_RATE. What an encoder is told and a missing pts is rebuilt with."""
+        return self.guessed_rate or self.average_rate or FALLBACK_RATE
+
+    @property
+    def mean_rate(self) -> Fraction | None:
+        """Frames/s over the stream's length: the mean rate, else the nominal guess; None where the
+        stream states neither. What frame counts and frame times are estimated with."""
+        return self.average_rate or self.guessed_rate
+
 
 @dataclass(frozen=True)
 class SourceInfo:
@@ -56,6 +71,15 @@ class SourceInfo:
     video: VideoInfo
     others: tuple[StreamInfo, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+
+    def frame_count(self) -> int | None:
+        """Frames of the video: the container's count, else its length times the mean rate (an
+        estimate, for progress); None where neither is known."""
+        v = self.video
+        if v.frames:
+            return v.frames
+        length, rate = self.duration or v.duration, v.mean_rate
+        return round(length * rate) if length and rate else None
 
 
 @dataclass(frozen=True)

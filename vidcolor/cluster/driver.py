@@ -179,11 +179,7 @@ class _Driver:
             return 1
         info = probe(job.source)
         if not runs_in_segments(info, job.output, self.opts, self.seg_s, resume=True):
-            v = info.video
-            if v.frames:
-                return v.frames
-            length, rate = info.duration or v.duration, v.average_rate or v.guessed_rate
-            return round(length * rate) if length and rate else None
+            return info.frame_count()
         job.output.parent.mkdir(parents=True, exist_ok=True)
         seg_s = self.seg_s if self.seg_s > 0 else SEGMENT_SECONDS  # resuming a cut run: cut the same way
         film.run = open_segmented(job.source, job.output, info, self.opts, seg_s, True, self._step())

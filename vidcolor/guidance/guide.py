@@ -366,7 +366,7 @@ def guide_for_film(info: SourceInfo, opts: ColorizeOptions) -> Guide | None:
     if not guided(opts):
         return None
     v = info.video
-    rate = v.average_rate or v.guessed_rate
+    rate = v.mean_rate
     return guide_for(
         opts,
         v.width,

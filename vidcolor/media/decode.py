@@ -43,8 +43,6 @@ from vidcolor.timecode import parse_timecode
 #: How far before ``start`` to seek (seconds), so that a demuxer that seeks by dts (MPEG-TS) still
 #: lands on a keyframe whose GOP holds the first wanted picture.
 _SEEK_MARGIN_S = 1.0
-#: Frame rate used to rebuild missing pts when the stream states none (frames/s).
-_FALLBACK_RATE = Fraction(25)
 #: A video that ends more than this many frame intervals (plus _END_SLACK_S) before the end its
 #: container declares was cut short (see _declared_end).
 _END_SLACK_FRAMES = 3
@@ -159,7 +157,7 @@ def _open_section(
             container.seek(max(origin, lo - round(_SEEK_MARGIN_S / tb)), stream=stream, backward=True)
         except av.error.FFmpegError:
             pass  # unseekable input: decode from the start and drop what comes before ``lo``
-    rate = info.video.guessed_rate or info.video.average_rate or _FALLBACK_RATE
+    rate = info.video.nominal_rate
     step = max(1, round(1 / (rate * tb)))
     return stream, _Section(tb, origin, lo, hi, step)
 

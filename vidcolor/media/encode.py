@@ -535,7 +535,7 @@ class VideoWriter:
 
     def _add_video(self, threads: int) -> av.VideoStream:
         plan, v = self.plan, self.info.video
-        rate = v.guessed_rate or v.average_rate or Fraction(25)
+        rate = v.nominal_rate
         try:
             stream = cast(
                 av.VideoStream, self.out.add_stream(plan.codec, rate=rate, options=dict(plan.options))

@@ -14,7 +14,7 @@ import av.error
 
 from vidcolor.errors import InputError, UsageError
 from vidcolor.frames import SourceInfo
-from vidcolor.media.window import section_pts
+from vidcolor.media.window import section_length, section_pts, start_at_pts
 from vidcolor.options import ColorizeOptions
 from vidcolor.stages.keyframes import most_key_interval
 from vidcolor.stages.smooth import DEFAULT_WINDOW
@@ -164,9 +164,7 @@ def plan_segments(
         b = starts[k + 1] if k + 1 < len(starts) else n
         w = max(0, a - warmup_frames(most_key_interval(options.model_every)))
         first = pts[w]
-        # decode_frames counts start from the stream's start_time and rounds it to a tick: a
-        # quarter tick early lands on ``first`` itself whatever the float rounding.
-        start_s = float((first - index.origin - Fraction(1, 4)) * index.time_base) if w > 0 or k > 0 else None
+        start_s = start_at_pts(first, index.origin, index.time_base) if w > 0 or k > 0 else None
         if start_s is None and options.start is not None:
             start_s = options.start
         out.append(
@@ -191,8 +189,4 @@ def should_segment(info: SourceInfo, options: ColorizeOptions, segment_seconds: 
     length = info.duration or info.video.duration
     if length is None:
         return False
-    if options.start is not None:
-        length = max(0.0, length - options.start)
-    if options.duration is not None:
-        length = min(length, options.duration)
-    return length > MIN_SEGMENTS_TO_CUT * segment_seconds
+    return section_length(length, options.start, options.duration) > MIN_SEGMENTS_TO_CUT * segment_seconds

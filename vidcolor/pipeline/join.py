@@ -116,6 +116,6 @@ def _add_video(
     # The frame rate as VideoWriter states it: the MOV muxer builds a timecode track from it
     # (a template stream carries the demuxer's guess, which can be the time scale).
     v = info.video
-    stream.codec_context.framerate = v.guessed_rate or v.average_rate or Fraction(25)
+    stream.codec_context.framerate = v.nominal_rate
     carry_video_tags(stream, info)
     return stream

@@ -31,6 +31,7 @@ from vidcolor.media.atomic import atomic_output, same_file
 from vidcolor.media.decode import DecodeStats, decode_frames
 from vidcolor.media.encode import OutputPlan, VideoWriter, plan_for
 from vidcolor.media.probe import probe
+from vidcolor.media.window import section_frames
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.chain import StageChain
 from vidcolor.pipeline.threads import END, StageGroup
@@ -103,15 +104,8 @@ def _matrix(plan: OutputPlan) -> str:
 
 
 def _expected_frames(info: SourceInfo, opts: ColorizeOptions) -> int | None:
-    v = info.video
-    rate = v.average_rate or v.guessed_rate
-    total = v.frames or (int(round(info.duration * float(rate))) if info.duration and rate else None)
-    if opts.duration is not None and rate:
-        sec = int(math.ceil(opts.duration * float(rate)))
-        return min(sec, total) if total else sec
-    if opts.start is not None and total and rate:
-        return max(0, total - int(opts.start * float(rate)))
-    return total
+    rate = info.video.mean_rate
+    return section_frames(info.frame_count(), float(rate) if rate else None, opts.start, opts.duration)
 
 
 def _rescale(y: np.ndarray, shift: int, out_bits: int) -> np.ndarray:

@@ -9,25 +9,23 @@ page can mark them on its timeline while the user works.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from vidcolor.frames import SourceInfo
+from vidcolor.frames import FALLBACK_RATE, SourceInfo
 from vidcolor.media.decode import decode_frames
 from vidcolor.media.image_io import read_image
 from vidcolor.media.probe import probe
+from vidcolor.media.window import section_frames
 from vidcolor.stages.batch_l import y_to_l
 from vidcolor.stages.scene_cut import CUT_WIDTH, SceneCutDetector, small_luma
 
-FALLBACK_RATE = Fraction(25)  # frames/s assumed when a film states no rate
 LOOK_BACK_S = 10.0  # seconds decoded before the end when a film's stated duration overshoots it
 MAX_OPEN = 8  # sources kept probed (and cut-scanned) at once; the oldest are forgotten
 SCAN_NICE = 10  # the scene-cut scan runs at this nice value: it must not slow the page's frames
@@ -89,7 +87,7 @@ class Source:
         self.info: SourceInfo = probe(path)
         self.scan = CutScan()
         v = self.info.video
-        self.rate = v.average_rate or v.guessed_rate or FALLBACK_RATE
+        self.rate = v.mean_rate or FALLBACK_RATE
 
     @property
     def is_still(self) -> bool:
@@ -267,9 +265,4 @@ class Sources:
 
 def expected_frames(src: Source, start: float | None, duration: float | None) -> int:
     """Frames a render of [start, start + duration) will write (for progress and ETA)."""
-    total = src.frame_count()
-    rate = float(src.rate)
-    first = int(math.floor((start or 0.0) * rate + 1e-6))
-    if duration is None:
-        return max(1, total - first)
-    return max(1, min(int(math.ceil(duration * rate - 1e-6)), total - first))
+    return max(1, section_frames(src.frame_count(), float(src.rate), start, duration) or 0)
