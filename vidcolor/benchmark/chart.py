@@ -20,7 +20,6 @@ from vidcolor.errors import UsageError
 
 WIDTH = 1280
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-_BG = (255, 255, 255)
 _INK = (30, 30, 30)
 _GRID = (225, 225, 225)
 _BLUE = (190, 120, 40)  # BGR

@@ -17,13 +17,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from vidcolor.errors import VidcolorError
 from vidcolor.options import ColorizeOptions
 
 FPS_WINDOW_S = 3.0  # frames/s is measured over the last few seconds (frames come out in bursts)
-STATES = ("queued", "running", "finishing", "done", "failed", "cancelled")
+#: Where a render is: queued -> running -> finishing -> done, or failed / cancelled.
+JobState = Literal["queued", "running", "finishing", "done", "failed", "cancelled"]
 
 
 class Render(Protocol):
@@ -46,7 +47,7 @@ class Job:
     opts: ColorizeOptions
     total: int  # frames expected (an estimate from the container; the last update sets it exact)
     command: str  # the CLI command line that does the same
-    state: str = "queued"
+    state: JobState = "queued"
     frames: int = 0
     fps: float = 0.0
     message: str = ""  # the summary line, or the error

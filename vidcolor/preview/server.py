@@ -67,7 +67,6 @@ from vidcolor.version import __version__
 STATIC = Path(__file__).with_name("static")
 MAX_REQUEST_BYTES = 1 << 20  # JSON bodies: settings and hints are a few kB
 MAX_UPLOAD_BYTES = 2 << 30  # one uploaded film
-UPLOAD_CHUNK = 1 << 20
 SECURITY_HEADERS = [
     # The page is self-contained: no script, style or picture from anywhere else, no framing.
     (

@@ -68,7 +68,7 @@ class ModelStep:
             runner = OnnxRunner(model, opts.threads)
             try:
                 runner.session()  # exported now, so a model ONNX cannot express runs in PyTorch
-            except Exception as e:  # noqa: BLE001  # any export failure means: not this runtime
+            except Exception as e:  # any export failure means: not this runtime
                 log.debug("model step in PyTorch: the model does not export to ONNX (%s)", e)
                 runner = None
         # Folding in half precision would round the folded weights a second time; CUDA's float16
