@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from clips import make_clip  # noqa: E402
+from clips import make_clip
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +39,7 @@ def clip(tmp_path: Path) -> Callable[..., Path]:
     """``clip(name, **make_clip_options)`` writes a synthetic clip into tmp_path and returns its path."""
 
     def _make(name: str = "clip.mp4", **kwargs: object) -> Path:
+        # type: ignore below: make_clip's keyword options pass through untyped
         return make_clip(tmp_path / name, **kwargs)  # type: ignore[arg-type]
 
     return _make

@@ -79,7 +79,10 @@ def test_collect_mirrors_the_tree(reels: Path, tmp_path: Path) -> None:
     assert [j.rel for j in collect_jobs([str(reels / "**" / "*.mkv")], out)] == ["day2/b.mkv"]
     # Two folders: mirrored below their common parent, in the order given.
     assert [j.rel for j in collect_jobs([reels / "day2", reels / ".hidden"], out)] == [
-        "day2/b.mkv", "day2/c.png", ".hidden/x.mp4"]  # fmt: skip
+        "day2/b.mkv",
+        "day2/c.png",
+        ".hidden/x.mp4",
+    ]
     # An explicit file is always taken; a source container that cannot be written becomes .mkv.
     mpg = reels / "old.mpg"
     mpg.write_bytes(b"\0")
@@ -223,8 +226,24 @@ def test_ctrl_c_stops_workers_cleanly_and_a_rerun_finishes(tmp_path: Path, tiny)
     ckpt = tmp_path / "tiny.pt"
     save_checkpoint(ckpt, tiny, data="none", recipe="untrained test model", metrics={}, step=0, git_sha=None)
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "vidcolor", "batch", str(src), "-o", str(out), "--model", str(ckpt),
-            "--render-size", "32", "--jobs", "2", "--segment-seconds", "0", "-q"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "vidcolor",
+        "batch",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(ckpt),
+        "--render-size",
+        "32",
+        "--jobs",
+        "2",
+        "--segment-seconds",
+        "0",
+        "-q",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint

@@ -37,6 +37,7 @@ def _save(path: Path, model: torch.nn.Module, **kw: object) -> Path:
         data="test-data/1", recipe="pytest", metrics={"loss": 1.5}, step=7, git_sha=None
     )
     args.update(kw)
+    # type: ignore below: save_checkpoint's keyword arguments gathered in a dict
     return save_checkpoint(path, model, **args)  # type: ignore[arg-type]
 
 

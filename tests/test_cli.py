@@ -237,8 +237,9 @@ def test_existing_output_needs_overwrite(clip, tmp_path, tiny_model_path):
 
 def test_missing_model_file(clip, tmp_path):
     src = clip("film.mp4", frames=12)
-    result = CliRunner().invoke(main, ["colorize", str(src), "-o", str(tmp_path / "o.mp4"),
-                                       "--model", str(tmp_path / "nope.pt")])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["colorize", str(src), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "nope.pt")]
+    )
     assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     assert result.stderr.strip().startswith("vidcolor: error: expected ")
@@ -254,8 +255,22 @@ def test_a_signal_to_the_cli_leaves_no_output(clip, tmp_path, tiny_model_path, s
     src = clip("long.mp4", frames=480, size=(64, 48))
     dst = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "vidcolor", "colorize", str(src), "-o", str(dst),
-           "--model", str(tiny_model_path), "--threads", "1", "--batch-size", "2", "-q"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidcolor",
+        "colorize",
+        str(src),
+        "-o",
+        str(dst),
+        "--model",
+        str(tiny_model_path),
+        "--threads",
+        "1",
+        "--batch-size",
+        "2",
+        "-q",
+    ]
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, preexec_fn=default_sigint
     )

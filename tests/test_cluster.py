@@ -84,8 +84,25 @@ def _opts(ckpt: Path) -> ColorizeOptions:
 def _ray_batch(
     src: Path, out: Path, ckpt: Path, address: str, *extra: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "vidcolor", "batch", str(src), "-o", str(out), "--model", str(ckpt),
-            "--render-size", "32", "--threads", "1", "--lossless", *extra, "--ray", address]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "vidcolor",
+        "batch",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(ckpt),
+        "--render-size",
+        "32",
+        "--threads",
+        "1",
+        "--lossless",
+        *extra,
+        "--ray",
+        address,
+    ]
     return subprocess.run(args, env=_env(address), capture_output=True, text=True, timeout=timeout)
 
 
@@ -174,9 +191,28 @@ def test_a_node_lost_mid_batch(own_cluster: LocalCluster, ckpt: Path, tmp_path: 
     for name, n in counts.items():
         make_clip(src / name, frames=n, size=(96, 64))
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "vidcolor", "batch", str(src), "-o", str(out), "--model", str(ckpt),
-            "--render-size", "32", "--threads", "1", "--segment-seconds", "0", "-q",
-            "--model-every", "1", "--ray", own_cluster.address]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "vidcolor",
+        "batch",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(ckpt),
+        "--render-size",
+        "32",
+        "--threads",
+        "1",
+        "--segment-seconds",
+        "0",
+        "-q",
+        "--model-every",
+        "1",
+        "--ray",
+        own_cluster.address,
+    ]
     proc = subprocess.Popen(
         args, env=own_cluster.env | _ENV_PATH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -232,7 +268,13 @@ def test_bad_address_and_jobs_with_ray_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 5 and "either --jobs or --ray" in result.output
     assert not (tmp_path / "out").exists()
     assert [check_address(a) for a in (None, "", "local", "auto", "ray://head:10001", "head.lan:6379")] == [
-        "local", "local", "local", "auto", "ray://head:10001", "head.lan:6379"]  # fmt: skip
+        "local",
+        "local",
+        "local",
+        "auto",
+        "ray://head:10001",
+        "head.lan:6379",
+    ]
 
 
 def test_a_path_a_worker_cannot_see_is_a_clear_error_for_that_film(tmp_path: Path, ckpt: Path) -> None:

@@ -18,6 +18,7 @@ TINY = {"widths": (32, 16, 16, 16, 8), "global_dim": 16}
 
 def _net(**kw: object) -> Colorizer:
     torch.manual_seed(0)
+    # type: ignore below: config fields given as a dict of mixed types
     net = Colorizer(ColorizerConfig(**TINY, **kw))  # type: ignore[arg-type]
     return net.eval()
 

@@ -1,6 +1,9 @@
 """Every file of the awkward-media set (../shared/data/edge, see its EXPECTED.md) and what vidcolor
 must do with it: colorize it with the stated properties kept, or fail with a clear one-line error
 and write nothing. The tiny untrained model is used: these tests are about the media, not colour.
+
+(Over 400 lines: the table of what each of the set's files must give is most of it, and it is read
+best whole, beside the tests that walk it.)
 """
 
 from __future__ import annotations
@@ -71,13 +74,17 @@ class Still:
 
 
 EXPECTED: dict[str, Film | Fails | Still] = {
-    "rotate90_phone.mp4": Film((320, 180), rotation=-90.0, streams=(("audio", "aac", "und"),),
-                               frames=30),
+    "rotate90_phone.mp4": Film((320, 180), rotation=-90.0, streams=(("audio", "aac", "und"),), frames=30),
     "vfr_irregular.mp4": Film((160, 120), frames=40),
     "pal_wide_sar64x45.mp4": Film((720, 576), sar=Fraction(64, 45), frames=15),
-    "pal_43_sar16x15.mpg": Film((720, 576), sar=Fraction(16, 15), start=0.54,  # written as .mkv
-                                streams=(("audio", "mp2", None),), frames=15,
-                                notes=("matroska stores time",)),
+    "pal_43_sar16x15.mpg": Film(
+        (720, 576),
+        sar=Fraction(16, 15),
+        start=0.54,  # written as .mkv
+        streams=(("audio", "mp2", None),),
+        frames=15,
+        notes=("matroska stores time",),
+    ),
     "tiny_1x1.mp4": Film((1, 1), pix_fmt="yuv444p", frames=15),
     "tiny_8x8.mp4": Film((8, 8), frames=15),
     "odd_321x241_vp9.webm": Film((321, 241), pix_fmt="yuv444p", frames=15, notes=("odd size 321x241",)),
@@ -93,13 +100,26 @@ EXPECTED: dict[str, Film | Fails | Still] = {
     "start_pts_10s.mkv": Film((160, 120), start=10.0, streams=(("audio", "aac", None),), frames=25),
     "av_offset_video_1.5s.mp4": Film((160, 120), start=1.52, streams=(("audio", "aac", "und"),), frames=25),
     "bframes_aac.mp4": Film((160, 120), streams=(("audio", "aac", "und"),), frames=38),
-    "mpegts_aac_mp2_dvbsub.ts": Film((160, 120), start=1.421, frames=25, streams=(
-        ("audio", "aac", "eng"), ("audio", "mp2", "deu"), ("subtitle", "dvb_subtitle", "eng"))),
-    "mkv_subs_2audio.mkv": Film((160, 120), start=0.021, frames=38, streams=(
-        ("audio", "aac", "eng"), ("audio", "opus", "spa"),
-        ("subtitle", "subrip", "eng"), ("subtitle", "ass", "fra"))),
-    "mov_timecode.mov": Film((160, 120), streams=(("audio", "aac", None),), frames=25,
-                             timecode="01:00:00:00"),
+    "mpegts_aac_mp2_dvbsub.ts": Film(
+        (160, 120),
+        start=1.421,
+        frames=25,
+        streams=(("audio", "aac", "eng"), ("audio", "mp2", "deu"), ("subtitle", "dvb_subtitle", "eng")),
+    ),
+    "mkv_subs_2audio.mkv": Film(
+        (160, 120),
+        start=0.021,
+        frames=38,
+        streams=(
+            ("audio", "aac", "eng"),
+            ("audio", "opus", "spa"),
+            ("subtitle", "subrip", "eng"),
+            ("subtitle", "ass", "fra"),
+        ),
+    ),
+    "mov_timecode.mov": Film(
+        (160, 120), streams=(("audio", "aac", None),), frames=25, timecode="01:00:00:00"
+    ),
     "audio_only.mp4": Fails(InputError, "found none in audio_only.mp4 (audio)", before_model=True),
     "zero_bytes.mp4": Fails(InputError, "an empty file (0 bytes)", before_model=True),
     "not_video.mp4": Fails(InputError, "not_video.mp4 is not readable media", before_model=True),
@@ -110,7 +130,7 @@ EXPECTED: dict[str, Film | Fails | Still] = {
     "still_gray8.jpg": Still((128, 96), "yuvj420p"),
     "still_rgb.png": Still((128, 96), "rgb24"),
     "still_rgb.tif": Still((120, 80), "rgb24"),
-}  # fmt: skip
+}
 FILMS = sorted(k for k, v in EXPECTED.items() if isinstance(v, Film))
 FAILS = sorted(k for k, v in EXPECTED.items() if isinstance(v, Fails))
 STILLS = sorted(k for k, v in EXPECTED.items() if isinstance(v, Still))
@@ -171,6 +191,7 @@ def _same_instants(a: list[Fraction], b: list[Fraction], tick: Fraction) -> bool
 
 def _video_tb(path: Path) -> Fraction:
     with av.open(str(path)) as c:
+        # type: ignore below: PyAV's stubs type time_base as optional
         return c.streams.video[0].time_base  # type: ignore[return-value]
 
 
@@ -241,7 +262,8 @@ def test_film_colorizes_with_its_properties_kept(name: str, runs) -> None:
     kinds = tuple((o.kind, o.codec, o.language) for o in o_info.others if o.kind in ("audio", "subtitle"))
     assert kinds == exp.streams
     assert tuple((o.kind, o.codec) for o in s_info.others if o.kind in ("audio", "subtitle")) == tuple(
-        (k, c) for k, c, _ in exp.streams)  # fmt: skip
+        (k, c) for k, c, _ in exp.streams
+    )
     for kind in ("audio", "subtitle"):
         _packets_match(src, r.dst, kind, [c for k, c, _ in exp.streams if k == kind])
     for words in exp.notes:
@@ -294,6 +316,7 @@ def test_bad_input_fails_cleanly(name: str, tiny, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # nothing at the destination, no temporary file either
 
 
+# type: ignore below: every file in FAILS has an expectation
 @pytest.mark.parametrize("name", [n for n in FAILS if EXPECTED[n].before_model])  # type: ignore[union-attr]
 def test_cli_says_it_on_one_line(name: str, tmp_path: Path) -> None:
     exp = EXPECTED[name]

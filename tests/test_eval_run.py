@@ -246,8 +246,22 @@ def test_eval_command_scores_a_compared_model_beside_the_first(
     other.parent.mkdir()
     other.write_bytes(tiny_model_path.read_bytes())
     out = tmp_path / "eval.json"
-    argv = ["eval", "--data", str(media), "--model", str(tiny_model_path), "--compare-model", str(other),
-            "--out", str(out), "--max-frames", "2", "--threads", "1", "-q"]  # fmt: skip
+    argv = [
+        "eval",
+        "--data",
+        str(media),
+        "--model",
+        str(tiny_model_path),
+        "--compare-model",
+        str(other),
+        "--out",
+        str(out),
+        "--max-frames",
+        "2",
+        "--threads",
+        "1",
+        "-q",
+    ]
     r = CliRunner().invoke(main, argv)
     assert r.exit_code == 0, r.output
     names = set(json.loads(out.read_text())["aggregate"]["videos"]["colorizers"])

@@ -84,7 +84,7 @@ def test_a_run_that_never_needs_pytorch_never_copies_the_model() -> None:
 
     torch.manual_seed(0)
     model = Colorizer(ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16, render_size=32)).eval()
-    model.info = ModelInfo("test", "none", None, 32, 32)  # type: ignore[assignment]  # nn.Module's attribute typing knows only tensors/modules
+    model.info = ModelInfo("test", "none", None, 32, 32)
     step = ModelStep.create(ColorizeOptions(device="cpu"), model)
     assert step.onnx is not None and step.fold
     L = np.full((1, 1, 32, 64), 40.0, np.float32)

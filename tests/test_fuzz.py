@@ -99,6 +99,7 @@ def base_bytes(tmp_path_factory) -> Callable[[str], bytes]:
 
     def get(name: str) -> bytes:
         if name not in cache:
+            # type: ignore below: per-format clip options from a dict of mixed types
             path = make_clip(folder / f"base.{name}", frames=6, size=(32, 32), rate=24, **BASES[name])  # type: ignore[arg-type]
             cache[name] = path.read_bytes()
         return cache[name]
@@ -113,8 +114,9 @@ def test_enough_cases() -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(("case", "base", "mutation"), PARAMS)
-def test_damaged_input_ends_cleanly(case: str, base: str, mutation: tuple[str, int, int], base_bytes, tiny,
-                                    tmp_path: Path) -> None:  # fmt: skip
+def test_damaged_input_ends_cleanly(
+    case: str, base: str, mutation: tuple[str, int, int], base_bytes, tiny, tmp_path: Path
+) -> None:
     src = tmp_path / "in" / f"film.{base}"
     src.parent.mkdir()
     src.write_bytes(mutate(base_bytes(base), *mutation))

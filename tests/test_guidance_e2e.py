@@ -109,7 +109,7 @@ def test_no_guidance_is_the_unguided_path(film, model, tmp_path: Path, monkeypat
     calls: list[object] = []
     real = ModelStep.__call__
 
-    def spy(self: ModelStep, batch, hints=None):  # type: ignore[no-untyped-def]
+    def spy(self: ModelStep, batch, hints=None):
         calls.append(hints)
         return real(self, batch, hints)
 
@@ -138,6 +138,7 @@ def test_a_guided_run_builds_its_guide_once_and_detects_each_cut_once(
 
     def counted(self: Guide, *args: object, **kw: object) -> None:
         built.append(1)
+        # type: ignore below: the wrapped __init__'s arguments passed through
         init(self, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Guide, "__init__", counted)
@@ -326,8 +327,9 @@ def test_eval_scores_the_guided_modes_and_only_they_see_the_truth(model, tmp_pat
     ckpt = save_checkpoint(
         tmp_path / "t.pt", model, data="test", recipe="test", metrics={}, step=0, git_sha=None
     )
-    variants = model_variants(ColorizeOptions(model=str(ckpt)), None, [0.5], hints_from_truth=4,
-                              reference_from_truth=True)  # fmt: skip
+    variants = model_variants(
+        ColorizeOptions(model=str(ckpt)), None, [0.5], hints_from_truth=4, reference_from_truth=True
+    )
     auto = "t/smooth0.5"
     assert list(variants) == [auto, f"{auto}/hints4", f"{auto}/reference", f"{auto}/hints4+reference"]
     assert not getattr(variants[auto], "wants_truth", False)

@@ -23,7 +23,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache" / "onnx"
 
 
-def _counted(model: torch.nn.Module, calls: list[int]):  # type: ignore[no-untyped-def]
+def _counted(model: torch.nn.Module, calls: list[int]):
     def export() -> bytes:
         calls.append(1)
         return graph_bytes(model, EXAMPLE, dynamic=True)

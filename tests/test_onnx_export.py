@@ -52,8 +52,9 @@ def test_dynamic_export_takes_other_shapes(tiny_model, tmp_path):
 
 def test_cli_export_from_a_checkpoint(tiny_model_path, tmp_path):
     dst = tmp_path / "cli.onnx"
-    res = CliRunner().invoke(main, ["export", "--format", "onnx", str(dst), "--model", str(tiny_model_path),
-                                    "--render-size", "64"])  # fmt: skip
+    res = CliRunner().invoke(
+        main, ["export", "--format", "onnx", str(dst), "--model", str(tiny_model_path), "--render-size", "64"]
+    )
     assert res.exit_code == 0, res.output
     meta = {p.key: p.value for p in onnx.load(str(dst)).metadata_props}
     assert meta["shape"] == "(B,1,64,128)" and meta["model"] == "tiny" and len(meta["weights_sha256"]) == 64
@@ -113,8 +114,21 @@ def test_missing_onnxruntime_is_one_line_naming_the_extra(tiny_model_path, clip,
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
     src = clip(frames=4)
     dst = tmp_path / "out.mp4"
-    res = CliRunner().invoke(main, ["colorize", str(src), "-o", str(dst), "--model", str(tiny_model_path),
-                                    "--device", "cpu", "--runtime", "onnx"])  # fmt: skip
+    res = CliRunner().invoke(
+        main,
+        [
+            "colorize",
+            str(src),
+            "-o",
+            str(dst),
+            "--model",
+            str(tiny_model_path),
+            "--device",
+            "cpu",
+            "--runtime",
+            "onnx",
+        ],
+    )
     assert res.exit_code == 5 and "pip install 'vidcolor[onnx]'" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not dst.exists()
 
@@ -122,8 +136,21 @@ def test_missing_onnxruntime_is_one_line_naming_the_extra(tiny_model_path, clip,
 def test_colorize_with_the_onnx_runtime_end_to_end(tiny_model_path, clip, tmp_path):
     src = clip(frames=6)
     dst = tmp_path / "out.mp4"
-    res = CliRunner().invoke(main, ["colorize", str(src), "-o", str(dst), "--model", str(tiny_model_path),
-                                    "--device", "cpu", "--runtime", "onnx"])  # fmt: skip
+    res = CliRunner().invoke(
+        main,
+        [
+            "colorize",
+            str(src),
+            "-o",
+            str(dst),
+            "--model",
+            str(tiny_model_path),
+            "--device",
+            "cpu",
+            "--runtime",
+            "onnx",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert dst.stat().st_size > 0
 

@@ -4,6 +4,9 @@ with PyAV (not through vidcolor's own readers, so a shared bug cannot hide itsel
 Frames and their times, audio and subtitle packets, the luma, rotation/SAR/colour tags/metadata,
 the pixel formats a grey film comes in, sections, atomic output. The model is the tiny untrained
 one of conftest.py: its colours are random, which is all these properties need.
+
+(Over 400 lines: one test per property of the output, each short; they share the clip fixtures and
+the PyAV readers at the top, which splitting the file would repeat.)
 """
 
 from __future__ import annotations
@@ -207,9 +210,15 @@ TAGS = {
 def test_rotation_sar_colour_tags_and_metadata_carried(clip, tmp_path, tiny_model, ext, tags):
     rotation, sar, color_range, color_tags = TAGS[tags]
     src = clip(
-        "tagged" + ext, frames=12, rotation=rotation, sar=sar, color_range=color_range, color_tags=color_tags,
-        metadata={"title": "Reel 3", "comment": "scanned 2024"}, stream_metadata={"language": "fra"},
-    )  # fmt: skip
+        "tagged" + ext,
+        frames=12,
+        rotation=rotation,
+        sar=sar,
+        color_range=color_range,
+        color_tags=color_tags,
+        metadata={"title": "Reel 3", "comment": "scanned 2024"},
+        stream_metadata={"language": "fra"},
+    )
     dst = tmp_path / f"out{ext}"
     colorize(src, dst, tiny_model)
     with av.open(str(dst)) as c:

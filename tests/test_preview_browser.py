@@ -21,16 +21,14 @@ from typing import Any
 
 import av
 import pytest
+import uvicorn
+from clips import make_clip
 
-pytest.importorskip("starlette")
-uvicorn = pytest.importorskip("uvicorn")
+from vidcolor.preview import create_app
+
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[test]'"
 )
-
-from clips import make_clip  # noqa: E402
-
-from vidcolor.preview import create_app  # noqa: E402
 
 TOKEN = "browser-test-token"
 RENDER = 64  # px

@@ -2,6 +2,9 @@
 
 Everything runs through Starlette's test client on tiny clips and a tiny untrained model rendering
 at 64 pixels, so the whole file takes seconds on a loaded 2-core machine.
+
+(Over 400 lines: one test per endpoint behaviour, grouped by the banners below; they share the
+app, folder and client fixtures at the top, which splitting the file would repeat.)
 """
 
 from __future__ import annotations
@@ -18,18 +21,16 @@ import av
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from clips import make_clip
+from starlette.testclient import TestClient
 
-pytest.importorskip("starlette")
-from click.testing import CliRunner  # noqa: E402
-from clips import make_clip  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
-
-from vidcolor.formats import X264_PRESETS  # noqa: E402
-from vidcolor.hints import load_hints  # noqa: E402
-from vidcolor.options import ColorizeOptions  # noqa: E402
-from vidcolor.preview import create_app  # noqa: E402
-from vidcolor.preview.page_options import ModelChoice  # noqa: E402
-from vidcolor.preview.security import Forbidden, confine, cookie_name, is_loopback  # noqa: E402
+from vidcolor.formats import X264_PRESETS
+from vidcolor.hints import load_hints
+from vidcolor.options import ColorizeOptions
+from vidcolor.preview import create_app
+from vidcolor.preview.page_options import ModelChoice
+from vidcolor.preview.security import Forbidden, confine, cookie_name, is_loopback
 
 TOKEN = "test-token-123"
 AUTH = {"X-Vidcolor-Token": TOKEN}
@@ -108,7 +109,7 @@ def client(root: Path, tiny_checkpoint: Path) -> Iterator[Client]:
     opened: list[TestClient] = []
 
     def make(**kw: object) -> TestClient:
-        app = create_app(root, token=TOKEN, model=str(tiny_checkpoint), device="cpu", **kw)  # type: ignore[arg-type]
+        app = create_app(root, token=TOKEN, model=str(tiny_checkpoint), device="cpu", **kw)
         c = TestClient(app)
         c.__enter__()
         opened.append(c)
@@ -554,6 +555,7 @@ def test_a_render_can_be_cancelled_and_leaves_no_file(
 
     c = client(render=render)
     job = c.post("/api/render", json={"path": "clip.mp4", "settings": settings()}, headers=AUTH).json()
+    # type: ignore below: Starlette's app.state is untyped
     jobs_seen.append(c.app.state.preview.jobs.get(job["id"]))  # type: ignore[attr-defined]
     assert first_frame.wait(WAIT_S)
     assert c.get(f"/api/jobs/{job['id']}", headers=AUTH).json()["state"] == "running"
@@ -625,7 +627,9 @@ def test_the_cli_binds_loopback_and_warns_for_another_host(
     served: list[tuple[str, int]] = []
 
     def fake_run(self: uvicorn.Server, sockets: list[object]) -> None:
+        # type: ignore below: uvicorn's sockets are typed as object
         served.append(sockets[0].getsockname()[:2])  # type: ignore[attr-defined]
+        # type: ignore below: uvicorn's sockets are typed as object
         sockets[0].close()  # type: ignore[attr-defined]
 
     monkeypatch.setattr(uvicorn.Server, "run", fake_run)

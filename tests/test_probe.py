@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
@@ -122,11 +121,8 @@ def test_moov_missing(clip, tmp_path):
 
 
 def test_audio_only(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     import av
-    from clips import AUDIO_RATE, _write_tone  # noqa: F401
+    from clips import AUDIO_RATE, _write_tone
 
     p = tmp_path / "a.mp4"
     with av.open(str(p), "w") as out:

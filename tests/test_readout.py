@@ -54,6 +54,7 @@ def test_geometric_median_of_one_bin_is_that_bin_and_keeps_shape() -> None:
 
 def _model(**kw: object) -> Colorizer:
     torch.manual_seed(0)
+    # type: ignore below: config fields given as a dict of mixed types
     m = Colorizer(ColorizerConfig(head="class", saturation=1.0, **kw)).eval()  # type: ignore[arg-type]
     return m
 
@@ -111,7 +112,7 @@ def test_prior_correction_without_weights_or_at_zero_changes_nothing() -> None:
     assert torch.equal(_model(rebalance_log_weights=log_w)(x), base)  # weights, correction 0
 
 
-def test_readout_settings_survive_a_checkpoint(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_readout_settings_survive_a_checkpoint(tmp_path) -> None:
     from vidcolor.models import load, save_checkpoint
 
     log_w = tuple(float(v) for v in np.linspace(-1, 1, in_gamut_bins().shape[0]))

@@ -90,8 +90,12 @@ def film() -> list[np.ndarray]:
 
 def test_index_is_kept_in_a_cache_and_follows_the_folder(step: ModelStep, folder: Path) -> None:
     first = index_folder(folder, step, RENDER)
-    assert first.names == ["a.png", "b.png", *(f"more/u{k}.jpg" for k in range(3)),
-                           *(f"more/deeper/u{k}.jpg" for k in range(3, 6))]  # fmt: skip
+    assert first.names == [
+        "a.png",
+        "b.png",
+        *(f"more/u{k}.jpg" for k in range(3)),
+        *(f"more/deeper/u{k}.jpg" for k in range(3, 6)),
+    ]
     assert dict(first.skipped) == {"broken.jpg": "not a decodable picture", "notes.txt": "not a still"}
     assert first.cache == folder / CACHE_NAME and first.cache.is_file()
     assert first.desc.shape[0] == 8 and torch.allclose(first.desc.norm(dim=1), torch.ones(8), atol=1e-4)
@@ -234,9 +238,23 @@ def test_cli_reports_which_stills_coloured_which_shots(
     hints = tmp_path / "hints.json"
     hints.write_text(json.dumps([{"frame": 1, "point": [10, 10], "color": "#c03030"}]))
     dst, report = tmp_path / "out.mkv", tmp_path / "choices.json"
-    r = CliRunner().invoke(main, ["colorize", str(src), "-o", str(dst), "--model", str(tiny_model_path),
-                                  "--reference-dir", str(folder), "--references-report", str(report),
-                                  "--hints", str(hints)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "colorize",
+            str(src),
+            "-o",
+            str(dst),
+            "--model",
+            str(tiny_model_path),
+            "--reference-dir",
+            str(folder),
+            "--references-report",
+            str(report),
+            "--hints",
+            str(hints),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert dst.is_file()
     data = json.loads(report.read_text())
@@ -251,9 +269,21 @@ def test_cli_refuses_an_empty_folder_and_writes_nothing(tmp_path: Path, tiny_mod
     src = _write_film(tmp_path / "reel.mkv", film()[:3])
     (tmp_path / "empty").mkdir()
     dst, report = tmp_path / "out.mkv", tmp_path / "choices.json"
-    r = CliRunner().invoke(main, ["colorize", str(src), "-o", str(dst), "--model", str(tiny_model_path),
-                                  "--reference-dir", str(tmp_path / "empty"),
-                                  "--references-report", str(report)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "colorize",
+            str(src),
+            "-o",
+            str(dst),
+            "--model",
+            str(tiny_model_path),
+            "--reference-dir",
+            str(tmp_path / "empty"),
+            "--references-report",
+            str(report),
+        ],
+    )
     assert r.exit_code == UsageError.exit_code
     assert r.output.count("\n") == 1 and "holding colour stills" in r.output and "Traceback" not in r.output
     assert not dst.exists() and not report.exists()

@@ -185,7 +185,7 @@ def test_interrupted_run_resumes_only_the_rest(clip, tiny, tmp_path: Path, monke
     real = segments.encode_segment
     calls: list[int] = []
 
-    def stop_at_third(src, seg, *a, **k):  # type: ignore[no-untyped-def]
+    def stop_at_third(src, seg, *a, **k):
         calls.append(seg.number)
         if seg.number == 2:
             raise KeyboardInterrupt
@@ -223,7 +223,7 @@ def test_damaged_journal_and_segments_are_redone(clip, tiny, tmp_path: Path, mon
     dst = tmp_path / "out.mp4"
     real = segments.encode_segment
 
-    def stop_at_last(src, seg, *a, **k):  # type: ignore[no-untyped-def]
+    def stop_at_last(src, seg, *a, **k):
         if seg.number == 2:
             raise KeyboardInterrupt
         return real(src, seg, *a, **k)
@@ -253,7 +253,7 @@ def test_other_options_start_afresh(clip, tiny, tmp_path: Path, monkeypatch) -> 
     dst = tmp_path / "out.mp4"
     real = segments.encode_segment
 
-    def stop(src, seg, *a, **k):  # type: ignore[no-untyped-def]
+    def stop(src, seg, *a, **k):
         if seg.number == 1:
             raise KeyboardInterrupt
         return real(src, seg, *a, **k)
@@ -295,6 +295,7 @@ def _wait_for_segments(proc: subprocess.Popen[bytes], journal: Path, n: int, lim
         if journal.exists() and len(journal.read_text().splitlines()) >= n:
             return
         if proc.poll() is not None:
+            # type: ignore below: stderr is a pipe (Popen(stderr=PIPE))
             pytest.fail(f"the run ended before {n} segments were done: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
         time.sleep(0.02)
     proc.kill()

@@ -146,12 +146,38 @@ def test_calibrate_picks_a_readout_and_exports_it_with_the_rebalancing_weights(
     report, shipped = tmp_path / "calib.json", tmp_path / "ship" / "m.pt"
     shipped.parent.mkdir()
     argv = [
-        "--checkpoint", str(last), "--data", str(corpus / "photos"), "--render-size", "64",
-        "--temperatures", "0.38", "1.0", "--blends", "0.5", "--saturations", "1.0", "1.5",
-        "--prior-corrections", "0", "1", "--confidence-gammas", "0", "2",
-        "--class-readouts", "mean", "median", "--min-colourfulness", "0",
-        "--report", str(report), "--export", str(shipped), "--threads", "1",
-    ]  # fmt: skip
+        "--checkpoint",
+        str(last),
+        "--data",
+        str(corpus / "photos"),
+        "--render-size",
+        "64",
+        "--temperatures",
+        "0.38",
+        "1.0",
+        "--blends",
+        "0.5",
+        "--saturations",
+        "1.0",
+        "1.5",
+        "--prior-corrections",
+        "0",
+        "1",
+        "--confidence-gammas",
+        "0",
+        "2",
+        "--class-readouts",
+        "mean",
+        "median",
+        "--min-colourfulness",
+        "0",
+        "--report",
+        str(report),
+        "--export",
+        str(shipped),
+        "--threads",
+        "1",
+    ]
     assert calibrate.main(argv) == 0
     r = json.loads(report.read_text())
     # regression per saturation + (class + blend) per class-head combination and saturation
@@ -197,16 +223,49 @@ def test_calibrate_chooses_on_the_runs_own_validation_split(tmp_path: Path, corp
     assert len(val) == len(expected) > 0
     assert all(np.array_equal(a, b.rgb) for a, b in zip(val, expected, strict=True))
     report = tmp_path / "calib.json"
-    argv = ["--checkpoint", str(last), "--val-of", str(corpus), "--render-size", "64", "--temperatures",
-            "0.38", "--blends", "0.5", "--saturations", "1.0", "--min-colourfulness", "0",
-            "--report", str(report), "--threads", "1"]  # fmt: skip
+    argv = [
+        "--checkpoint",
+        str(last),
+        "--val-of",
+        str(corpus),
+        "--render-size",
+        "64",
+        "--temperatures",
+        "0.38",
+        "--blends",
+        "0.5",
+        "--saturations",
+        "1.0",
+        "--min-colourfulness",
+        "0",
+        "--report",
+        str(report),
+        "--threads",
+        "1",
+    ]
     assert calibrate.main(argv) == 0
     assert json.loads(report.read_text())["chosen"]["ciede2000"] > 0
 
 
 def test_train_cli_takes_the_decoder_size_and_rejects_a_bad_one(tmp_path: Path, corpus: Path) -> None:
-    base = ["train", "--data", str(corpus), "--out", str(tmp_path / "r"), "--steps", "1", "--batch", "2",
-            "--crop", "64", "--threads", "1", "--val-every", "1", "-q"]  # fmt: skip
+    base = [
+        "train",
+        "--data",
+        str(corpus),
+        "--out",
+        str(tmp_path / "r"),
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--crop",
+        "64",
+        "--threads",
+        "1",
+        "--val-every",
+        "1",
+        "-q",
+    ]
     r = CliRunner().invoke(
         main, [*base, "--decoder-widths", "16,8,8,8,8", "--global-dim", "8", "--rebalance-lambda", "1"]
     )
