@@ -2,6 +2,10 @@
 //
 // State lives in `state`; every change of time or settings asks the server again, and at most one
 // request per picture is in flight (a newer wish waits for it and then asks once for the latest).
+//
+// (Over 400 lines: one page, served as one file with no build step or module loader; its parts
+// (server, settings, pictures, files, source, split, reference folder, hints, render, start) are
+// marked by banners below.)
 "use strict";
 
 const $ = (id) => document.getElementById(id);
