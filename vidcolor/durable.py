@@ -87,7 +87,7 @@ def _temporary_name(path: Path, token: str, keep_suffix: bool) -> Path:
     return path.with_name(f".{path.name}.{token}.tmp")
 
 
-def temporaries_of(path: os.PathLike[str] | str, *, keep_suffix: bool = True) -> list[Path]:
+def temporaries_of(path: os.PathLike[str] | str, *, keep_suffix: bool = False) -> list[Path]:
     """The temporary files :func:`temporary_beside` made for ``path`` and a killed process (SIGKILL,
     a lost machine) left behind. Only for a caller that knows nothing is writing ``path`` now."""
     path = Path(path)

@@ -46,9 +46,10 @@ def _number(settings: dict[str, Any], key: str, default: float | None) -> float 
 
 
 def parse_settings(
-    settings: Any, models: dict[str, ModelChoice], device: str, *, batch_size: int = 8, threads: int = 0
+    settings: Any, models: dict[str, ModelChoice], device: str, *, threads: int
 ) -> ColorizeOptions:
-    """The page's settings (a JSON object) -> ColorizeOptions. Raises UsageError for a bad field."""
+    """The page's settings (a JSON object) -> ColorizeOptions; ``device`` and ``threads`` are the
+    server's (``vidcolor preview --device/--threads``). Raises UsageError for a bad field."""
     if not isinstance(settings, dict):
         raise UsageError("an object of settings", type(settings).__name__, 'send {"model": ..., ...}')
     key = settings.get("model") or next(iter(models), DEFAULT_MODEL)
@@ -77,7 +78,6 @@ def parse_settings(
     return ColorizeOptions(
         model=models[key].ref,
         device=device,
-        batch_size=batch_size,
         threads=threads,
         render_size=None if render is None else int(render),
         smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing,
