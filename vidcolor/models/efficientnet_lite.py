@@ -50,6 +50,7 @@ def _round_width(channels: int, width: float) -> int:
 def _scaled(width: float, depth: float) -> tuple[Stage, ...]:
     """B0's stages scaled; Lite keeps the stem and the first and last stages' block counts."""
     last = len(_BASE) - 1
+    # Not reformatted: each stage is built as one row of _BASE, field for field.
     return tuple(
         (k, s, e, _round_width(cin, width) if i else cin, _round_width(cout, width),
          n if i in (0, last) else math.ceil(n * depth))
