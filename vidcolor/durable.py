@@ -1,13 +1,14 @@
 """Files a crash must not corrupt: files replaced whole, JSON-line records appended whole, and
 content hashes.
 
-Every file vidcolor writes goes to a hidden temporary name beside its destination and is renamed
-onto it only when complete (:func:`temporary_beside`, :func:`replacing`): small files (reports,
-plans, hint files, weight records, contact sheets, checkpoints, caches) through
-:func:`write_atomic` or :func:`replacing`, films through media/atomic.py's ``atomic_output``, which
-adds the checks of a user's destination. The batch manifest and the segment journal of a long film
-are read back after a kill to decide what is done and rest on :func:`append_record` and
-:func:`sha256_file`. These guarantees are kept here once.
+Every file vidcolor writes for a user or reads back goes to a hidden temporary name beside its
+destination and is renamed onto it only when complete (:func:`temporary_beside`,
+:func:`replacing`): small files (reports, plans, hint files, weight records, contact sheets,
+checkpoints, caches) through :func:`write_atomic` or :func:`replacing`, films and stills through
+media/atomic.py's ``atomic_output``, which adds the checks of a user's destination. The batch
+manifest and the segment journal of a long film are read back after a kill to decide what is done
+and rest on :func:`append_record` and :func:`sha256_file`. These guarantees are kept here once.
+(Logs are appended as they come: a training run's log.jsonl, a local Ray node's output.)
 """
 
 from __future__ import annotations
