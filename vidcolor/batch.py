@@ -621,10 +621,16 @@ def _run_pool(
                 finish(i, result)
                 submit_next()
     except BaseException:
-        # The pool forgets its processes on shutdown: take them first, to end them by their ids.
+        # The pool forgets its processes and its manager thread on shutdown: take them first.
         procs = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
         _terminate(procs)
+        # Let the manager thread finish closing its wake-up pipe: left running, it can close it just
+        # as the interpreter's exit hook writes to it, which prints a traceback after the one-line
+        # message of a Ctrl-C.
+        if manager is not None:
+            manager.join(timeout=30)
         raise
     pool.shutdown(wait=True)
 
