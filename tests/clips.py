@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -45,7 +46,7 @@ def fill_frame(frame: av.VideoFrame, planes: Sequence[np.ndarray]) -> None:
     """Copy ``planes`` into ``frame``'s planes, honouring the line padding (line_size > width)."""
     for plane, data in zip(frame.planes, planes, strict=True):
         itemsize = data.dtype.itemsize
-        dst = np.frombuffer(plane, dtype=data.dtype).reshape(-1, plane.line_size // itemsize)
+        dst = np.frombuffer(memoryview(plane), dtype=data.dtype).reshape(-1, plane.line_size // itemsize)
         dst[: data.shape[0], : data.shape[1]] = data
 
 
@@ -126,7 +127,8 @@ def make_clip(
         if codec == "libx265":
             opts["x265-params"] = f"bframes={bframes}:log-level=error"
         opts.update(options or {})
-        vs = out.add_stream(codec, rate=rate, options=opts)
+        # A video codec's name (libx264, ffv1...): PyAV types a stream added by any name as a union.
+        vs = cast(av.VideoStream, out.add_stream(codec, rate=rate, options=opts))
         vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
         vs.time_base = tb
         vs.codec_context.time_base = tb
@@ -151,7 +153,8 @@ def make_clip(
         duration_s = float((pts_list[-1] - pts_list[0]) * tb) + 1 / rate if frames else 0.0
         astreams = []
         for a_codec, lang in audio:
-            a = out.add_stream(a_codec, rate=AUDIO_RATE, layout="stereo")
+            # An audio codec's name (aac, libopus...), as above.
+            a = cast(av.AudioStream, out.add_stream(a_codec, rate=AUDIO_RATE, layout="stereo"))
             if lang:
                 a.metadata["language"] = lang
             astreams.append(a)
@@ -213,10 +216,22 @@ def _write_tone(
     out.mux(stream.encode(None))
 
 
+def pts_of(item: av.VideoFrame | av.Packet) -> int:
+    """The pts of a decoded frame or a packet: every one the tests read carries one."""
+    assert item.pts is not None, f"no pts on {item}"
+    return item.pts
+
+
+def time_base_of(stream: av.stream.Stream) -> Fraction:
+    """The time base of a stream of an opened file: PyAV's stubs type it as optional."""
+    assert stream.time_base is not None, f"no time base on {stream}"
+    return stream.time_base
+
+
 def read_video_pts(path: str | os.PathLike[str]) -> list[int]:
     """The pts of every decoded frame of the first video stream, in presentation order."""
     with av.open(str(path)) as c:
-        return [f.pts for f in c.decode(video=0)]
+        return [pts_of(f) for f in c.decode(video=0)]
 
 
 def read_video_luma(path: str | os.PathLike[str]) -> list[np.ndarray]:
@@ -226,7 +241,9 @@ def read_video_luma(path: str | os.PathLike[str]) -> list[np.ndarray]:
         for f in c.decode(video=0):
             p = f.planes[0]
             dtype = np.uint8 if f.format.components[0].bits <= 8 else np.dtype("<u2")
-            rows = np.frombuffer(p, dtype=dtype).reshape(-1, p.line_size // np.dtype(dtype).itemsize)
+            rows = np.frombuffer(memoryview(p), dtype=dtype).reshape(
+                -1, p.line_size // np.dtype(dtype).itemsize
+            )
             out.append(rows[: f.height, : f.width].copy())
     return out
 

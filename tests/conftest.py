@@ -39,7 +39,7 @@ def clip(tmp_path: Path) -> Callable[..., Path]:
     """``clip(name, **make_clip_options)`` writes a synthetic clip into tmp_path and returns its path."""
 
     def _make(name: str = "clip.mp4", **kwargs: object) -> Path:
-        # type: ignore below: make_clip's keyword options pass through untyped
+        # reason for the type: ignore below: make_clip's keyword options pass through untyped
         return make_clip(tmp_path / name, **kwargs)  # type: ignore[arg-type]
 
     return _make

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ def tiny() -> Colorizer:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None  # tracked by default
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
     return model.eval()
@@ -37,7 +39,7 @@ def _save(path: Path, model: torch.nn.Module, **kw: object) -> Path:
         data="test-data/1", recipe="pytest", metrics={"loss": 1.5}, step=7, git_sha=None
     )
     args.update(kw)
-    # type: ignore below: save_checkpoint's keyword arguments gathered in a dict
+    # reason for the type: ignore below: save_checkpoint's keyword arguments gathered in a dict
     return save_checkpoint(path, model, **args)  # type: ignore[arg-type]
 
 
@@ -210,6 +212,6 @@ def test_zhang_models_save_as_checkpoints(tmp_path: Path) -> None:
     loaded = models.load(path, device="cpu")
     assert isinstance(loaded, ECCVGenerator) and loaded.config.temperature == 0.38
     # A vidcolor checkpoint of the right arch is also accepted with --weights and a name.
-    assert models.load("eccv16", device="cpu", weights=path).config.temperature == 0.38
+    assert cast(ECCVGenerator, models.load("eccv16", device="cpu", weights=path)).config.temperature == 0.38
     with pytest.raises(WeightsError, match="eccv16 checkpoint"):
         models.load("siggraph17", device="cpu", weights=path)

@@ -132,10 +132,10 @@ def test_batch_on_two_nodes_matches_local_batch(cluster: LocalCluster, ckpt: Pat
     for rel in ("a.mp4", "day2/b.mkv", "day2/c.mov"):
         # Lossless: the same video packets as local batch, so the same frames at the same pts;
         # the same file byte for byte where the container has no random id (Matroska's segment UID).
-        theirs = tmp_path / "local" / rel
-        assert read_packets(out / rel, "video") == read_packets(theirs, "video"), rel
+        local_file = tmp_path / "local" / rel
+        assert read_packets(out / rel, "video") == read_packets(local_file, "video"), rel
         if not rel.endswith(".mkv"):
-            assert (out / rel).read_bytes() == theirs.read_bytes(), rel
+            assert (out / rel).read_bytes() == local_file.read_bytes(), rel
         assert read_video_pts(out / rel) == read_video_pts(src / rel)
         assert read_packets(out / rel, "audio") == read_packets(src / rel, "audio")
     ours, theirs = read_manifest(out / MANIFEST_NAME), read_manifest(tmp_path / "local" / MANIFEST_NAME)

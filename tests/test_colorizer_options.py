@@ -4,6 +4,7 @@ and the table look-up of the nearest ab bin used by the training loss."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -18,9 +19,14 @@ TINY = {"widths": (32, 16, 16, 16, 8), "global_dim": 16}
 
 def _net(**kw: object) -> Colorizer:
     torch.manual_seed(0)
-    # type: ignore below: config fields given as a dict of mixed types
+    # reason for the type: ignore below: config fields given as a dict of mixed types
     net = Colorizer(ColorizerConfig(**TINY, **kw))  # type: ignore[arg-type]
     return net.eval()
+
+
+def _width_in(net: Colorizer, conv: str) -> int:
+    """in_channels of the convolution at ``conv`` in ``net`` (a dotted path: "fuse.0", "dec8.0.0")."""
+    return cast(torch.nn.Conv2d, net.get_submodule(conv)).in_channels
 
 
 def _hint(size: int, y: int, x: int, ab: tuple[float, float]) -> torch.Tensor:
@@ -32,8 +38,8 @@ def _hint(size: int, y: int, x: int, ab: tuple[float, float]) -> torch.Tensor:
 def test_version_2_shows_hints_at_every_scale_and_version_1_only_below_s16() -> None:
     v1, v2 = _net(), _net(hint_version=2)
     assert v1.hint_strides == (8, 4, 2) and v2.hint_strides == (32, 16, 8, 4, 2)
-    assert v2.fuse[0].in_channels == v1.fuse[0].in_channels + 3
-    assert v2.dec16[0][0].in_channels == v1.dec16[0][0].in_channels + 3
+    assert _width_in(v2, "fuse.0") == _width_in(v1, "fuse.0") + 3
+    assert _width_in(v2, "dec16.0.0") == _width_in(v1, "dec16.0.0") + 3
 
 
 def test_version_2_marks_a_one_pixel_hint_as_present_in_its_coarse_cell() -> None:

@@ -125,6 +125,7 @@ def _flip_bytes_in_frame(path, out, index: int, where: float) -> None:
         pkts = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
     data = bytearray(path.read_bytes())
     pos, size = pkts[index]
+    assert pos is not None  # the file's position of a demuxed packet
     at = pos + int(size * where)
     for k in range(at, at + 16):
         data[k] ^= 0xFF

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from clips import read_packets, read_video_pts
+from clips import pts_of, read_packets, read_video_pts, time_base_of
 
 from vidcolor.batch import output_name
 from vidcolor.cli import main
@@ -191,8 +191,7 @@ def _same_instants(a: list[Fraction], b: list[Fraction], tick: Fraction) -> bool
 
 def _video_tb(path: Path) -> Fraction:
     with av.open(str(path)) as c:
-        # type: ignore below: PyAV's stubs type time_base as optional
-        return c.streams.video[0].time_base  # type: ignore[return-value]
+        return time_base_of(c.streams.video[0])
 
 
 def _chroma_spread(path: Path) -> float:
@@ -214,7 +213,7 @@ def _packets_match(src: Path, dst: Path, kind: str, codecs: list[str]) -> None:
 
     def timed(path: Path) -> list[list[tuple[Fraction | None, bytes]]]:
         with av.open(str(path)) as c:
-            tbs = [s.time_base for s in c.streams if s.type == kind]
+            tbs = [time_base_of(s) for s in c.streams if s.type == kind]
         return [
             [(None if p is None else p * tb, data) for p, _d, _u, data in packets]
             for packets, tb in zip(read_packets(path, kind), tbs, strict=True)
@@ -316,7 +315,7 @@ def test_bad_input_fails_cleanly(name: str, tiny, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # nothing at the destination, no temporary file either
 
 
-# type: ignore below: every file in FAILS has an expectation
+# reason for the type: ignore below: every file in FAILS has an expectation
 @pytest.mark.parametrize("name", [n for n in FAILS if EXPECTED[n].before_model])  # type: ignore[union-attr]
 def test_cli_says_it_on_one_line(name: str, tmp_path: Path) -> None:
     exp = EXPECTED[name]
@@ -336,7 +335,7 @@ def test_truncated_keeps_the_readable_part_with_skip_corrupt(tiny, tmp_path: Pat
     )
     assert s.frames == 25
     with av.open(str(src)) as c:  # the clip has no B-frames: the first 25 packets are frames 0-24
-        first = sorted(p.pts for p in c.demux(video=0) if p.size)[:25]
+        first = sorted(pts_of(p) for p in c.demux(video=0) if p.size)[:25]
     assert read_video_pts(tmp_path / "o.mp4") == first
     assert s.corrupt_skipped >= 1 and "corrupt frames skipped" in s.line()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -20,8 +21,13 @@ TINY = {"widths": (32, 16, 16, 16, 8), "global_dim": 16}
 
 def _net(**kw: object) -> Colorizer:
     torch.manual_seed(0)
-    # type: ignore below: config fields given as a dict of mixed types
+    # reason for the type: ignore below: config fields given as a dict of mixed types
     return Colorizer(ColorizerConfig(**TINY, **kw)).eval()  # type: ignore[arg-type]
+
+
+def _width_in(net: Colorizer, conv: str) -> int:
+    """in_channels of the convolution at ``conv`` in ``net`` (a dotted path: "fuse.0", "dec8.0.0")."""
+    return cast(torch.nn.Conv2d, net.get_submodule(conv)).in_channels
 
 
 def _save(path: Path, net: Colorizer) -> Path:
@@ -44,11 +50,11 @@ def test_lite1_adds_blocks_at_lite0s_widths_and_lite2_widens_the_deep_stages() -
 
 def test_the_decoder_skip_widths_follow_the_encoder() -> None:
     lite0, lite1, lite2 = _net(), _net(encoder="lite1"), _net(encoder="lite2")
-    assert lite1.fuse[0].in_channels == lite0.fuse[0].in_channels
-    assert lite1.dec8[0][0].in_channels == lite0.dec8[0][0].in_channels
-    assert lite2.fuse[0].in_channels == lite0.fuse[0].in_channels + 32  # s32: 352 vs 320
-    assert lite2.dec16[0][0].in_channels == lite0.dec16[0][0].in_channels + 8  # s16: 120 vs 112
-    assert lite2.dec8[0][0].in_channels == lite0.dec8[0][0].in_channels + 8  # s8: 48 vs 40
+    assert _width_in(lite1, "fuse.0") == _width_in(lite0, "fuse.0")
+    assert _width_in(lite1, "dec8.0.0") == _width_in(lite0, "dec8.0.0")
+    assert _width_in(lite2, "fuse.0") == _width_in(lite0, "fuse.0") + 32  # s32: 352 vs 320
+    assert _width_in(lite2, "dec16.0.0") == _width_in(lite0, "dec16.0.0") + 8  # s16: 120 vs 112
+    assert _width_in(lite2, "dec8.0.0") == _width_in(lite0, "dec8.0.0") + 8  # s8: 48 vs 40
     L = torch.rand(2, 1, 64, 96) * 100
     with torch.no_grad():
         assert lite1(L).shape == lite2(L).shape == (2, 2, 64, 96)

@@ -4,6 +4,7 @@ nothing folded across an activation, the loaded model left as it was."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypeVar, cast
 
 import numpy as np
 import torch
@@ -15,14 +16,17 @@ from vidcolor.models.fold import folded_copy
 from vidcolor.models.info import ModelInfo
 from vidcolor.stages.model_step import ModelStep
 
+M = TypeVar("M", bound=nn.Module)
 
-def _with_random_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
+
+def _with_random_statistics(model: M, seed: int = 0) -> M:
     """Batch norms with running statistics and affine terms far from the identity, so a fold
     that dropped or misapplied one would show."""
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             n = m.num_features
+            assert m.running_mean is not None and m.running_var is not None  # tracked by default
             m.running_mean.copy_(torch.randn(n, generator=gen) * 0.5)
             m.running_var.copy_(torch.rand(n, generator=gen) * 2 + 0.2)
             m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
@@ -57,7 +61,7 @@ def test_a_batch_norm_after_an_activation_is_left_alone() -> None:
     layers = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(8)]
     layers += [nn.Conv2d(8, 4, 1), nn.BatchNorm2d(4)]
     net = _with_random_statistics(nn.Sequential(*layers))
-    folded = folded_copy(net)
+    folded = cast(nn.Sequential, folded_copy(net))  # a copy: of the same class
     assert [type(m).__name__ for m in folded] == ["Conv2d", "ReLU", "BatchNorm2d", "Conv2d", "Identity"]
     x = torch.randn(1, 3, 16, 16)
     with torch.inference_mode():
@@ -67,7 +71,7 @@ def test_a_batch_norm_after_an_activation_is_left_alone() -> None:
 def test_the_model_step_runs_the_folded_network_with_the_loaded_models_readout() -> None:
     torch.manual_seed(0)
     model = _with_random_statistics(Colorizer(ColorizerConfig(head="class")))
-    model.info = ModelInfo("test", "none", None, 64, 32)  # type: ignore[assignment]  # nn.Module's attribute typing knows only tensors/modules
+    model.info = ModelInfo("test", "none", None, 64, 32)
     step = ModelStep(model, torch.device("cpu"), torch.float32, "test", 64, 32, None, fold=True)
     L = (np.random.default_rng(0).random((2, 1, 64, 96)) * 100).astype(np.float32)
     lb = LBatch(indices=(0, 1), L=L, content=(64, 96))

@@ -99,8 +99,14 @@ def base_bytes(tmp_path_factory) -> Callable[[str], bytes]:
 
     def get(name: str) -> bytes:
         if name not in cache:
-            # type: ignore below: per-format clip options from a dict of mixed types
-            path = make_clip(folder / f"base.{name}", frames=6, size=(32, 32), rate=24, **BASES[name])  # type: ignore[arg-type]
+            path = make_clip(
+                folder / f"base.{name}",
+                frames=6,
+                size=(32, 32),
+                rate=24,
+                # reason for the type: ignore below: per-format clip options from a dict of mixed types
+                **BASES[name],  # type: ignore[arg-type]
+            )
             cache[name] = path.read_bytes()
         return cache[name]
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import av
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 from click.testing import CliRunner
@@ -49,7 +51,8 @@ def scene() -> tuple[list[np.ndarray], list[tuple[int, int] | None]]:
     corner per frame (None after the cut)."""
     bg1, bg2 = _texture(1, H, W, 2.0, 18, 70), _texture(2, H, W, 4.0, 25, 140)
     sq = np.array(COLOUR, np.float32) + _texture(3, SIDE, SIDE, 1.5, 10, 0)[..., None]
-    frames, boxes = [], []
+    frames: list[np.ndarray] = []
+    boxes: list[tuple[int, int] | None] = []
     for i in range(FRAMES):
         if i < SHOT:
             rgb = np.repeat(bg1[..., None], 3, 2)
@@ -69,7 +72,8 @@ def write_grey(path: Path, frames: list[np.ndarray]) -> Path:
         s = out.add_stream("ffv1", rate=RATE)
         s.width, s.height, s.pix_fmt = W, H, "gray"
         for i, rgb in enumerate(frames):
-            f = av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), format="gray")
+            grey = cast(npt.NDArray[np.uint8], cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))  # of uint8 RGB
+            f = av.VideoFrame.from_ndarray(grey, format="gray")
             f.pts = i
             for p in s.encode(f):
                 out.mux(p)
@@ -104,7 +108,8 @@ def _hint_at(boxes: list[tuple[int, int] | None], frame: int = 0) -> dict[str, o
 
 def test_no_guidance_is_the_unguided_path(film, model, tmp_path: Path, monkeypatch) -> None:
     src, _ = film
-    assert ColorizeOptions(hints=[], reference=[]) == ColorizeOptions()
+    # reason for the type: ignore below: ColorizeOptions converts a list; the field is typed as its tuple
+    assert ColorizeOptions(hints=[], reference=[]) == ColorizeOptions()  # type: ignore[arg-type]
     assert guide_for(ColorizeOptions(), W, H, RATE) is None
     calls: list[object] = []
     real = ModelStep.__call__
@@ -138,7 +143,7 @@ def test_a_guided_run_builds_its_guide_once_and_detects_each_cut_once(
 
     def counted(self: Guide, *args: object, **kw: object) -> None:
         built.append(1)
-        # type: ignore below: the wrapped __init__'s arguments passed through
+        # reason for the type: ignore below: the wrapped __init__'s arguments passed through
         init(self, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Guide, "__init__", counted)

@@ -261,18 +261,18 @@ def test_ended_hints_stay_as_the_shots_palette_until_a_cut() -> None:
 
     hint = PlacedHint(0, "entry 1 of t", 0.0, 18.0, 18.0, (40.0, 10.0), None)
     g = Guide([hint], (96, 64), 1.0)
-    # type: ignore below: a stand-in model step, not a ModelStep
+    # reason for the type: ignore below: a stand-in model step, not a ModelStep
     first = g(Zero(), frame(0), [0.0])  # type: ignore[arg-type]
     assert abs(first[0, 0, 18, 18] - 40) < 1 and first[0, 0, 52, 80] < 5  # B is out of the hint's reach
     for i in range(1, 13):
-        # type: ignore below: a stand-in model step, not a ModelStep
+        # reason for the type: ignore below: a stand-in model step, not a ModelStep
         out = g(Zero(), frame(i), [float(i)])  # type: ignore[arg-type]
     assert not g.planning.tracker.tracks and g.planning.palette  # A left the picture: its track ended ...
     assert out[0, 0, 52, 80] > 10  # ... and its colour still leans on the like-luma block B
     assert abs(out[0, 0, 35, 30]) < 0.25 * out[0, 0, 52, 80]  # much less on the darker background
     cut = np.full((1, 1, 64, 96), 90, np.float32)
     cut[0, 0, ::7, ::5] = 5  # another picture altogether: a cut
-    # type: ignore below: a stand-in model step, not a ModelStep
+    # reason for the type: ignore below: a stand-in model step, not a ModelStep
     g(Zero(), LBatch((13,), cut, (64, 96)), [13.0])  # type: ignore[arg-type]
     assert g.planning.palette == []
 
@@ -338,15 +338,16 @@ def test_an_ended_hint_comes_back_where_its_surface_is_seen_again(
         monkeypatch.setattr("vidcolor.guidance.guide.MATCH_FEATURES", palette)
         monkeypatch.setattr("vidcolor.guidance.guide.MEMORY", memory)
         g = Guide(hints, (w, h), 1.0)
-        g.planning.detector.is_cut = lambda small: False  # type: ignore[method-assign]  # one shot throughout
+        # reason for the type: ignore below: the detector's decision replaced: one shot throughout
+        g.planning.detector.is_cut = lambda L_small: False  # type: ignore[method-assign]
         for i in range(3):
-            # type: ignore below: a stand-in model step, not a ModelStep
+            # reason for the type: ignore below: a stand-in model step, not a ModelStep
             out = g(step, frame(i), [float(i)])  # type: ignore[arg-type]
         assert not g.planning.tracker.tracks and len(g.planning.palette) == 2  # both tracks ended on frame 1
         assert len(g.finishing.memory.frames) == int(memory)
-        # type: ignore below: the detector's decision replaced for the test
-        g.planning.detector.is_cut = lambda small: True  # type: ignore[method-assign]
-        # type: ignore below: a stand-in model step, not a ModelStep
+        # reason for the type: ignore below: the detector's decision replaced for the test
+        g.planning.detector.is_cut = lambda L_small: True  # type: ignore[method-assign]
+        # reason for the type: ignore below: a stand-in model step, not a ModelStep
         g(step, frame(3), [3.0])  # type: ignore[arg-type]
         assert not g.planning.palette and not g.finishing.memory.frames  # a cut forgets the shot
         return out[0, :, 80, [128, 32]]  # (A, C) x (a, b) at the centres of the blocks seen again

@@ -52,6 +52,7 @@ def write(path: Path, img: np.ndarray) -> Path:
 
 def read(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
     return img[..., ::-1] if img.ndim == 3 else img
 
 

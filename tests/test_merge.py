@@ -30,7 +30,7 @@ def _reference_cbcr(
     """Cb, Cr codes by the plain float path of vidcolor.color, per pixel, unrounded."""
     L = y_to_l(y, bit_depth, full_range)
     rgb = color.lab_to_rgb(np.stack([L, ab[0], ab[1]], axis=-1))
-    # type: ignore below: matrix names come from a list of str, not the Literal
+    # reason for the type: ignore below: matrix names come from a list of str, not the Literal
     yuv = color.rgb_to_yuv(rgb, matrix)  # type: ignore[arg-type]
     s = float(1 << (bit_depth - 8))
     scale, offset = ((1 << bit_depth) - 1, 128 * s) if full_range else (224 * s, 128 * s)

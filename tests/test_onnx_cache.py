@@ -82,10 +82,17 @@ def test_a_new_process_step_reads_the_graph_instead_of_exporting(
     from vidcolor.stages import onnx_runtime
     from vidcolor.stages.model_step import ModelStep
 
-    ModelStep.create(ColorizeOptions(device="cpu", runtime="onnx"), copy.deepcopy(tiny_model)).onnx.session()
+    first = ModelStep.create(ColorizeOptions(device="cpu", runtime="onnx"), copy.deepcopy(tiny_model))
+    assert first.onnx is not None
+    first.onnx.session()
     calls: list[int] = []
     real = onnx_runtime.graph_bytes
-    monkeypatch.setattr(onnx_runtime, "graph_bytes", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+
+    def counted(model: torch.nn.Module, shape: tuple[int, int], dynamic: bool = False) -> bytes:
+        calls.append(1)
+        return real(model, shape, dynamic=dynamic)
+
+    monkeypatch.setattr(onnx_runtime, "graph_bytes", counted)
     # A fresh copy has no session of its own, as in a new process: the graph comes from the disk.
     step = ModelStep.create(ColorizeOptions(device="cpu", runtime="onnx"), copy.deepcopy(tiny_model))
     assert step.onnx is not None and step.onnx.session() is not None and calls == []

@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from clips import read_packets, read_video_luma
+from clips import pts_of, read_packets, read_video_luma, time_base_of
 
 import vidcolor.pipeline.chain as chain_module
 import vidcolor.pipeline.run as run_module
@@ -34,7 +34,7 @@ def video_times(path: Path) -> tuple[list[int], Fraction]:
     """pts of every decoded frame of the first video stream, and its time base."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        return [f.pts for f in c.decode(s)], s.time_base
+        return [pts_of(f) for f in c.decode(s)], time_base_of(s)
 
 
 def assert_same_times(src: Path, out: Path, lo: int = 0, hi: int | None = None) -> None:
@@ -97,8 +97,8 @@ def assert_same_packets(src: Path, out: Path, kind: str, shift: Fraction = Fract
     times: the same numbers where the time base is the same and nothing was shifted, else the
     same instant (moved by ``shift``) to within a tick of the output's time base."""
     with av.open(str(src)) as a, av.open(str(out)) as b:
-        stbs = [s.time_base for s in a.streams if s.type == kind]
-        otbs = [s.time_base for s in b.streams if s.type == kind]
+        stbs = [time_base_of(s) for s in a.streams if s.type == kind]
+        otbs = [time_base_of(s) for s in b.streams if s.type == kind]
     sp, op = read_packets(src, kind), read_packets(out, kind)
     assert len(op) == len(sp) and sp, f"{len(op)} {kind} streams out, {len(sp)} in"
     for s_pk, o_pk, stb, otb in zip(sp, op, stbs, otbs, strict=True):
@@ -107,6 +107,7 @@ def assert_same_packets(src: Path, out: Path, kind: str, shift: Fraction = Fract
             assert [p[:2] for p in o_pk] == [p[:2] for p in s_pk]
         else:
             for (pa, *_), (pb, *_) in zip(s_pk, o_pk, strict=True):
+                assert pa is not None and pb is not None  # the times compared below
                 assert abs(pa * stb + shift - pb * otb) <= otb, (pa, stb, pb, otb, shift)
 
 
@@ -244,7 +245,7 @@ def chroma_planes(frame: av.VideoFrame) -> list[np.ndarray]:
     dtype = np.uint8 if frame.format.components[0].bits <= 8 else np.dtype("<u2")
     out = []
     for p in frame.planes[1:]:
-        rows = np.frombuffer(p, dtype).reshape(-1, p.line_size // np.dtype(dtype).itemsize)
+        rows = np.frombuffer(memoryview(p), dtype).reshape(-1, p.line_size // np.dtype(dtype).itemsize)
         out.append(rows[: p.height, : p.width])
     return out
 

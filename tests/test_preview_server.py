@@ -11,24 +11,30 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, cast
 
 import av
 import cv2
+import httpx2
 import numpy as np
+import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
 from clips import make_clip
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from vidcolor.formats import X264_PRESETS
 from vidcolor.hints import load_hints
 from vidcolor.options import ColorizeOptions
 from vidcolor.preview import create_app
+from vidcolor.preview.jobs import Job
 from vidcolor.preview.page_options import ModelChoice
 from vidcolor.preview.security import Forbidden, confine, cookie_name, is_loopback
 
@@ -58,7 +64,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cut_clip(path: Path) -> Path:
     """A clip whose first 12 frames are one picture and last 12 an unrelated one: a cut at 0.5 s."""
     a, b = (
-        cv2.GaussianBlur(np.random.default_rng(seed).integers(0, 255, (64, 96), np.uint8), (0, 0), 3)
+        # uint8 in, uint8 out: OpenCV's stubs type what GaussianBlur returns by any dtype
+        cast(
+            npt.NDArray[np.uint8],
+            cv2.GaussianBlur(np.random.default_rng(seed).integers(0, 255, (64, 96), np.uint8), (0, 0), 3),
+        )
         for seed in (0, 1)
     )
     with av.open(str(path), "w") as out:
@@ -124,13 +134,13 @@ def settings(**kw: object) -> dict[str, object]:
     return {"model": "tiny.pt", "render_size": RENDER, **kw}
 
 
-def frame(c: TestClient, path: str = "clip.mp4", **kw: object) -> object:
+def frame(c: TestClient, path: str = "clip.mp4", **kw: object) -> httpx2.Response:
     body = {"path": path, "t": 0.5, "view": "colour", "settings": settings()}
     body.update(kw)
     return c.post("/api/frame", json=body, headers=AUTH)
 
 
-def wait_job(c: TestClient, job_id: str) -> dict[str, object]:
+def wait_job(c: TestClient, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         snap = c.get(f"/api/jobs/{job_id}", headers=AUTH).json()
@@ -409,6 +419,7 @@ def test_frames_come_back_as_jpeg_and_png(client: Client) -> None:
     assert colour.headers["content-type"] == "image/png" and colour.content.startswith(PNG)
     assert colour.headers["x-vidcolor-render-size"] == str(RENDER)
     rgb = cv2.imdecode(np.frombuffer(colour.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert rgb is not None
     assert rgb.shape == (CLIP_SIZE[1], CLIP_SIZE[0], 3)
     assert np.abs(rgb.astype(int) - rgb[..., :1].astype(int)).max() > 0  # not grey: it was colorized
     last = frame(c, t=1e5, view="grey")  # past the end: the last frame
@@ -421,7 +432,9 @@ def test_the_colour_frame_is_the_films_frame(client: Client, root: Path, tiny_ch
 
     c = client()
     png = frame(c, t=10 / CLIP_RATE, format="png", settings=settings(smoothing=0.5)).content
-    shown = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert bgr is not None
+    shown = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     out = root / "ref.mkv"
     colorize_video(
         root / "clip.mp4",
@@ -465,7 +478,8 @@ def test_a_still_opens_and_renders(client: Client, root: Path) -> None:
     job = c.post("/api/render", json={"path": "still.png", "settings": settings()}, headers=AUTH).json()
     snap = wait_job(c, job["id"])
     assert snap["state"] == "done" and snap["percent"] == 100 and snap["output"] == "still_colour.png"
-    assert cv2.imread(str(root / "still_colour.png")).shape == (48, 80, 3)
+    still = cv2.imread(str(root / "still_colour.png"))
+    assert still is not None and still.shape == (48, 80, 3)
 
 
 def test_scene_cuts_are_found(client: Client, root: Path) -> None:
@@ -541,7 +555,8 @@ def test_a_render_can_be_cancelled_and_leaves_no_file(
 ) -> None:
     from vidcolor.pipeline.run import colorize_video
 
-    first_frame, jobs_seen = threading.Event(), []
+    first_frame = threading.Event()
+    jobs_seen: list[Job] = []
 
     def render(src: Path, dst: Path, opts: ColorizeOptions, on_frame: Callable[[int], None]) -> str:
         def hold(done: int) -> None:  # wait, after the first frame, until the page has cancelled
@@ -555,8 +570,8 @@ def test_a_render_can_be_cancelled_and_leaves_no_file(
 
     c = client(render=render)
     job = c.post("/api/render", json={"path": "clip.mp4", "settings": settings()}, headers=AUTH).json()
-    # type: ignore below: Starlette's app.state is untyped
-    jobs_seen.append(c.app.state.preview.jobs.get(job["id"]))  # type: ignore[attr-defined]
+    # The client's app is the one create_app made (TestClient types it as any ASGI app).
+    jobs_seen.append(cast(Starlette, c.app).state.preview.jobs.get(job["id"]))
     assert first_frame.wait(WAIT_S)
     assert c.get(f"/api/jobs/{job['id']}", headers=AUTH).json()["state"] == "running"
     assert c.post(f"/api/jobs/{job['id']}/cancel", headers=AUTH).status_code == 200
@@ -626,11 +641,9 @@ def test_the_cli_binds_loopback_and_warns_for_another_host(
 
     served: list[tuple[str, int]] = []
 
-    def fake_run(self: uvicorn.Server, sockets: list[object]) -> None:
-        # type: ignore below: uvicorn's sockets are typed as object
-        served.append(sockets[0].getsockname()[:2])  # type: ignore[attr-defined]
-        # type: ignore below: uvicorn's sockets are typed as object
-        sockets[0].close()  # type: ignore[attr-defined]
+    def fake_run(self: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        served.append(sockets[0].getsockname()[:2])
+        sockets[0].close()
 
     monkeypatch.setattr(uvicorn.Server, "run", fake_run)
     monkeypatch.chdir(root)

@@ -54,7 +54,7 @@ def test_geometric_median_of_one_bin_is_that_bin_and_keeps_shape() -> None:
 
 def _model(**kw: object) -> Colorizer:
     torch.manual_seed(0)
-    # type: ignore below: config fields given as a dict of mixed types
+    # reason for the type: ignore below: config fields given as a dict of mixed types
     m = Colorizer(ColorizerConfig(head="class", saturation=1.0, **kw)).eval()  # type: ignore[arg-type]
     return m
 
@@ -118,7 +118,7 @@ def test_readout_settings_survive_a_checkpoint(tmp_path) -> None:
     log_w = tuple(float(v) for v in np.linspace(-1, 1, in_gamut_bins().shape[0]))
     m = _model(class_readout="median", prior_correction=0.75, rebalance_log_weights=log_w)
     path = tmp_path / "m.pt"
-    save_checkpoint(path, m, data="test", recipe={}, metrics={}, step=1, git_sha=None, half=False)
+    save_checkpoint(path, m, data="test", recipe="{}", metrics={}, step=1, git_sha=None, half=False)
     back = load(path, device="cpu", half=False)
     assert back.config == m.config
     x = torch.rand(1, 1, 64, 64) * 100

@@ -3,6 +3,7 @@ matches them (within their time range only)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -70,7 +71,9 @@ def test_as_references_forms() -> None:
     with pytest.raises(UsageError, match="reference stills"):
         as_references([3])
     # Options read them on creation.
-    assert ColorizeOptions(reference=["a.jpg@2-"]).reference == (Reference("a.jpg", 2.0, None),)
+    # reason for the type: ignore below: ColorizeOptions converts a list; the field is typed as its tuple
+    opts = ColorizeOptions(reference=["a.jpg@2-"])  # type: ignore[arg-type]
+    assert opts.reference == (Reference("a.jpg", 2.0, None),)
 
 
 def test_reference_errors_name_the_file(tmp_path: Path) -> None:
@@ -91,7 +94,9 @@ def test_reference_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_split_forward_is_the_model_itself(step: ModelStep) -> None:
     y = cv2.cvtColor(_picture(), cv2.COLOR_RGB2GRAY)
-    lb = make_batch([Frame(0, 0, 1, y), Frame(1, 1, 1, y[::-1].copy())], 8, True, RENDER, step.stride)
+    lb = make_batch(
+        [Frame(0, 0, Fraction(1), y), Frame(1, 1, Fraction(1), y[::-1].copy())], 8, True, RENDER, step.stride
+    )
     # The first forward pass of a shape in a process can round differently from the later ones
     # on a loaded CPU (up to 3e-4 in ab, seen about one run in five); the arithmetic compared here
     # is that of the passes after it.
@@ -118,7 +123,8 @@ def test_film_takes_the_reference_colours_in_its_time_range(step: ModelStep) -> 
     grey = [cv2.cvtColor(np.roll(truth, 2 * i, axis=1), cv2.COLOR_RGB2GRAY) for i in range(4)]
     auto = list(colorize_frames(iter(grey), step, ColorizeOptions(smoothing=0, model_every=1)))  # as guided
     # From t = 2 (frame 2 at rate 1) on: frames 0 and 1 are the automatic ones, bit for bit.
-    opts = ColorizeOptions(smoothing=0, reference=[Reference(truth, start=2.0)])
+    # reason for the type: ignore below: ColorizeOptions converts a list; the field is typed as its tuple
+    opts = ColorizeOptions(smoothing=0, reference=[Reference(truth, start=2.0)])  # type: ignore[arg-type]
     guided = list(colorize_frames(iter(grey), step, opts))
     assert all(np.array_equal(a, g) for a, g in zip(auto[:2], guided[:2], strict=True))
     truths = [np.roll(truth, 2 * i, axis=1) for i in range(2, 4)]
@@ -132,7 +138,7 @@ def test_reference_needs_a_model_with_features() -> None:
         def forward(self, L: torch.Tensor) -> torch.Tensor:
             return torch.zeros(L.shape[0], 2, *L.shape[2:])
 
-    lb = make_batch([Frame(0, 0, 1, np.zeros((32, 32), np.uint8))], 8, True, 32, 32)
+    lb = make_batch([Frame(0, 0, Fraction(1), np.zeros((32, 32), np.uint8))], 8, True, 32, 32)
     plain = ModelStep(Plain(), torch.device("cpu"), torch.float32, "plain", 32, 32)
     with pytest.raises(UsageError, match="vidcolor model for --reference"):
         ReferenceMatcher([Reference(np.zeros((8, 8, 3), np.uint8))]).run(plain, lb, [0.0], 32, None)

@@ -202,8 +202,14 @@ def test_an_explicit_reference_wins_in_its_range_and_a_dropped_still_is_not_chos
     other = tmp_path / "other.png"
     write_image(other, picture(1)[:, ::-1], 8)
     frames = film()
-    explicit = ColorizeOptions(smoothing=0.0, reference=[f"{other}@0-{SHOT}"])
-    both = ColorizeOptions(smoothing=0.0, reference=[f"{other}@0-{SHOT}"], reference_dir=str(folder))
+    # reason for the type: ignore below: ColorizeOptions converts a list; the field is typed as its tuple
+    explicit = ColorizeOptions(smoothing=0.0, reference=[f"{other}@0-{SHOT}"])  # type: ignore[arg-type]
+    both = ColorizeOptions(
+        smoothing=0.0,
+        # reason for the type: ignore below: ColorizeOptions converts a list; the field is typed as its tuple
+        reference=[f"{other}@0-{SHOT}"],  # type: ignore[arg-type]
+        reference_dir=str(folder),
+    )
     only = list(colorize_frames(frames, step, explicit))
     mixed = list(colorize_frames(frames, step, both))
     assert all(np.array_equal(a, b) for a, b in zip(only[:SHOT], mixed[:SHOT], strict=True))
@@ -211,7 +217,11 @@ def test_an_explicit_reference_wins_in_its_range_and_a_dropped_still_is_not_chos
     assert all(np.array_equal(a, b) for a, b in zip(chosen[SHOT:], mixed[SHOT:], strict=True))
 
     report: dict = {}
-    dropped = ColorizeOptions(reference_dir=str(folder), reference_drop=["a.png", f"{folder / 'b.png'}@0-1"])
+    dropped = ColorizeOptions(
+        reference_dir=str(folder),
+        # reason for the type: ignore below: ColorizeOptions converts a list; the field is typed as its tuple
+        reference_drop=["a.png", f"{folder / 'b.png'}@0-1"],  # type: ignore[arg-type]
+    )
     list(colorize_frames(frames, step, dropped, references=report))
     names = [[c["name"] for c in s["stills"]] for s in report["shots"]]
     assert "a.png" not in names[0] and names[1][0] == "b.png"  # b.png is dropped only before 1 s

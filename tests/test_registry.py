@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -128,7 +129,7 @@ def test_weights_record_is_what_load_checks(shipped_dir: Path) -> None:
     assert rec == shipped_dir / "vidcolor-lite.json"
     data = json.loads(rec.read_text())
     assert data["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and data["data"] == "corpus/3"
-    assert models.load(device="cpu").info.sha256 == data["sha256"]
+    assert cast(Colorizer, models.load(device="cpu")).info.sha256 == data["sha256"]
     assert sorted(p.name for p in shipped_dir.iterdir()) == ["vidcolor-lite.json", "vidcolor-lite.pt"]
 
 
@@ -167,7 +168,7 @@ def test_download_once_into_the_cache(
     src, digest = upstream_file
     entry = _serve(monkeypatch, src)
     assert entry.expected_sha256() == digest[:8]
-    model = models.load("siggraph17", device="cpu")
+    model = cast(SIGGRAPHGenerator, models.load("siggraph17", device="cpu"))
     cached = cache / src.name
     assert cached.is_file() and [p.name for p in cache.iterdir()] == [src.name]
     assert model.info.sha256 == digest and model.info.name == "siggraph17"
@@ -177,7 +178,7 @@ def test_download_once_into_the_cache(
         raise AssertionError("downloaded twice")
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    assert models.load("siggraph17", device="cpu").info.sha256 == digest
+    assert cast(SIGGRAPHGenerator, models.load("siggraph17", device="cpu")).info.sha256 == digest
 
 
 def test_download_with_the_wrong_hash_leaves_nothing(
@@ -201,7 +202,9 @@ def test_offline_says_how_to_download_by_hand(cache: Path, monkeypatch: pytest.M
     with pytest.raises(WeightsError) as e:
         models.load("eccv16", device="cpu")
     msg = str(e.value)
-    assert registry.REGISTRY["eccv16"].url in msg and "--weights FILE" in msg
+    url = registry.REGISTRY["eccv16"].url
+    assert url is not None
+    assert url in msg and "--weights FILE" in msg
     assert list(cache.iterdir()) == []
 
 
@@ -287,8 +290,8 @@ def test_damaged_cached_file_says_to_delete_it(
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_defaults_to_half_channels_last(upstream_file: tuple[Path, str]) -> None:
     src, _ = upstream_file
-    model = models.load("siggraph17", device="cuda", weights=src)
-    w = model.model1[0].weight
+    model = cast(SIGGRAPHGenerator, models.load("siggraph17", device="cuda", weights=src))
+    w = cast(torch.nn.Conv2d, model.model1[0]).weight
     assert w.dtype == torch.float16 and w.is_cuda and w.is_contiguous(memory_format=torch.channels_last)
     L = torch.rand(2, 1, 64, 48, device="cuda") * 100
     with torch.inference_mode():

@@ -12,6 +12,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -27,10 +28,10 @@ from vidcolor.models import save_checkpoint
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline import cuts, segments
-from vidcolor.pipeline.cuts import plan_segments
+from vidcolor.pipeline.cuts import Segment, plan_segments
 from vidcolor.pipeline.journal import DONE_FILE, segment_dir
 from vidcolor.pipeline.run import colorize_video
-from vidcolor.pipeline.segments import colorize_film
+from vidcolor.pipeline.segments import SegmentResult, colorize_film
 
 REPO = Path(__file__).resolve().parents[1]
 #: Small and fast: the tiny model sees 32-pixel pictures, one torch thread (so runs in different
@@ -203,11 +204,12 @@ def test_interrupted_run_resumes_only_the_rest(clip, tiny, tmp_path: Path, monke
         colorize_film(src, dst, EXACT, segment_seconds=1.0, colorizer=tiny)
 
     calls.clear()
-    monkeypatch.setattr(
-        segments,
-        "encode_segment",
-        lambda src, seg, *a, **k: calls.append(seg.number) or real(src, seg, *a, **k),
-    )
+
+    def counting(src: str | os.PathLike[str], seg: Segment, *a: Any, **k: Any) -> SegmentResult:
+        calls.append(seg.number)
+        return real(src, seg, *a, **k)
+
+    monkeypatch.setattr(segments, "encode_segment", counting)
     summary = colorize_film(src, dst, EXACT, segment_seconds=1.0, resume=True, colorizer=tiny)
     assert calls == [2, 3]
     assert any("2 of 4 segments were already done" in n for n in summary.notes)
@@ -238,11 +240,12 @@ def test_damaged_journal_and_segments_are_redone(clip, tiny, tmp_path: Path, mon
     seg1 = next(folder.glob("seg-00001.*"))
     seg1.write_bytes(seg1.read_bytes()[:-100])
     calls: list[int] = []
-    monkeypatch.setattr(
-        segments,
-        "encode_segment",
-        lambda src, seg, *a, **k: calls.append(seg.number) or real(src, seg, *a, **k),
-    )
+
+    def counting(src: str | os.PathLike[str], seg: Segment, *a: Any, **k: Any) -> SegmentResult:
+        calls.append(seg.number)
+        return real(src, seg, *a, **k)
+
+    monkeypatch.setattr(segments, "encode_segment", counting)
     summary = colorize_film(src, dst, OPTS, segment_seconds=1.0, resume=True, colorizer=tiny)
     assert calls == [1, 2]
     assert summary.frames == 72 and summary.verify is not None
@@ -295,8 +298,8 @@ def _wait_for_segments(proc: subprocess.Popen[bytes], journal: Path, n: int, lim
         if journal.exists() and len(journal.read_text().splitlines()) >= n:
             return
         if proc.poll() is not None:
-            # type: ignore below: stderr is a pipe (Popen(stderr=PIPE))
-            pytest.fail(f"the run ended before {n} segments were done: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            assert proc.stderr is not None  # a pipe: Popen(stderr=PIPE)
+            pytest.fail(f"the run ended before {n} segments were done: {proc.stderr.read().decode()}")
         time.sleep(0.02)
     proc.kill()
     pytest.fail("no segment finished in time")

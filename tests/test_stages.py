@@ -13,7 +13,11 @@ def test_abort_after_ctrl_c_inside_thread_start(monkeypatch: pytest.MonkeyPatch)
     """Ctrl-C while Thread.start() waits for the new thread: abort() still stops the group quietly."""
     group = StageGroup()
     release = threading.Event()
-    group.start("first", release.wait)  # a stage still running when Ctrl-C comes
+
+    def first() -> None:  # a stage still running when Ctrl-C comes
+        release.wait()
+
+    group.start("first", first)
 
     def interrupted_start(self: threading.Thread) -> None:
         raise KeyboardInterrupt  # as if SIGINT arrived before the thread announced itself

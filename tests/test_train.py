@@ -7,6 +7,7 @@ import json
 import tarfile
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -183,7 +184,7 @@ def test_calibrate_picks_a_readout_and_exports_it_with_the_rebalancing_weights(
     # regression per saturation + (class + blend) per class-head combination and saturation
     assert len(r["all"]) == 2 * (1 + 2 * 2 * 2 * 2 * 2)
     assert r["chosen"]["ciede2000"] == min(x["ciede2000"] for x in r["all"])
-    model = load(shipped, device="cpu", half=False)
+    model = cast(Colorizer, load(shipped, device="cpu", half=False))
     for key in calibrate.READOUT_KEYS:
         assert getattr(model.config, key) == r["chosen"][key]
     assert len(model.config.rebalance_log_weights) == model.centres.shape[0]

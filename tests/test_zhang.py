@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -117,13 +118,18 @@ def test_siggraph17_keys_and_shapes_match_the_release() -> None:
     assert len(layout) == 107 and sum(1 for k in layout if k.endswith("running_var")) == 9
 
 
+def _layers(model: torch.nn.Module, block: str) -> list[torch.nn.Module]:
+    """The layers of the block ``block`` (an nn.Sequential: model1..model7), in order."""
+    return list(cast(torch.nn.Sequential, model.get_submodule(block)))
+
+
 def test_dilations_and_strides_follow_upstream() -> None:
     eccv, sig = ECCVGenerator(), SIGGRAPHGenerator()
     for m in (eccv, sig):
         for name in ("model5", "model6"):
-            assert all(c.dilation == (2, 2) and c.padding == (2, 2) for c in m.get_submodule(name)[0:5:2])
+            assert all(c.dilation == (2, 2) and c.padding == (2, 2) for c in _layers(m, name)[0:5:2])
     # ECCV16 downsamples with the last conv of blocks 1-3; SIGGRAPH17 by slicing, no strided conv.
-    assert [eccv.get_submodule(f"model{i}")[-3].stride for i in (1, 2, 3, 4)] == [(2, 2)] * 3 + [(1, 1)]
+    assert [_layers(eccv, f"model{i}")[-3].stride for i in (1, 2, 3, 4)] == [(2, 2)] * 3 + [(1, 1)]
     assert all(
         getattr(c, "stride", (1, 1)) != (2, 2) or isinstance(c, torch.nn.ConvTranspose2d)
         for c in sig.modules()
@@ -133,7 +139,7 @@ def test_dilations_and_strides_follow_upstream() -> None:
 @pytest.mark.parametrize("name", ["eccv16", "siggraph17"])
 def test_load_with_weights_file_and_contract(name: str, request: pytest.FixtureRequest) -> None:
     path: Path = request.getfixturevalue("eccv_file" if name == "eccv16" else "siggraph_file")
-    model = models.load(name, device="cpu", weights=path)
+    model = cast(ECCVGenerator | SIGGRAPHGenerator, models.load(name, device="cpu", weights=path))
     assert not model.training
     assert model.info.name == name and model.info.stride == 8 and model.info.render_size == 256
     assert model.info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -149,7 +155,7 @@ def test_load_with_weights_file_and_contract(name: str, request: pytest.FixtureR
 
 
 def test_eccv16_forward_is_the_upstream_computation(eccv_file: Path) -> None:
-    model = models.load("eccv16", device="cpu", weights=eccv_file)
+    model = cast(ECCVGenerator, models.load("eccv16", device="cpu", weights=eccv_file))
     L = torch.rand(1, 1, 32, 40) * 100
     with torch.inference_mode():
         # upstream: model_out(softmax(model8(...model1((L - 50) / 100)))), upsample x4, * 110
@@ -173,7 +179,7 @@ def test_eccv16_temperature_sharpens() -> None:
 
 
 def test_siggraph17_forward_is_the_upstream_computation(siggraph_file: Path) -> None:
-    m = models.load("siggraph17", device="cpu", weights=siggraph_file)
+    m = cast(SIGGRAPHGenerator, models.load("siggraph17", device="cpu", weights=siggraph_file))
     L = torch.rand(1, 1, 32, 24) * 100
     with torch.inference_mode():
         x = torch.cat([(L - 50) / 100, torch.zeros(1, 3, 32, 24)], 1)
@@ -195,8 +201,8 @@ def test_state_dict_without_num_batches_tracked_loads(tmp_path: Path) -> None:
     sd = {k: v for k, v in SIGGRAPHGenerator().state_dict().items() if not k.endswith("num_batches_tracked")}
     path = tmp_path / "old.pth"
     torch.save(sd, path)
-    model = models.load("siggraph17", device="cpu", weights=path)
-    assert torch.equal(model.model_out[0].weight, sd["model_out.0.weight"])
+    model = cast(SIGGRAPHGenerator, models.load("siggraph17", device="cpu", weights=path))
+    assert torch.equal(cast(torch.nn.Conv2d, model.model_out[0]).weight, sd["model_out.0.weight"])
 
 
 def test_weights_of_the_other_architecture_are_refused(eccv_file: Path) -> None:
@@ -249,7 +255,7 @@ def test_file_with_matching_hub_prefix_loads(
     entry = replace(registry.REGISTRY["eccv16"], url=f"https://example.invalid/{good.name}")
     monkeypatch.setitem(registry.REGISTRY, "eccv16", entry)
     assert entry.expected_sha256() == digest[:8]
-    model = models.load("eccv16", device="cpu", weights=good)
+    model = cast(ECCVGenerator, models.load("eccv16", device="cpu", weights=good))
     assert model.info.sha256 == digest
     # And a full recorded hash takes precedence over the prefix.
     monkeypatch.setitem(registry.REGISTRY, "eccv16", replace(entry, sha256="0" * 64))
