@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -271,6 +273,49 @@ def test_ctrl_c_stops_workers_cleanly_and_a_rerun_finishes(tmp_path: Path, tiny)
     assert again.returncode == 0, again.stderr.decode()
     table = again.stdout.decode()
     assert f"6 files: {6 - len(done)} succeeded, 0 failed, {len(done)} skipped" in table
+
+
+def test_a_stop_in_the_parent_leaves_no_pool_thread_running(tmp_path: Path, tiny: torch.nn.Module) -> None:
+    """When the parent stops (Ctrl-C, here raised from the result callback), the pool's manager
+    thread has ended before the interruption goes on: left running, it could close its wake-up
+    pipe just as the interpreter's exit hook writes to it, a traceback after the one-line message."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(4):
+        make_clip(src / f"c{k}.mp4", frames=8, size=(48, 32))
+
+    def interrupt(_result: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch([src], tmp_path / "out", OPTS, jobs=2, colorizer=tiny, on_result=interrupt)
+    running = [t.name for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"]
+    assert running == []
+
+
+def test_a_worker_that_ignores_the_stop_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker still alive after its grace period is killed: the pool's manager thread, and the
+    interpreter's exit with it, wait for every worker, so a stop must never hang."""
+    import multiprocessing
+
+    import vidcolor.batch as batch
+
+    monkeypatch.setattr(batch, "STOP_GRACE_S", 0.5)
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    stubborn = ctx.Process(target=_ignore_sigterm_and_wait, args=(ready,))
+    stubborn.start()
+    assert ready.wait(timeout=60), "the worker did not start"
+    t0 = time.monotonic()
+    batch._terminate([stubborn])
+    assert not stubborn.is_alive() and stubborn.exitcode == -signal.SIGKILL
+    assert time.monotonic() - t0 < 10
+
+
+def _ignore_sigterm_and_wait(ready: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ready.set()
+    time.sleep(60)
 
 
 def test_a_stop_that_lands_in_a_finaliser_still_stops_the_worker_quietly() -> None:

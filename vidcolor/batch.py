@@ -635,12 +635,24 @@ def _run_pool(
     pool.shutdown(wait=True)
 
 
+#: Seconds a worker has, after SIGTERM, to clean up its file in hand before it is killed.
+STOP_GRACE_S = 30.0
+
+
 def _terminate(procs: Iterable[Any]) -> None:
     """End worker processes after Ctrl-C: SIGTERM, which a worker turns into KeyboardInterrupt,
-    so the file in hand is cleaned up (temporary output removed, finished segments kept)."""
+    so the file in hand is cleaned up (temporary output removed, finished segments kept). One
+    still alive after STOP_GRACE_S is killed: the pool's manager thread, and with it the
+    interpreter's exit, waits for every worker, and a stop must never hang. (What a killed worker
+    was writing stays under its hidden temporary name, never at the destination.)"""
     procs = list(procs)
     for p in procs:
         if p.is_alive():
             p.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
     for p in procs:
-        p.join(timeout=30)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
