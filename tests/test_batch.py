@@ -293,6 +293,23 @@ def test_a_stop_in_the_parent_leaves_no_pool_thread_running(tmp_path: Path, tiny
     assert running == []
 
 
+def test_what_a_killed_attempt_left_is_removed_when_the_file_is_done(
+    tmp_path: Path, tiny: torch.nn.Module
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "c0.mp4", frames=8, size=(48, 32))
+    out = tmp_path / "out"
+    out.mkdir()
+    left = out / ".c0.0badc0de.partial.mp4"  # as a worker killed mid-file leaves it
+    left.write_bytes(b"half a film")
+    other = out / ".c00.0badc0de.partial.mp4"  # another output's: not this job's to remove
+    other.write_bytes(b"")
+    report = run_batch([src], out, OPTS, colorizer=tiny)
+    assert [r.status for r in report.results] == [DONE]
+    assert not left.exists() and other.exists()
+
+
 def test_a_worker_that_ignores_the_stop_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker still alive after its grace period is killed: the pool's manager thread, and the
     interpreter's exit with it, wait for every worker, so a stop must never hang."""

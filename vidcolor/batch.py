@@ -35,6 +35,7 @@ from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.formats import FILM_SUFFIXES, STILL_SUFFIXES
 from vidcolor.guidance.choose import write_report
 from vidcolor.guidance.library import check_folder, index_folder
+from vidcolor.media.atomic import stale_partials
 from vidcolor.options import ColorizeOptions
 from vidcolor.version import __version__
 
@@ -466,6 +467,10 @@ class Ledger:
         )
 
     def finish(self, i: int, result: JobResult, write: bool = True) -> None:
+        """Record what became of job ``i``, and remove the temporary files that earlier attempts at
+        its output left behind (a worker killed mid-file: a lost machine, a stop it ignored)."""
+        for stale in stale_partials(self.jobs[i].output):
+            stale.unlink(missing_ok=True)
         self.results[i] = result
         if write:
             append_record(self.manifest, _record(result))

@@ -10,7 +10,7 @@ for the join. Inputs and outputs must be on storage every node sees at the same 
 Ray runs a task again on another node when its worker or node is lost (up to RETRIES times).
 That is safe because every task writes exactly one file, atomically, at a path fixed by the job,
 and records are written here only when a task's result arrives: a lost attempt leaves at most a
-temporary file, which is removed once its film is settled (media/atomic.stale_partials).
+temporary file, which is removed once its film is settled (batch.Ledger.finish).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from vidcolor.cluster.connect import check_address, connect, import_ray
 from vidcolor.cluster.progress import BatchBar, FrameBoard
 from vidcolor.cluster.tasks import Node, SegmentDone, film_task, join_task, replaceable, segment_task
 from vidcolor.errors import UsageError
-from vidcolor.media.atomic import stale_partials
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.cuts import SEGMENT_SECONDS
 from vidcolor.pipeline.segments import SegmentedRun, open_segmented, runs_in_segments
@@ -259,9 +258,8 @@ class _Driver:
         )
 
     def _settle(self, film: _Film, result: JobResult, timed: bool = False) -> None:
-        """Record what became of a film; remove what lost attempts of it left behind."""
-        for stale in stale_partials(film.job.output):
-            stale.unlink(missing_ok=True)
+        """Record what became of a film (the ledger also removes what lost attempts of it left
+        behind)."""
         if film.run is not None:
             for placed in film.placed:
                 placed["attempts"] = len(self._started_on((film.index, placed["number"]))) or 1
