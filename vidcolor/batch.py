@@ -467,10 +467,13 @@ class Ledger:
         )
 
     def finish(self, i: int, result: JobResult, write: bool = True) -> None:
-        """Record what became of job ``i``, and remove the temporary files that earlier attempts at
-        its output left behind (a worker killed mid-file: a lost machine, a stop it ignored)."""
-        for stale in stale_partials(self.jobs[i].output):
-            stale.unlink(missing_ok=True)
+        """Record what became of job ``i``; for a file this batch ran or adopted, also remove the
+        temporary files that earlier attempts at its output left behind (a worker killed mid-file:
+        a lost machine, a stop it ignored). A skipped file had no attempt here: resuming a batch of
+        many files does not list the output folder once per file."""
+        if result.status != SKIPPED:
+            for stale in stale_partials(self.jobs[i].output):
+                stale.unlink(missing_ok=True)
         self.results[i] = result
         if write:
             append_record(self.manifest, _record(result))
