@@ -123,7 +123,7 @@ def temporary_beside(path: os.PathLike[str] | str, *, keep_suffix: bool = False)
             tmp.unlink(missing_ok=True)
 
 
-def new_file_mode() -> int:
+def _new_file_mode() -> int:
     """The permissions the umask gives a new ordinary file."""
     umask = os.umask(0)
     os.umask(umask)
@@ -148,10 +148,17 @@ def replacing(
         yield tmp
         if durable:
             fsync_file(tmp)
-        os.chmod(tmp, new_file_mode() if mode is None else mode)
-        os.replace(tmp, path)
+        put_in_place(tmp, path, mode)
     if durable:
         fsync_dir(path.parent)
+
+
+def put_in_place(tmp: Path, path: Path, mode: int | None = None) -> None:
+    """Rename the finished temporary file ``tmp`` over ``path``, with ``mode`` (default: a new
+    file's usual permissions, not the temporary's 0600). For a caller of :func:`temporary_beside`
+    that settles the destination's name only at the end; :func:`replacing` does it for the rest."""
+    os.chmod(tmp, _new_file_mode() if mode is None else mode)
+    os.replace(tmp, path)
 
 
 def write_atomic(

@@ -43,7 +43,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vidcolor.models as models
-from vidcolor.durable import new_file_mode, temporary_beside
+from vidcolor.durable import put_in_place, temporary_beside
 from vidcolor.errors import UsageError, VidcolorError
 from vidcolor.formats import CODEC_ALIASES, CODEC_SUFFIX, CODECS, DEFAULT_PRESET, presets_for
 from vidcolor.options import DEFAULT_CODEC, DEFAULT_MODEL, DEFAULT_SMOOTHING, ColorizeOptions
@@ -551,8 +551,7 @@ class Preview:
             n = 2
             while dst.exists():
                 dst, n = folder / f"{stem}-{n}{ext}", n + 1
-            os.chmod(tmp, new_file_mode())
-            os.replace(tmp, dst)
+            put_in_place(tmp, dst)
         return JSONResponse({"path": relative_name(self.root, dst), "size": size}, status_code=201)
 
     # ------------------------------------------------------------------------------------ app
