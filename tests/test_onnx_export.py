@@ -3,12 +3,14 @@ in its metadata what it is (licence, contract, render shape)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from vidcolor.cli import main
 from vidcolor.stages.onnx_export import export_onnx, export_shape
@@ -108,27 +110,19 @@ def test_onnx_step_follows_a_readout_change_on_the_live_model(tiny_model):
     assert np.abs(after - before).max() > 1e-3
 
 
+def _colorize_in_onnx_runtime(src: Path, dst: Path, model: Path) -> Result:
+    """``vidcolor colorize SRC -o DST --model MODEL --device cpu --runtime onnx``."""
+    args = ["colorize", str(src), "-o", str(dst), "--model", str(model), "--device", "cpu"]
+    return CliRunner().invoke(main, [*args, "--runtime", "onnx"])
+
+
 def test_missing_onnxruntime_is_one_line_naming_the_extra(tiny_model_path, clip, tmp_path, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
     src = clip(frames=4)
     dst = tmp_path / "out.mp4"
-    res = CliRunner().invoke(
-        main,
-        [
-            "colorize",
-            str(src),
-            "-o",
-            str(dst),
-            "--model",
-            str(tiny_model_path),
-            "--device",
-            "cpu",
-            "--runtime",
-            "onnx",
-        ],
-    )
+    res = _colorize_in_onnx_runtime(src, dst, tiny_model_path)
     assert res.exit_code == 5 and "pip install 'vidcolor[onnx]'" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not dst.exists()
 
@@ -136,21 +130,7 @@ def test_missing_onnxruntime_is_one_line_naming_the_extra(tiny_model_path, clip,
 def test_colorize_with_the_onnx_runtime_end_to_end(tiny_model_path, clip, tmp_path):
     src = clip(frames=6)
     dst = tmp_path / "out.mp4"
-    res = CliRunner().invoke(
-        main,
-        [
-            "colorize",
-            str(src),
-            "-o",
-            str(dst),
-            "--model",
-            str(tiny_model_path),
-            "--device",
-            "cpu",
-            "--runtime",
-            "onnx",
-        ],
-    )
+    res = _colorize_in_onnx_runtime(src, dst, tiny_model_path)
     assert res.exit_code == 0, res.output
     assert dst.stat().st_size > 0
 
