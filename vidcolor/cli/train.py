@@ -19,11 +19,11 @@ def _default(name: str) -> Callable[[], Any]:
     def read() -> Any:
         from vidcolor.train.loop import TrainConfig
 
-        owner: Any = TrainConfig
-        *parents, field = name.split(".")
-        for parent in parents:
-            owner = type(default_of(owner, parent))
-        return default_of(owner, field)
+        first, *rest = name.split(".")
+        value = default_of(TrainConfig, first)
+        for part in rest:
+            value = getattr(value, part)
+        return value
 
     return read
 
