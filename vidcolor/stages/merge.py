@@ -14,8 +14,13 @@ For each frame:
    turned into non-linear R'G'B' (sRGB transfer, BT.709 primaries -- or BT.2020 primaries when
    the matrix is BT.2020), clipped to the gamut in linear light.
 4. Y'CbCr outputs: Cb and Cr of that colour with the source matrix, at the source range and bit
-   depth, averaged over 2x2 (4:2:0) or 2x1 (4:2:2) pixels; the Y plane is the source's own, bit
-   for bit, so the output turned back to grey equals the input. RGB outputs (gbrp, rgb24, ...):
+   depth, computed once per chroma sample: from f(Y) averaged over its 2x2 (4:2:0) or 2x1 (4:2:2)
+   pixels and the coefficients of step 2 enlarged to the chroma grid, not per pixel and then
+   averaged. The colour math then runs on a quarter (a half) of the pixels; the chroma differs from
+   the per-pixel average only where the luma jumps inside a block, by far less than an encoder
+   changes it (measured on real and generated 480p film: Cb/Cr PSNR 64-80 dB between the two,
+   where libx264 at CRF 18 gives about 51). The Y plane is the source's own, bit for bit, so the
+   output turned back to grey equals the input. RGB outputs (gbrp, rgb24, ...):
    R'G'B' rebuilt from the source luma and that chroma, with the chroma scaled down just enough to
    stay in gamut, so their luma (with the source matrix) is the source luma up to rounding.
 
@@ -204,13 +209,21 @@ def _cbcr_matrix(matrix: str, scale: float, offset: float) -> np.ndarray:
 
 
 def _ab_full(
-    ab: np.ndarray, content: tuple[int, int], f_full: np.ndarray, guide: bool, radius: int, eps: float
+    ab: np.ndarray,
+    content: tuple[int, int],
+    f_full: np.ndarray,
+    guide: bool,
+    radius: int,
+    eps: float,
+    size: tuple[int, int],
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """ab at the full size, folded into the Lab -> f(X), f(Y), f(Z) step: returns ``(A3, B3)``,
-    float32 (H, W, 3) each, such that (f_x, f_y, f_z) = A3 * f + B3 with f = f(Y) of the source
-    (f_x = f + a/500, f_z = f - b/200). ``A3`` is None when it is 1 everywhere (not guided)."""
+    """ab enlarged to ``size`` = (height, width) (the frame's, or its chroma grid's), folded into
+    the Lab -> f(X), f(Y), f(Z) step: returns ``(A3, B3)``, float32 (height, width, 3) each, such
+    that (f_x, f_y, f_z) = A3 * f + B3 with f = f(Y) of the source at that grid (f_x = f + a/500,
+    f_z = f - b/200). ``A3`` is None when it is 1 everywhere (not guided). The guided filter's
+    coefficients are fitted against ``f_full``, the full-resolution f(Y)."""
     coef = _ab_coefficients(ab, content, f_full, guide, radius, eps)
-    height, width = f_full.shape
+    height, width = size
     zero = np.zeros(coef.shape[:2], np.float32)
     if coef.shape[2] == 2:
         a3, b3 = None, cv2.merge([coef[..., 0] / 500.0, zero, coef[..., 1] / -200.0])
@@ -293,8 +306,8 @@ def _linear_to_srgb_(c: np.ndarray) -> np.ndarray:
 
 
 def _strip_rgb(f: np.ndarray, A3: np.ndarray | None, B3: np.ndarray, f_to_rgb: np.ndarray) -> np.ndarray:
-    """Full-resolution rows: f(Y) (r, W) and the (r, W, 3) maps of :func:`_ab_full` -> R'G'B'
-    (r, W, 3) float32 in [0, 1]."""
+    """Rows of a grid (the frame's or its chroma's): f(Y) (r, W) and the (r, W, 3) maps of
+    :func:`_ab_full` -> R'G'B' (r, W, 3) float32 in [0, 1]."""
     f3 = cv2.merge([f, f, f])
     F = cv2.multiply(f3, A3) if A3 is not None else f3
     F += B3  # (f_x, f_y, f_z)
@@ -314,7 +327,7 @@ def _strip_rgb(f: np.ndarray, A3: np.ndarray | None, B3: np.ndarray, f_to_rgb: n
 
 
 def _halve(x: np.ndarray, sub_x: int, sub_y: int) -> np.ndarray:
-    """Average sub_y x sub_x blocks of (r, W, c); an odd last row/column averages with itself."""
+    """Average sub_y x sub_x blocks of (r, W) or (r, W, c); an odd last row/column averages with itself."""
     if sub_x == 1 and sub_y == 1:
         return x
     r, w = x.shape[:2]
@@ -383,7 +396,6 @@ def merge_frame(
         raise ValueError(f"pix_fmt {pix_fmt} holds fewer bits than the {bit_depth}-bit source luma")
     mat = resolve_matrix(matrix, y.shape[0])
     f_full = _source_f(y, bit_depth, full_range)
-    A, B = _ab_full(ab, content, f_full, guide, guide_radius, guide_eps)
     height, width = y.shape
     f_to_rgb = _f_to_linear_rgb("bt2020" if mat == "bt2020" else "bt709")
     top = (1 << fmt.bits) - 1
@@ -393,14 +405,13 @@ def merge_frame(
         scale, offset = (224.0 * s, 128.0 * s) if not full_range else (float(top), float(1 << (fmt.bits - 1)))
         cbcr_m = _cbcr_matrix(mat, scale, offset)
         ch_h, ch_w = -(-height // fmt.sub_y), -(-width // fmt.sub_x)
+        f_chroma = _halve(f_full, fmt.sub_x, fmt.sub_y)  # the mean f(Y) under each chroma sample
+        A, B = _ab_full(ab, content, f_full, guide, guide_radius, guide_eps, (ch_h, ch_w))
         cbcr = np.empty((ch_h, ch_w, 3), np.float32)  # (Cb, Cr, unused)
-        for r0 in range(0, height, STRIP_ROWS):
-            r1 = min(height, r0 + STRIP_ROWS)
-            rgb = _strip_rgb(f_full[r0:r1], None if A is None else A[r0:r1], B[r0:r1], f_to_rgb)
-            c0 = r0 // fmt.sub_y
-            cbcr[c0 : c0 + -(-(r1 - r0) // fmt.sub_y)] = _halve(
-                cv2.transform(rgb, cbcr_m), fmt.sub_x, fmt.sub_y
-            )
+        for r0 in range(0, ch_h, STRIP_ROWS):
+            r1 = min(ch_h, r0 + STRIP_ROWS)
+            rgb = _strip_rgb(f_chroma[r0:r1], None if A is None else A[r0:r1], B[r0:r1], f_to_rgb)
+            cbcr[r0:r1] = cv2.transform(rgb, cbcr_m)
         q = _quantise(cbcr, top, fmt.dtype)
         u, v = np.ascontiguousarray(q[..., 0]), np.ascontiguousarray(q[..., 1])
         if fmt.bits == bit_depth:
@@ -410,6 +421,7 @@ def merge_frame(
         return y_out, u, v
 
     # RGB outputs: source luma + the chroma of the Lab colour, kept in gamut.
+    A, B = _ab_full(ab, content, f_full, guide, guide_radius, guide_eps, (height, width))
     grey = _source_grey(y, bit_depth, full_range)
     rgb_full = _rgb_from_luma(f_full, grey, A, B, f_to_rgb, mat)
     q = _quantise(rgb_full * np.float32(top), top, fmt.dtype)
@@ -461,7 +473,7 @@ def merge_rgb(
     if y.ndim != 2:
         raise ValueError(f"expected a luma plane (H, W), got shape {y.shape}")
     f_full = _source_f(y, bit_depth, full_range)
-    A, B = _ab_full(ab, content, f_full, guide, GUIDE_RADIUS, GUIDE_EPS)
+    A, B = _ab_full(ab, content, f_full, guide, GUIDE_RADIUS, GUIDE_EPS, y.shape)
     f_to_rgb = _f_to_linear_rgb("bt709")
     if keep_luma:
         rgb = _rgb_from_luma(f_full, _source_grey(y, bit_depth, full_range), A, B, f_to_rgb, "bt601")
