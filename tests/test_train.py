@@ -212,6 +212,41 @@ def test_encoder_tail_trains_only_the_last_blocks_and_the_head_conv(tmp_path: Pa
     assert changed == {"_blocks.14", "_blocks.15", "_conv_head", "_bn1"}
 
 
+def test_adapted_encoder_moves_toward_the_colour_features_and_is_reused(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vidcolor.models import load
+    from vidcolor.models.efficientnet_lite import EfficientNetLite
+    from vidcolor.train import adapt
+
+    torch.manual_seed(0)
+    cfg = replace(
+        _tiny(tmp_path, corpus, steps=2), adapt=adapt.AdaptConfig(steps=30, batch=4, lr=1e-4, val_every=15)
+    )
+    after = load(train(cfg, progress=False), "cpu", half=False)
+    assert isinstance(after, Colorizer)
+    pretrained = EfficientNetLite("lite0")
+    pretrained.load_pretrained()
+    run = tmp_path / "run"
+    saved = torch.load(run / adapt.FILE, weights_only=True)
+    log = [json.loads(x) for x in (run / "adapt.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [0, 15, 30]
+    # The validation distance fell, and the student with the lowest one is what the decoder got,
+    # frozen: the checkpoint's encoder is the adapted one, its batch norm statistics ImageNet's.
+    assert min(r["val"] for r in log[1:]) < log[0]["val"] and saved["val"] == min(r["val"] for r in log)
+    state = after.encoder.state_dict()
+    assert all(torch.equal(state[k].float(), v.float()) for k, v in saved["state_dict"].items())
+    moved = [
+        k
+        for k, v in pretrained.state_dict().items()
+        if v.is_floating_point() and not torch.equal(state[k], v)
+    ]
+    assert "_conv_stem.weight" in moved and not any("running_" in k for k in moved)
+    # A second run with the same settings reads the file instead of adapting again.
+    monkeypatch.setattr(adapt, "distance", lambda *a: pytest.fail("adapted again"))
+    train(replace(cfg, out=str(run)), progress=False)
+
+
 def test_calibrate_chooses_on_the_runs_own_validation_split(tmp_path: Path, corpus: Path) -> None:
     from vidcolor.train import calibrate
     from vidcolor.train.data import load_corpus, split

@@ -86,6 +86,14 @@ def _default(name: str) -> Callable[[], Any]:
     show_default=True,
     help="Train the encoder's last N blocks and head conv, at a tenth of --lr (cheap: 1/32 resolution).",
 )
+@click.option(
+    "--adapt-steps",
+    type=click.IntRange(0),
+    cls=LazyDefault,
+    default=_default("adapt.steps"),
+    show_default=True,
+    help="First adapt the encoder to grey film for N steps (distillation from its colour view); 0: off.",
+)
 @click.option("--device", cls=LazyDefault, default=_default("device"), show_default=True)
 @click.option(
     "--threads",
@@ -113,6 +121,7 @@ def train(
     rebalance_lambda: float,
     finetune_encoder: bool,
     encoder_tail: int,
+    adapt_steps: int,
     device: str,
     threads: int,
     resume: bool,
@@ -125,6 +134,7 @@ def train(
         from dataclasses import replace
 
         from vidcolor.models.colorizer import ColorizerConfig
+        from vidcolor.train.adapt import AdaptConfig
         from vidcolor.train.augment import AugmentConfig
         from vidcolor.train.loop import TrainConfig
         from vidcolor.train.loop import train as run_train
@@ -157,7 +167,7 @@ def train(
             device=device,
             threads=threads,
         )
-        cfg = replace(cfg, augment=replace(AugmentConfig(), crop=crop))
+        cfg = replace(cfg, augment=replace(AugmentConfig(), crop=crop), adapt=AdaptConfig(steps=adapt_steps))
         last = run_train(cfg, resume=resume, progress=not quiet)
         if not quiet:
             click.echo(f"checkpoint: {last} (best by validation: {last.with_name('best.pt')})")

@@ -24,6 +24,7 @@ from vidcolor.durable import write_atomic
 from vidcolor.models.ab_bins import nearest_bin, nearest_bin_fast, rebalance_weights, soft_encode
 from vidcolor.models.checkpoint import save_checkpoint
 from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig, Head
+from vidcolor.train.adapt import AdaptConfig, adapted_encoder
 from vidcolor.train.augment import AugmentConfig, make_example
 from vidcolor.train.data import Sample, corpus_id, load_corpus, split
 
@@ -55,6 +56,9 @@ class TrainConfig:
     # colour). 0: all frozen.
     encoder_tail: int = 0
     encoder_lr_scale: float = 0.1
+    # Before the decoder trains, the encoder can be adapted to grey film (train/adapt.py); its
+    # ``steps`` 0 keeps the ImageNet weights.
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ColorizerConfig = field(default_factory=ColorizerConfig)
 
@@ -227,6 +231,20 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     model = Colorizer(cfg.model)
     model.encoder.load_pretrained()
     model.to(device)
+    last = out / "last.pt"
+    if cfg.adapt.steps > 0 and not (resume and last.is_file()):  # a resumed run's checkpoint holds it
+        state = adapted_encoder(
+            model.encoder,
+            train_s,
+            val_s,
+            cfg.augment,
+            cfg.adapt,
+            out,
+            data_id=data_id,
+            seed=cfg.seed,
+            progress=progress,
+        )
+        model.encoder.load_state_dict(state)
     if cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
         for part in encoder_tail(model, cfg.encoder_tail):
@@ -242,7 +260,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         [{"params": ps, "lr": lr} for ps, lr in rates], lr=cfg.lr, weight_decay=cfg.weight_decay
     )
 
-    last = out / "last.pt"
     step = 0
     if resume and last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=True)
