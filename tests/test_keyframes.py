@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from vidcolor.frames import LBatch
 from vidcolor.options import ColorizeOptions
 from vidcolor.pipeline.run import colorize_video
 from vidcolor.pipeline.stream import colorize_frames
-from vidcolor.stages.keyframes import CPU_MODEL_EVERY, KeyframeCarry, key_interval
+from vidcolor.stages.keyframes import CPU_MODEL_EVERY, CarryPlan, KeyframeCarry, key_interval
 
 H, W = 64, 96
 
@@ -120,6 +122,37 @@ def test_reset_and_a_new_picture_size_start_from_a_key_frame():
     small = [f[:32, :48].copy() for f in pan(5, 2)]
     carry(batch(small, 4))
     assert step.frames == [0, 2, 4]
+
+
+def test_decisions_made_ahead_on_another_thread_give_the_same_colour() -> None:
+    """The film runner decides every batch's key frames on the decode thread, batches ahead of the
+    model thread that applies them: the same frames go through the model, the same colour comes out."""
+    frames = pan(6, 7) + pan(7, 9)
+    step_a, step_b = FakeStep(), FakeStep()
+    alone = run(KeyframeCarry(step_a, 3), frames, size=4)
+    carry = KeyframeCarry(step_b, 3)
+    batches = [batch(frames[i : i + 4], i) for i in range(0, len(frames), 4)]
+    plans: list[CarryPlan] = []
+    decider = threading.Thread(target=lambda: plans.extend(carry.decide(b) for b in batches))
+    decider.start()
+    decider.join()  # every decision made before the first batch reaches the model
+    ahead = np.concatenate([carry.apply(b, p) for b, p in zip(batches, plans, strict=True)])
+    assert step_b.frames == step_a.frames
+    np.testing.assert_array_equal(ahead, alone)
+
+
+def test_apply_after_a_reset_runs_the_model_where_the_plan_carried_from_the_last_batch() -> None:
+    step = FakeStep()
+    carry = KeyframeCarry(step, 4)
+    frames = pan(8, 8)
+    first, second = batch(frames[:3], 0), batch(frames[3:6], 3)
+    p1, p2 = carry.decide(first), carry.decide(second)
+    assert any(k < 0 for k, _ in p2.maps.values())  # frame 3 was to take frame 0's colour
+    carry.apply(first, p1)
+    carry.reset_apply()  # e.g. guided frames went through the model in between
+    out = carry.apply(second, p2)
+    assert step.frames == [0, 3, 4]  # frame 3 through the model, frame 4 a key of the film's own
+    np.testing.assert_array_equal(out[:2], FakeStep.truth(np.stack(frames[3:5])))
 
 
 def test_the_streaming_api_with_model_every(tiny_model):

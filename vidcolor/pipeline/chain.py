@@ -3,8 +3,8 @@
 smoothing reset at scene cuts [4].
 
 Every caller drives this same chain, so the arithmetic is the same everywhere: the film runner
-(pipeline/run.py) calls :meth:`to_l` + :meth:`plan`, :meth:`model` and :meth:`finish` +
-:meth:`smooth` on three threads; the in-memory stream (pipeline/stream.py) and stills
+(pipeline/run.py) calls :meth:`to_l` + :meth:`plan` + :meth:`plan_carry`, :meth:`model` and
+:meth:`finish` + :meth:`smooth` on three threads; the in-memory stream (pipeline/stream.py) and stills
 (pipeline/image.py) call them one after the other. Batches must come in film order.
 """
 
@@ -19,7 +19,7 @@ from vidcolor.frames import Frame, LBatch
 from vidcolor.guidance.guide import Guide, GuidePlan, guided
 from vidcolor.options import ColorizeOptions
 from vidcolor.stages.batch_l import make_batch
-from vidcolor.stages.keyframes import KeyframeCarry, key_interval
+from vidcolor.stages.keyframes import CarryPlan, KeyframeCarry, key_interval
 from vidcolor.stages.model_step import ModelStep
 from vidcolor.stages.scene_cut import SceneCutDetector
 from vidcolor.stages.smooth import TemporalSmoother
@@ -64,13 +64,23 @@ class StageChain:
         model, so a runner does it ahead of the model; None without guidance."""
         return None if self.guide is None else self.guide.plan(lb, times)
 
-    def model(self, lb: LBatch, plan: GuidePlan | None) -> Any:
-        """[3] The model's output for ``lb``: raw ab (N, 2, h, w) float32, or the guidance's
-        ModelOutput where ``plan`` is given."""
+    def plan_carry(self, lb: LBatch, plan: GuidePlan | None) -> CarryPlan | None:
+        """Which frames of ``lb`` the model runs on and how colour is carried to the others: needs
+        only L, so a runner makes it ahead of the model, with :meth:`plan`. None for a guided batch
+        (``plan`` given), which goes through the model whole."""
         if self.guide is None or plan is None:
-            return self.carry(lb)
+            return self.carry.decide(lb)
+        self.carry.reset_decide()  # carrying starts afresh after guided frames
+        return None
+
+    def model(self, lb: LBatch, plan: GuidePlan | None, carried: CarryPlan | None) -> Any:
+        """[3] The model's output for ``lb``: raw ab (N, 2, h, w) float32, or the guidance's
+        ModelOutput where ``plan`` is given; ``carried``: :meth:`plan_carry`'s answer."""
+        if self.guide is None or plan is None:
+            assert carried is not None  # plan_carry decides every unguided batch
+            return self.carry.apply(lb, carried)
         out = self.guide.model(self.step, lb, plan)
-        self.carry.reset()  # guided frames all go through the model; carrying starts afresh after them
+        self.carry.reset_apply()  # guided frames all go through the model; carrying starts afresh after them
         return out
 
     def finish(self, lb: LBatch, plan: GuidePlan | None, out: Any) -> np.ndarray:
@@ -84,7 +94,7 @@ class StageChain:
         guidance's plan for :meth:`smooth`, None without guidance)."""
         lb = self.to_l(frames)
         plan = self.plan(lb, times)
-        return lb, self.finish(lb, plan, self.model(lb, plan)), plan
+        return lb, self.finish(lb, plan, self.model(lb, plan, self.plan_carry(lb, plan))), plan
 
     def smooth(
         self, index: int, ab: np.ndarray, L: np.ndarray, plan: GuidePlan | None = None, i: int = 0

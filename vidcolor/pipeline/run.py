@@ -277,7 +277,8 @@ class StageJob:
 class _StageThreads:
     """The four stage threads of one job and the queues between them.
 
-    Thread ownership: ``read`` (decode, to L and the guidance's planning) runs on the decode
+    Thread ownership: ``read`` (decode, to L, the guidance's planning and the key frames' choice
+    and flow) runs on the decode
     thread, ``model`` on the model thread, ``colour`` (guidance finish, smoothing, the segment's
     re-numbering) on the colour thread, ``merge`` on the merge thread; the calling thread encodes
     (``encode``). Each method touches only the chain's part its thread owns (see StageChain).
@@ -329,9 +330,10 @@ class _StageThreads:
             frames = self._noted(frames, self.check)
         for batch in _batches(frames, opts.batch_size):
             lb = self.chain.to_l(batch)
-            # The guidance's tracking needs nothing from the model: it runs here, ahead of it.
+            # The guidance's tracking and the key frames' flow need nothing from the model: they
+            # run here, ahead of it, off the model thread that sets the pace.
             guided = self.chain.plan(lb, frame_times(batch, job.info))
-            self.to_model.put((batch, lb, guided))
+            self.to_model.put((batch, lb, guided, self.chain.plan_carry(lb, guided)))
         self.to_model.put(END)
 
     @staticmethod
@@ -341,8 +343,8 @@ class _StageThreads:
             yield f
 
     def model(self) -> None:
-        for batch, lb, guided in self.to_model:
-            self.to_colour.put((batch, lb, guided, self.chain.model(lb, guided)))
+        for batch, lb, guided, carried in self.to_model:
+            self.to_colour.put((batch, lb, guided, self.chain.model(lb, guided, carried)))
         self.to_colour.put(END)
 
     def colour(self) -> None:

@@ -76,6 +76,16 @@ class CarryStats:
         )
 
 
+@dataclass(frozen=True)
+class CarryPlan:
+    """What :meth:`KeyframeCarry.decide` made of one batch: the indices (in the batch) of its key
+    frames, and for every other frame (its key frame's index in the batch, -1 for the previous
+    batch's last key frame; the remap grid float32 (h, w, 2) that pulls the key frame onto it)."""
+
+    keys: list[int]
+    maps: dict[int, tuple[int, np.ndarray]]
+
+
 class KeyframeCarry:
     """A model step that runs the model on key frames only; see the module docstring.
 
@@ -108,54 +118,84 @@ class KeyframeCarry:
             if every > 1
             else None
         )
-        self._key: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (L, L8, ab) of the last key
+        # The last key frame: its (L, L8) for decide (the planning thread), its ab for apply (the
+        # model thread).
+        self._key: tuple[np.ndarray, np.ndarray] | None = None
+        self._key_ab: np.ndarray | None = None
         self._grid: np.ndarray | None = None
 
     def reset(self) -> None:
         """Forget the last key frame: the next frame goes through the model."""
+        self.reset_decide()
+        self.reset_apply()
+
+    def reset_decide(self) -> None:
+        """:meth:`reset`, the part :meth:`decide`'s thread owns."""
         self._key = None
+
+    def reset_apply(self) -> None:
+        """:meth:`reset`, the part :meth:`apply`'s thread owns."""
+        self._key_ab = None
 
     def __call__(self, lb: LBatch) -> np.ndarray:
         """LBatch (L float32 (N, 1, h, w) in [0, 100]) -> ab float32 (N, 2, h, w), raw a*b* units."""
-        if self.every == 1:
-            ab = self.step(lb)
-            self.stats.model_frames += len(lb.indices)
-            return ab
+        return self.apply(lb, self.decide(lb))
+
+    def decide(self, lb: LBatch) -> CarryPlan:
+        """Which frames of ``lb`` are key frames and the flow map of every other one. Needs only L,
+        so a runner makes it ahead of the model, on another thread than :meth:`apply` (each keeps
+        its own state: this one the last key frame's L, :meth:`apply` its ab). Batches in order."""
         n, _, h, w = lb.L.shape
+        if self.every == 1:
+            return CarryPlan(list(range(n)), {})
         if self._key is not None and self._key[0].shape != (h, w):
             self._key = None  # the picture changed size: nothing can be carried across
-        L8 = [_to_u8(lb.L[i, 0]) for i in range(n)]
-        # Decide the key frames first (this needs only L), then run the model once on all of them.
         keys: list[int] = []
         maps: dict[int, tuple[int, np.ndarray]] = {}  # carried frame -> (its key: -1 = previous batch, map)
-        ref: tuple[int, np.ndarray, np.ndarray] | None = None  # (key index, L, L8)
-        prev_ab = None
-        if self._key is not None:
-            ref = (-1, self._key[0], self._key[1])
-            prev_ab = self._key[2]
+        ref = None if self._key is None else (-1, *self._key)  # (key index, L, L8)
         for i in range(n):
+            L8 = _to_u8(lb.L[i, 0])
             carry = None
             if ref is not None and (self.first_index + lb.indices[i]) % self.every != 0:
-                carry = self._warp_map(L8[i], ref[2], lb.L[i, 0], ref[1], lb.content)
+                carry = self._warp_map(L8, ref[2], lb.L[i, 0], ref[1], lb.content)
             if carry is None:
                 keys.append(i)
-                ref = (i, lb.L[i, 0], L8[i])
+                ref = (i, lb.L[i, 0], L8)
             else:
                 assert ref is not None
                 maps[i] = (ref[0], carry)
-        out = np.empty((n, 2, h, w), np.float32)
         if keys:
-            out[keys] = self.step(LBatch(tuple(lb.indices[k] for k in keys), lb.L[keys], lb.content))
+            self._key = (lb.L[keys[-1], 0], _to_u8(lb.L[keys[-1], 0]))
+        return CarryPlan(keys, maps)
+
+    def apply(self, lb: LBatch, plan: CarryPlan) -> np.ndarray:
+        """The ab (N, 2, h, w) float32 of ``lb``: the model on ``plan``'s key frames, the others
+        their key frame's ab pulled along their map. Batches in order, as :meth:`decide` saw them."""
+        n, _, h, w = lb.L.shape
+        keys, maps = list(plan.keys), dict(plan.maps)
+        prev_ab = self._key_ab
+        if prev_ab is not None and prev_ab.shape[1:] != (h, w):
+            prev_ab = None
+        if prev_ab is None and any(k < 0 for k, _ in maps.values()):
+            # Reset since the plan was made: the frames that would take the last batch's key go
+            # through the model themselves.
+            keys = sorted([*keys, *(i for i, (k, _) in maps.items() if k < 0)])
+            maps = {i: km for i, km in maps.items() if km[0] >= 0}
+        if len(keys) == n:
+            out = self.step(lb)
+        else:
+            out = np.empty((n, 2, h, w), np.float32)
+            if keys:
+                out[keys] = self.step(LBatch(tuple(lb.indices[k] for k in keys), lb.L[keys], lb.content))
         for i in range(n):  # in order: a carried frame's key is earlier in the batch or before it
             if i in maps:
                 k, m = maps[i]
                 src = out[k] if k >= 0 else prev_ab
-                assert src is not None  # k == -1 only when the previous batch left a key frame
+                assert src is not None  # k == -1 only while the previous batch's key ab is held
                 out[i] = _remap(src, m)
-        last = keys[-1] if keys else None
-        if last is not None:
+        if keys and self.every > 1:
             # A copy: ``out`` goes down the queue to the next stage while the next batch reads the key.
-            self._key = (lb.L[last, 0], L8[last], out[last].copy())
+            self._key_ab = out[keys[-1]].copy()
         self.stats.model_frames += len(keys)
         self.stats.carried_frames += n - len(keys)
         return out
