@@ -31,7 +31,7 @@ _THREAD = re.compile(r"^thread \((?P<tid>\w+)\)(?:: (?P<name>[^;]*))?;(?P<stack>
 _FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:]+):(?P<line>\d+)\)$")
 #: Stage threads of the runner and what their work is called here.
 THREADS = {
-    "vidcolor-decode": "[1] decode + [2] to L (+ guidance: tracking)",
+    "vidcolor-decode": "[1] decode + [2] to L + key frames and their flow (+ guidance: tracking)",
     "vidcolor-model": "[3] model",
     "vidcolor-colour": "[4] smooth (+ guidance: colours applied)",
     "vidcolor-merge": "[5] merge",
