@@ -278,10 +278,10 @@ class _StageThreads:
     """The four stage threads of one job and the queues between them.
 
     Thread ownership: ``read`` (decode, to L, the guidance's planning and the key frames' choice
-    and flow) runs on the decode
-    thread, ``model`` on the model thread, ``colour`` (guidance finish, smoothing, the segment's
-    re-numbering) on the colour thread, ``merge`` on the merge thread; the calling thread encodes
-    (``encode``). Each method touches only the chain's part its thread owns (see StageChain).
+    and flow) runs on the decode thread, ``model`` on the model thread, ``colour`` (guidance
+    finish, smoothing, the segment's re-numbering) on the colour thread, ``merge`` on the merge
+    thread; the calling thread encodes (``encode``). Each method touches only the chain's part
+    its thread owns (see StageChain).
     """
 
     def __init__(self, job: StageJob, stats: DecodeStats, check: LiveCheck | None = None) -> None:
