@@ -244,7 +244,7 @@ def test_adapted_encoder_moves_toward_the_colour_features_and_is_reused(
     assert "_conv_stem.weight" in moved and not any("running_" in k for k in moved)
     # A second run with the same settings reads the file instead of adapting again.
     monkeypatch.setattr(adapt, "distance", lambda *a: pytest.fail("adapted again"))
-    train(replace(cfg, out=str(run)), progress=False)
+    train(cfg, progress=False)
 
 
 def test_calibrate_chooses_on_the_runs_own_validation_split(tmp_path: Path, corpus: Path) -> None:

@@ -164,8 +164,8 @@ class KeyframeCarry:
             else:
                 assert ref is not None
                 maps[i] = (ref[0], carry)
-        if keys:
-            self._key = (lb.L[keys[-1], 0], _to_u8(lb.L[keys[-1], 0]))
+        if ref is not None and ref[0] >= 0:  # the batch's last key frame
+            self._key = (ref[1], ref[2])
         return CarryPlan(keys, maps)
 
     def apply(self, lb: LBatch, plan: CarryPlan) -> np.ndarray:
@@ -173,9 +173,7 @@ class KeyframeCarry:
         their key frame's ab pulled along their map. Batches in order, as :meth:`decide` saw them."""
         n, _, h, w = lb.L.shape
         keys, maps = list(plan.keys), dict(plan.maps)
-        prev_ab = self._key_ab
-        if prev_ab is not None and prev_ab.shape[1:] != (h, w):
-            prev_ab = None
+        prev_ab = self._key_ab  # decide carried nothing across a change of size, so it fits
         if prev_ab is None and any(k < 0 for k, _ in maps.values()):
             # Reset since the plan was made: the frames that would take the last batch's key go
             # through the model themselves.
