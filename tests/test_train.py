@@ -192,6 +192,33 @@ def test_calibrate_picks_a_readout_and_exports_it_with_the_rebalancing_weights(
     assert record["calibration"]["prior_correction"] == r["chosen"]["prior_correction"]
 
 
+def test_calibrate_flip_scores_heads_averaged_with_the_mirror_image(tmp_path: Path, corpus: Path) -> None:
+    from vidcolor.train import calibrate
+
+    torch.manual_seed(0)
+    model = Colorizer(ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16)).eval()
+    L = torch.rand(1, 1, 64, 96) * 100
+    with torch.inference_mode():
+        plain, flipped = calibrate.heads(model, L), calibrate.heads(model, L, flip=True)
+        mirrored = calibrate.heads(model, L.flip(3), flip=True)
+        mirror_plain = calibrate.heads(model, L.flip(3))
+    for k in range(2):
+        # The mean of the two views, and so the same for a picture and its mirror image, mirrored.
+        torch.testing.assert_close(flipped[k], 0.5 * (plain[k] + mirror_plain[k].flip(3)))
+        torch.testing.assert_close(mirrored[k], flipped[k].flip(3))
+        assert not torch.allclose(flipped[k], plain[k])  # the network itself is not mirror-symmetric
+    last = train(_tiny(tmp_path, corpus, steps=1), progress=False)
+    base = ["--checkpoint", str(last), "--data", str(corpus / "photos"), "--render-size", "64"]
+    base += ["--temperatures", "0.38", "--blends", "0.5", "--saturations", "1.0", "--threads", "1"]
+    report = tmp_path / "flip.json"
+    assert calibrate.main([*base, "--flip", "--report", str(report)]) == 0
+    assert calibrate.main([*base, "--report", str(tmp_path / "plain.json")]) == 0
+    scores = [json.loads(p.read_text())["all"] for p in (report, tmp_path / "plain.json")]
+    assert [r["ciede2000"] for r in scores[0]] != [r["ciede2000"] for r in scores[1]]
+    with pytest.raises(SystemExit, match="--flip"):
+        calibrate.main([*base, "--flip", "--export", str(tmp_path / "m.pt")])
+
+
 def test_encoder_tail_trains_only_the_last_blocks_and_the_head_conv(tmp_path: Path, corpus: Path) -> None:
     from vidcolor.models import load
     from vidcolor.models.efficientnet_lite import EfficientNetLite

@@ -107,12 +107,26 @@ def validation_pictures(
     return [s.rgb for s in val]
 
 
+def heads(model: Colorizer, L: torch.Tensor, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's two heads for L (N, 1, h, w): (class logits, regression). ``flip``: each the
+    mean of the picture's and its mirror image's (mirrored back), a test-time flip."""
+    logits, reg = model.decode(model.encode(L), None)
+    if flip:
+        logits_m, reg_m = model.decode(model.encode(L.flip(3)), None)
+        logits, reg = 0.5 * (logits + logits_m.flip(3)), 0.5 * (reg + reg_m.flip(3))
+    return logits, reg
+
+
 @torch.inference_mode()
 def score_readouts(
-    model: Colorizer, pictures: Iterable[np.ndarray], render_size: int, grid: list[dict[str, Any]]
+    model: Colorizer,
+    pictures: Iterable[np.ndarray],
+    render_size: int,
+    grid: list[dict[str, Any]],
+    flip: bool = False,
 ) -> list[dict[str, Any]]:
     """Mean CIEDE2000 and colourfulness (and the truth's) of every readout in ``grid`` over the
-    pictures (RGB uint8 (H, W, 3) each)."""
+    pictures (RGB uint8 (H, W, 3) each); ``flip``: of the heads with a test-time flip (:func:`heads`)."""
     sums = np.zeros((len(grid), 2))
     truth_colourfulness, grey_ciede, n = 0.0, 0.0, 0
     from fractions import Fraction
@@ -124,7 +138,7 @@ def score_readouts(
         lab_true = rgb_to_lab(rgb.astype(np.float32) / 255.0)
         batch = make_batch([Frame(0, 0, Fraction(1), y)], 8, True, render_size, model.stride)
         L = torch.from_numpy(batch.L)
-        logits, reg = model.decode(model.encode(L), None)
+        logits, reg = heads(model, L, flip)
         truth_colourfulness += metrics.colourfulness(rgb)
         grey_lab = rgb_to_lab(np.repeat(y[..., None], 3, axis=2).astype(np.float32) / 255.0)
         grey_ciede += float(metrics.ciede2000(grey_lab, lab_true).mean())
@@ -183,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--confidence-gammas", type=float, nargs="+", default=CONFIDENCE_GAMMAS)
     ap.add_argument("--max-frames", type=int, default=1, help="frames per video (images have one)")
     ap.add_argument("--every", type=int, default=1, help="score every N-th frame of a video")
+    ap.add_argument(
+        "--flip",
+        action="store_true",
+        help="score the heads averaged with the mirror image's (twice the network's cost; not exported)",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -211,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.val_of
         else media_pictures(args.data, args.max_frames, every=args.every)
     )
-    results = score_readouts(model, pictures, args.render_size, grid)
+    if args.flip and args.export:
+        raise SystemExit("--flip scores a readout the shipped file cannot run; drop --export")
+    results = score_readouts(model, pictures, args.render_size, grid, args.flip)
     best = choose(results, args.min_colourfulness)
     print(json.dumps(best))
     if args.report:
