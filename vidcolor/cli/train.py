@@ -77,7 +77,17 @@ def _default(name: str) -> Callable[[], Any]:
     show_default=True,
     help="Class rebalancing of the colour bins: 1 none, lower weighs rare (saturated) colours more.",
 )
-@click.option("--finetune-encoder", is_flag=True, help="Train the encoder too (about 10x slower on a CPU).")
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Start from this vidcolor checkpoint's weights (same architecture) instead of ImageNet's.",
+)
+@click.option(
+    "--finetune-encoder",
+    is_flag=True,
+    help="Train the encoder too, at a tenth of --lr (about 10x slower on a CPU).",
+)
 @click.option(
     "--encoder-tail",
     type=int,
@@ -119,6 +129,7 @@ def train(
     decoder_widths: str,
     global_dim: int,
     rebalance_lambda: float,
+    init: Path | None,
     finetune_encoder: bool,
     encoder_tail: int,
     adapt_steps: int,
@@ -163,6 +174,7 @@ def train(
                 widths=(widths[0], widths[1], widths[2], widths[3], widths[4]), global_dim=global_dim
             ),
             freeze_encoder=not finetune_encoder,
+            init=None if init is None else str(init),
             encoder_tail=encoder_tail,
             device=device,
             threads=threads,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from vidcolor.durable import write_atomic
 from vidcolor.models.ab_bins import nearest_bin, nearest_bin_fast, rebalance_weights, soft_encode
-from vidcolor.models.checkpoint import save_checkpoint
+from vidcolor.models.checkpoint import load_state_checked, read_checkpoint, save_checkpoint
 from vidcolor.models.colorizer import AB_SCALE, Colorizer, ColorizerConfig, Head
 from vidcolor.train.adapt import AdaptConfig, adapted_encoder
 from vidcolor.train.augment import AugmentConfig, make_example
@@ -50,12 +50,16 @@ class TrainConfig:
     threads: int = 0  # 0: torch's default
     device: str = "auto"
     freeze_encoder: bool = True
-    # With a frozen encoder, its last ``encoder_tail`` blocks and the head convolution still train, at
-    # ``encoder_lr_scale`` times the decoder's rate: they run at 1/32 of the crop's size, so they cost
-    # little, and they let the semantics the fusion reads adapt to grey film (the ImageNet encoder saw
-    # colour). 0: all frozen.
+    # With a frozen encoder, its last ``encoder_tail`` blocks and the head convolution still train:
+    # they run at 1/32 of the crop's size, so they cost little, and they let the semantics the fusion
+    # reads adapt to grey film (the ImageNet encoder saw colour). 0: all frozen.
     encoder_tail: int = 0
+    # The encoder's trained weights (its tail, or all of it when not frozen) learn at this times the
+    # decoder's rate: a rate the fresh decoder needs would wash out what ImageNet taught them.
     encoder_lr_scale: float = 0.1
+    # A vidcolor checkpoint of the same architecture whose weights the network starts from (encoder
+    # and decoder), instead of the ImageNet encoder and a fresh decoder: to fine-tune a trained model.
+    init: str | None = None
     # Before the decoder trains, the encoder can be adapted to grey film (train/adapt.py); its
     # ``steps`` 0 keeps the ImageNet weights.
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
@@ -229,7 +233,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     data_id = corpus_id(samples)
 
     model = Colorizer(cfg.model)
-    model.encoder.load_pretrained()
+    if cfg.init:
+        start = read_checkpoint(cfg.init)["state_dict"]
+        load_state_checked(
+            model, {k: v.float() if v.is_floating_point() else v for k, v in start.items()}, cfg.init
+        )
+    else:
+        model.encoder.load_pretrained()
     model.to(device)
     last = out / "last.pt"
     if cfg.adapt.steps > 0 and not (resume and last.is_file()):  # a resumed run's checkpoint holds it
@@ -250,10 +260,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         for part in encoder_tail(model, cfg.encoder_tail):
             part.requires_grad_(True)
     params = [p for p in model.parameters() if p.requires_grad]
-    tail_ids = {id(p) for p in model.encoder.parameters() if p.requires_grad} if cfg.freeze_encoder else set()
+    encoder_ids = {id(p) for p in model.encoder.parameters() if p.requires_grad}
     rates = [
-        ([p for p in params if id(p) not in tail_ids], cfg.lr),
-        ([p for p in params if id(p) in tail_ids], cfg.lr * cfg.encoder_lr_scale),
+        ([p for p in params if id(p) not in encoder_ids], cfg.lr),
+        ([p for p in params if id(p) in encoder_ids], cfg.lr * cfg.encoder_lr_scale),
     ]
     rates = [(ps, lr) for ps, lr in rates if ps]
     opt = torch.optim.AdamW(
