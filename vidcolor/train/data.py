@@ -22,6 +22,7 @@ from vidcolor.errors import InputError
 from vidcolor.formats import FILM_SUFFIXES, STILL_SUFFIXES
 
 TAR_EXTS = (".tar", ".tar.gz", ".tgz")
+TRAIN_SIDE = 256  # px: the short side every picture is loaded at (a crop then takes part of it)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class Sample:
     rgb: np.ndarray  # (H, W, 3) uint8 sRGB
 
 
-def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
+def shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """A picture (H, W, C) with its short side cut to ``max_side`` px (area averaging); no larger."""
     h, w = rgb.shape[:2]
     s = max_side / min(h, w)
     if s >= 1.0:
@@ -87,7 +89,7 @@ def _video_frames(path: Path, every_s: float, max_frames: int) -> Iterator[np.nd
 
 def load_corpus(
     dirs: Sequence[str | Path],
-    max_side: int = 256,
+    max_side: int = TRAIN_SIDE,
     video_every_s: float = 2.0,
     video_max_frames: int = 30,
 ) -> list[Sample]:
@@ -105,7 +107,7 @@ def load_corpus(
             if ext in STILL_SUFFIXES:
                 rgb = _decode_image(p.read_bytes())
                 if rgb is not None and _is_colour(rgb):
-                    samples.append(Sample(rel, groups.get(rel, rel), _shrink(rgb, max_side)))
+                    samples.append(Sample(rel, groups.get(rel, rel), shrink(rgb, max_side)))
             elif p.name.lower().endswith(TAR_EXTS):
                 with tarfile.open(p) as tf:
                     for m in tf:
@@ -114,11 +116,11 @@ def load_corpus(
                             rgb = _decode_image(fobj.read()) if fobj else None
                             if rgb is not None and _is_colour(rgb):
                                 name = f"{rel}::{m.name}"
-                                samples.append(Sample(name, name, _shrink(rgb, max_side)))
+                                samples.append(Sample(name, name, shrink(rgb, max_side)))
             elif ext in FILM_SUFFIXES:
                 for i, rgb in enumerate(_video_frames(p, video_every_s, video_max_frames)):
                     if _is_colour(rgb):
-                        samples.append(Sample(f"{rel}#{i}", rel, _shrink(rgb, max_side)))
+                        samples.append(Sample(f"{rel}#{i}", rel, shrink(rgb, max_side)))
     if not samples:
         raise InputError(
             "colour images, tar shards of images or videos",
