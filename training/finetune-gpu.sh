@@ -36,6 +36,10 @@ PROBE_STEPS=${PROBE_STEPS:-30}
 INIT=${INIT:-vidcolor/models/weights/vidcolor-lite.pt}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 
+if (( PROBE_STEPS < 2 )); then
+  echo "training/finetune-gpu.sh: expected PROBE_STEPS of 2 or more (two time stamps), found $PROBE_STEPS: raise it" >&2
+  exit 2
+fi
 DATA=()
 for d in "$CORPUS"/*/; do DATA+=(--data "${d%/}"); done
 if [[ ${#DATA[@]} -eq 0 ]]; then
