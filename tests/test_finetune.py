@@ -153,6 +153,7 @@ def test_the_gpu_script_trains_in_its_budget_and_writes_slim_checkpoints(
         "PROBE_STEPS": "3",
         "BATCH": "2",
         "CROP": "64",
+        "ENCODER_LR_SCALE": "0.05",
     }
     proc = subprocess.run(
         ["bash", str(ROOT / "training" / "finetune-gpu.sh"), str(packed), str(out)],
@@ -171,6 +172,7 @@ def test_the_gpu_script_trains_in_its_budget_and_writes_slim_checkpoints(
     assert read_checkpoint(out / "last.pt")["step"] == steps
     config = json.loads((out / "config.json").read_text())
     assert config["init"].endswith("vidcolor-lite.pt") and config["freeze_encoder"] is False
+    assert config["encoder_lr_scale"] == 0.05
     assert len((out / "log.jsonl").read_text().splitlines()) >= 1
     # A folder without packed corpora: one line and a non-zero exit.
     empty = subprocess.run(

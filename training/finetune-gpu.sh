@@ -15,8 +15,10 @@
 #   python -m vidcolor.train.calibrate --checkpoint OUT/last.pt --val-of CORPUS/corpus ...
 # (vidcolor/models/MODEL_CARD.md, "Fine-tuning on a GPU").
 #
-# Settings (environment): BUDGET_S (330), DEVICE (cuda), LR (3e-4; the encoder learns at a tenth),
-# BATCH (32), CROP (144), PROBE_STEPS (30), INIT (the shipped weights), PYTHON (python3).
+# Settings (environment): BUDGET_S (330), DEVICE (cuda), LR (3e-4), ENCODER_LR_SCALE (0.1: the
+# encoder learns at a tenth of LR), BATCH (32), CROP (144), PROBE_STEPS (30), INIT (the shipped
+# weights), PYTHON (python3). The data of a step is made on one CPU core, which sets the pace on a
+# GPU: two runs of different settings can share one machine (`... OUT1 & ... OUT2 & wait`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,7 @@ PY=${PYTHON:-python3}
 BUDGET_S=${BUDGET_S:-330}
 DEVICE=${DEVICE:-cuda}
 LR=${LR:-3e-4}
+ENCODER_LR_SCALE=${ENCODER_LR_SCALE:-0.1}
 BATCH=${BATCH:-32}
 CROP=${CROP:-144}
 PROBE_STEPS=${PROBE_STEPS:-30}
@@ -49,7 +52,7 @@ fi
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-COMMON=("${DATA[@]}" --init "$INIT" --finetune-encoder --device "$DEVICE" --lr "$LR" --batch "$BATCH" --crop "$CROP" -q)
+COMMON=("${DATA[@]}" --init "$INIT" --finetune-encoder --device "$DEVICE" --lr "$LR" --encoder-lr-scale "$ENCODER_LR_SCALE" --batch "$BATCH" --crop "$CROP" -q)
 
 # The probe: a validation every PROBE_STEPS/3 steps stamps the time; the pace is taken between the
 # first stamp and the last, so start-up (loading the corpus, the GPU's first kernels) is left out.

@@ -86,7 +86,7 @@ def _default(name: str) -> Callable[[], Any]:
 @click.option(
     "--finetune-encoder",
     is_flag=True,
-    help="Train the encoder too, at a tenth of --lr (about 10x slower on a CPU).",
+    help="Train the encoder too, at --encoder-lr-scale times --lr (about 10x slower on a CPU).",
 )
 @click.option(
     "--encoder-tail",
@@ -94,7 +94,15 @@ def _default(name: str) -> Callable[[], Any]:
     cls=LazyDefault,
     default=_default("encoder_tail"),
     show_default=True,
-    help="Train the encoder's last N blocks and head conv, at a tenth of --lr (cheap: 1/32 resolution).",
+    help="Train the encoder's last N blocks and head conv (cheap: 1/32 resolution).",
+)
+@click.option(
+    "--encoder-lr-scale",
+    type=click.FloatRange(0.0, 1.0),
+    cls=LazyDefault,
+    default=_default("encoder_lr_scale"),
+    show_default=True,
+    help="The trained encoder weights' learning rate, as a share of --lr.",
 )
 @click.option(
     "--adapt-steps",
@@ -132,6 +140,7 @@ def train(
     init: Path | None,
     finetune_encoder: bool,
     encoder_tail: int,
+    encoder_lr_scale: float,
     adapt_steps: int,
     device: str,
     threads: int,
@@ -176,6 +185,7 @@ def train(
             freeze_encoder=not finetune_encoder,
             init=None if init is None else str(init),
             encoder_tail=encoder_tail,
+            encoder_lr_scale=encoder_lr_scale,
             device=device,
             threads=threads,
         )
