@@ -289,6 +289,38 @@ def test_calibrate_chooses_on_the_runs_own_validation_split(tmp_path: Path, corp
     assert json.loads(report.read_text())["chosen"]["ciede2000"] > 0
 
 
+def test_runs_of_other_seeds_hold_out_the_same_scenes(tmp_path: Path, corpus: Path) -> None:
+    from vidcolor.train import calibrate
+    from vidcolor.train.loop import RECIPE
+
+    samples = load_corpus([corpus], max_side=320)
+    names = {k: [s.name for s in split(samples, 0.3, k)[1]] for k in (0, 3)}
+    assert names[0] != names[3]  # the corpus splits differently by split seed
+    states = {}
+    for seed, split_seed in ((0, 0), (1, 0), (0, 3)):
+        run = tiny_run(
+            tmp_path / f"run{seed}-{split_seed}", corpus, steps=2, seed=seed, split_seed=split_seed
+        )
+        ckpt = read_checkpoint(train(run, progress=False))
+        states[seed, split_seed] = ckpt["state_dict"]
+        val = calibrate.validation_pictures(ckpt, [corpus])
+        expected = split(samples, 0.3, split_seed)[1]
+        assert [s.name for s in expected] == names[split_seed]
+        assert len(val) == len(expected) and all(
+            np.array_equal(a, b.rgb) for a, b in zip(val, expected, strict=True)
+        )
+    # The run's seed still changes what it learns, only not which scenes it is scored on.
+    a, b = states[0, 0], states[1, 0]
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    # A checkpoint recorded before the split had a seed of its own split by the run's seed.
+    old = {"recipe": RECIPE + " " + json.dumps({"val_fraction": 0.3, "seed": 3})}
+    pictures = calibrate.validation_pictures(old, [corpus])
+    expected = split(samples, 0.3, 3)[1]
+    assert len(pictures) == len(expected) and all(
+        np.array_equal(a, b.rgb) for a, b in zip(pictures, expected, strict=True)
+    )
+
+
 def test_train_cli_takes_the_decoder_size_and_rejects_a_bad_one(tmp_path: Path, corpus: Path) -> None:
     base = [
         "train",

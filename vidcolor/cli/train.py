@@ -42,7 +42,22 @@ def _default(name: str) -> Callable[[], Any]:
     help="Training crop side, pixels.",
 )
 @click.option("--lr", type=float, cls=LazyDefault, default=_default("lr"), show_default=True)
-@click.option("--seed", type=int, cls=LazyDefault, default=_default("seed"), show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    cls=LazyDefault,
+    default=_default("seed"),
+    show_default=True,
+    help="Seed of the crops, batches and the decoder's start (not of the split).",
+)
+@click.option(
+    "--split-seed",
+    type=int,
+    cls=LazyDefault,
+    default=_default("split_seed"),
+    show_default=True,
+    help="Seed of which scenes are held out for validation.",
+)
 @click.option(
     "--val-fraction", type=float, cls=LazyDefault, default=_default("val_fraction"), show_default=True
 )
@@ -132,6 +147,7 @@ def train(
     crop: int,
     lr: float,
     seed: int,
+    split_seed: int,
     val_fraction: float,
     val_every: int,
     decoder_widths: str,
@@ -176,6 +192,7 @@ def train(
             batch=batch,
             lr=lr,
             seed=seed,
+            split_seed=split_seed,
             val_fraction=val_fraction,
             val_every=val_every,
             rebalance_lambda=rebalance_lambda,

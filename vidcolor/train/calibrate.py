@@ -97,13 +97,14 @@ def validation_pictures(
     checkpoint: dict[str, Any], corpus: list[Path], max_side: int = 320
 ) -> list[np.ndarray]:
     """The validation pictures (RGB uint8) of the run that wrote ``checkpoint``: ``corpus`` loaded and
-    split by scene with the seed and fraction the run recorded, so no picture it trained on is used."""
+    split by scene with the seed and fraction the run recorded, so no picture it trained on is used
+    (runs recorded before ``split_seed`` existed split by their ``seed``)."""
     from vidcolor.train.data import load_corpus, split
     from vidcolor.train.loop import config_of_recipe
 
     cfg = config_of_recipe(str(checkpoint["recipe"]))
     samples = load_corpus(corpus, max_side=max_side)
-    _, val = split(samples, float(cfg["val_fraction"]), int(cfg["seed"]))
+    _, val = split(samples, float(cfg["val_fraction"]), int(cfg.get("split_seed", cfg["seed"])))
     return [s.rgb for s in val]
 
 
