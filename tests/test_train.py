@@ -168,10 +168,23 @@ def test_calibrate_picks_a_readout_and_exports_it_with_the_rebalancing_weights(
     assert len(model.config.rebalance_log_weights) == model.centres.shape[0]
     record = json.loads(shipped.with_suffix(".json").read_text())
     assert record["calibration"]["prior_correction"] == r["chosen"]["prior_correction"]
+    # Per picture, in one order: each readout's CIEDE2000 and the baselines its ratios divide by.
+    n = len(r["pictures"]["grey_ciede2000"])
+    assert n == len(r["pictures"]["truth_colourfulness"]) > 0
+    for x in r["all"]:
+        assert len(x["per_picture_ciede2000"]) == n
+        assert x["ciede2000_vs_grey"] == pytest.approx(
+            sum(x["per_picture_ciede2000"]) / sum(r["pictures"]["grey_ciede2000"])
+        )
+    lo, hi = r["chosen"]["ciede2000_vs_grey_90"]
+    assert lo <= r["chosen"]["ciede2000_vs_grey"] <= hi
+    # The shipped file records the readout and its scores, not the per-picture lists.
+    assert "per_picture_ciede2000" not in record["calibration"]
+    assert "per_picture_ciede2000" not in read_checkpoint(shipped)["metrics"]["calibration"]
 
 
 def test_calibrate_flip_scores_heads_averaged_with_the_mirror_image(tmp_path: Path, corpus: Path) -> None:
-    from vidcolor.train import calibrate
+    from vidcolor.train import calibrate, compare
 
     torch.manual_seed(0)
     model = Colorizer(ColorizerConfig(widths=(32, 16, 16, 16, 8), global_dim=16)).eval()
@@ -193,6 +206,10 @@ def test_calibrate_flip_scores_heads_averaged_with_the_mirror_image(tmp_path: Pa
     assert calibrate.main([*base, "--report", str(tmp_path / "plain.json")]) == 0
     scores = [json.loads(p.read_text())["all"] for p in (report, tmp_path / "plain.json")]
     assert [r["ciede2000"] for r in scores[0]] != [r["ciede2000"] for r in scores[1]]
+    # The two reports score the same pictures, so they can be compared picture by picture.
+    out = compare.compare(*(json.loads(p.read_text()) for p in (tmp_path / "plain.json", report)))
+    assert out["pictures"] == len(scores[0][0]["per_picture_ciede2000"]) > 0
+    assert out["b_minus_a"] == pytest.approx(out["b"]["ciede2000_vs_grey"] - out["a"]["ciede2000_vs_grey"])
     with pytest.raises(SystemExit, match="--flip"):
         calibrate.main([*base, "--flip", "--export", str(tmp_path / "m.pt")])
 

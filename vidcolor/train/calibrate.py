@@ -22,7 +22,7 @@ import argparse
 import itertools
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch
 from vidcolor.color import rgb_to_lab
 from vidcolor.durable import write_atomic
 from vidcolor.evaluate import metrics
+from vidcolor.evaluate.intervals import ratio_interval
 from vidcolor.evaluate.run import discover, iter_truth, to_grey
 from vidcolor.models.colorizer import Colorizer
 from vidcolor.stages.batch_l import make_batch
@@ -43,6 +44,7 @@ SATURATIONS = (0.8, 1.0, 1.2, 1.4, 1.7)
 PRIOR_CORRECTIONS = (0.0,)
 CLASS_READOUTS = ("mean",)
 CONFIDENCE_GAMMAS = (0.0,)
+PER_PICTURE = "per_picture_ciede2000"  # a readout's CIEDE2000 of each picture, in the split's order
 READOUT_KEYS = (
     "head",
     "class_readout",
@@ -118,6 +120,19 @@ def heads(model: Colorizer, L: torch.Tensor, flip: bool = False) -> tuple[torch.
     return logits, reg
 
 
+@dataclass
+class Scores:
+    """What :func:`score_readouts` measured. ``readouts``: one dict per readout of the grid, its
+    settings plus ``ciede2000`` (mean over pictures), ``ciede2000_vs_grey``,
+    ``colourfulness_vs_truth`` and ``per_picture_ciede2000`` (one mean CIEDE2000 per picture, in
+    the pictures' order). ``grey_ciede2000`` and ``truth_colourfulness``: per picture, the same
+    order, the baselines the ratios divide by (:mod:`vidcolor.evaluate.intervals` resamples them)."""
+
+    readouts: list[dict[str, Any]]
+    grey_ciede2000: list[float]
+    truth_colourfulness: list[float]
+
+
 @torch.inference_mode()
 def score_readouts(
     model: Colorizer,
@@ -125,11 +140,14 @@ def score_readouts(
     render_size: int,
     grid: list[dict[str, Any]],
     flip: bool = False,
-) -> list[dict[str, Any]]:
-    """Mean CIEDE2000 and colourfulness (and the truth's) of every readout in ``grid`` over the
-    pictures (RGB uint8 (H, W, 3) each); ``flip``: of the heads with a test-time flip (:func:`heads`)."""
-    sums = np.zeros((len(grid), 2))
-    truth_colourfulness, grey_ciede, n = 0.0, 0.0, 0
+) -> Scores:
+    """CIEDE2000 and colourfulness (and the truth's) of every readout in ``grid`` over the pictures
+    (RGB uint8 (H, W, 3) each), per picture and as means; ``flip``: of the heads with a test-time
+    flip (:func:`heads`)."""
+    ciede: list[list[float]] = [[] for _ in grid]
+    colour = np.zeros(len(grid))
+    truth: list[float] = []
+    grey: list[float] = []
     from fractions import Fraction
 
     from vidcolor.frames import Frame
@@ -140,28 +158,29 @@ def score_readouts(
         batch = make_batch([Frame(0, 0, Fraction(1), y)], 8, True, render_size, model.stride)
         L = torch.from_numpy(batch.L)
         logits, reg = heads(model, L, flip)
-        truth_colourfulness += metrics.colourfulness(rgb)
+        truth.append(metrics.colourfulness(rgb))
         grey_lab = rgb_to_lab(np.repeat(y[..., None], 3, axis=2).astype(np.float32) / 255.0)
-        grey_ciede += float(metrics.ciede2000(grey_lab, lab_true).mean())
+        grey.append(float(metrics.ciede2000(grey_lab, lab_true).mean()))
         for i, r in enumerate(grid):
             model.config = replace(model.config, **r)
             ab = model.ab_from_heads(logits, reg, (L.shape[2], L.shape[3]))[0].numpy()
             out = merge_rgb(y, ab, batch.content, 8)
             lab = rgb_to_lab(out.astype(np.float32) / 255.0)
-            sums[i, 0] += float(metrics.ciede2000(lab, lab_true).mean())
-            sums[i, 1] += metrics.colourfulness(out)
-        n += 1
+            ciede[i].append(float(metrics.ciede2000(lab, lab_true).mean()))
+            colour[i] += metrics.colourfulness(out)
+    n = max(len(grey), 1)
     results = []
-    for r, (c, f) in zip(grid, sums / max(n, 1), strict=True):
+    for r, c, f in zip(grid, ciede, colour / n, strict=True):
         results.append(
             {
                 **r,
-                "ciede2000": c,
-                "ciede2000_vs_grey": c / (grey_ciede / n),
-                "colourfulness_vs_truth": f / (truth_colourfulness / n),
+                "ciede2000": sum(c) / n,
+                "ciede2000_vs_grey": sum(c) / max(sum(grey), 1e-12),
+                "colourfulness_vs_truth": f / max(sum(truth) / n, 1e-12),
+                PER_PICTURE: c,
             }
         )
-    return results
+    return Scores(results, grey, truth)
 
 
 def choose(results: list[dict[str, Any]], min_colourfulness: float) -> dict[str, Any]:
@@ -233,14 +252,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.flip and args.export:
         raise SystemExit("--flip scores a readout the shipped file cannot run; drop --export")
-    results = score_readouts(model, pictures, args.render_size, grid, args.flip)
-    best = choose(results, args.min_colourfulness)
-    print(json.dumps(best))
+    scores = score_readouts(model, pictures, args.render_size, grid, args.flip)
+    chosen = choose(scores.readouts, args.min_colourfulness)
+    best = {k: v for k, v in chosen.items() if k != PER_PICTURE}
+    # Which pictures the split holds moves the score: say by how much (90% over resampled pictures).
+    interval = ratio_interval(chosen[PER_PICTURE], scores.grey_ciede2000)
+    print(json.dumps({**best, "ciede2000_vs_grey_90": interval}))
     if args.report:
-        write_atomic(args.report, json.dumps({"chosen": best, "all": results}, indent=1))
+        report = {
+            "chosen": {**best, "ciede2000_vs_grey_90": interval},
+            "all": scores.readouts,
+            "pictures": {
+                "grey_ciede2000": scores.grey_ciede2000,
+                "truth_colourfulness": scores.truth_colourfulness,
+            },
+        }
+        write_atomic(args.report, json.dumps(report, indent=1))
     if args.export:
         model.config = replace(model.config, **{k: best[k] for k in READOUT_KEYS})
-        metrics_ = {**ckpt.get("metrics", {}), "calibration": {k: best[k] for k in best}}
+        metrics_ = {**ckpt.get("metrics", {}), "calibration": best}
         save_checkpoint(
             args.export,
             model,
