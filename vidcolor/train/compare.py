@@ -7,7 +7,9 @@ Takes two reports of ``python -m vidcolor.train.calibrate --report`` made on the
 (the same corpus and split), the readout each calibration chooses at ``--min-colourfulness``
 (default: each report's own choice), and prints one JSON line: both CIEDE2000 / grey ratios, B - A,
 and the 90% interval of B - A over the pictures resampled together (a paired bootstrap). An
-interval that holds 0 means the split cannot tell the two apart.
+interval that holds 0 means the split cannot tell the two apart. Each readout is chosen once, on
+all the pictures; the interval is of which pictures the split happens to hold, not of that choice
+(which flatters both sides alike).
 """
 
 from __future__ import annotations
