@@ -18,6 +18,10 @@ class VidcolorError(Exception):
         self.action = action
         super().__init__(f"expected {expected}, found {found}: {action}")
 
+    def line(self) -> str:
+        """The one line a user sees for this error, from the CLI and the ``python -m`` tools alike."""
+        return f"vidcolor: error: {self}"
+
 
 class InputError(VidcolorError):
     """The input cannot be read, is not media, has no video, or breaks while decoding."""

@@ -76,7 +76,7 @@ def run_command(fn: Callable[[], int | None], debug: bool) -> None:
     except VidcolorError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"vidcolor: error: {exc}", err=True)
+        click.echo(exc.line(), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("vidcolor: interrupted; no output was written", err=True)

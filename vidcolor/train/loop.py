@@ -237,10 +237,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
     model = Colorizer(cfg.model)
     if cfg.init:
-        start = read_checkpoint(cfg.init)["state_dict"]
-        load_state_checked(
-            model, {k: v.float() if v.is_floating_point() else v for k, v in start.items()}, cfg.init
-        )
+        # Loading copies into the model's float32 tensors, so a float16 (shipped or slim) file fits too.
+        load_state_checked(model, read_checkpoint(cfg.init)["state_dict"], cfg.init)
     else:
         model.encoder.load_pretrained()
     model.to(device)

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.bytes_in / 1e6:.1f} -> {r.bytes_out / 1e6:.1f} MB"
             )
     except VidcolorError as e:
-        print(f"vidcolor: error: {e}", file=sys.stderr)
+        print(e.line(), file=sys.stderr)
         return e.exit_code
     return 0
 

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = slim_copy(args.checkpoint, args.dest)
     except VidcolorError as e:
-        print(f"vidcolor: error: {e}", file=sys.stderr)
+        print(e.line(), file=sys.stderr)
         return e.exit_code
     print(f"{out}: {out.stat().st_size / 1e6:.1f} MB")
     return 0
